@@ -1,0 +1,64 @@
+# Thin wrapper around CMake presets. The two set-up commands are `make run`
+# and `make test`; both install missing Debian 12 packages first.
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+
+# Packages this tree builds and tests with (Debian 12, --no-install-recommends).
+PACKAGES := build-essential cmake pkg-config g++ clang-14 libclang-rt-14-dev \
+  libgtest-dev libgmock-dev libbenchmark-dev libmbedtls-dev nlohmann-json3-dev \
+  libcli11-dev python3 openssl tshark
+
+.PHONY: all deps build release test test-debug test-asan fuzz fuzz-run bench run clean
+
+all: build
+
+# Installs whatever is missing. Needs root (or sudo) the first time only.
+deps:
+	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "== installing: $$missing"; \
+	  SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  echo 'wireshark-common wireshark-common/install-setuid boolean false' | $$SUDO debconf-set-selections; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	cmake --preset debug
+	cmake --build --preset debug -j $(JOBS)
+
+release: deps
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS)
+
+test-debug: deps
+	cmake --preset debug
+	cmake --build --preset debug -j $(JOBS)
+	ctest --preset debug
+
+test-asan: deps
+	cmake --preset asan-ubsan
+	cmake --build --preset asan-ubsan -j $(JOBS)
+	ctest --preset asan-ubsan
+
+# The whole suite in the normal (g++) build and in the ASan+UBSan (clang-14) build.
+test: test-debug test-asan
+
+# libFuzzer binaries (clang-14); `make fuzz-run` runs the MIKEY fuzzer for 60 s.
+fuzz: deps
+	cmake --preset fuzz
+	cmake --build --preset fuzz -j $(JOBS)
+
+fuzz-run: fuzz
+	mkdir -p build/fuzz/corpus-mikey
+	./build/fuzz/tests/fuzz/mikey_codec_fuzz -max_total_time=60 build/fuzz/corpus-mikey tests/fuzz/corpus/mikey_codec
+
+bench: release
+	./build/release/tests/bench/mikey_codec_bench
+
+run:
+	@echo "tkmsd (the KMS daemon) arrives with issue 4; nothing to run yet. See README.md."
+	@exit 1
+
+clean:
+	rm -rf build
