@@ -44,14 +44,23 @@ test-asan: deps
 # The whole suite in the normal (g++) build and in the ASan+UBSan (clang-14) build.
 test: test-debug test-asan
 
-# libFuzzer binaries (clang-14); `make fuzz-run` runs the MIKEY fuzzer for 60 s.
+# libFuzzer binaries (clang-14). `make fuzz-run` fuzzes every target in turn
+# for FUZZ_SECONDS each, starting from the committed corpus; new inputs go to
+# build/fuzz/corpus/<target>/, crashes to build/fuzz/artifacts/ (docs/fuzzing.md).
+FUZZERS := mikey_codec_fuzz mikey_keydata_fuzz mikey_base_ticket_fuzz base64_fuzz \
+  tkmsctl_input_fuzz tkmsctl_json_fuzz
+FUZZ_SECONDS ?= 60
+
 fuzz: deps
 	cmake --preset fuzz
 	cmake --build --preset fuzz -j $(JOBS)
 
 fuzz-run: fuzz
-	mkdir -p build/fuzz/corpus-mikey
-	./build/fuzz/tests/fuzz/mikey_codec_fuzz -max_total_time=60 build/fuzz/corpus-mikey tests/fuzz/corpus/mikey_codec
+	@set -e; mkdir -p build/fuzz/artifacts; for f in $(FUZZERS); do \
+	  mkdir -p build/fuzz/corpus/$$f; echo "== $$f ($(FUZZ_SECONDS) s)"; \
+	  ./build/fuzz/tests/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/artifacts/$$f- build/fuzz/corpus/$$f tests/fuzz/corpus/$$f; \
+	done
 
 bench: release
 	./build/release/tests/bench/mikey_codec_bench

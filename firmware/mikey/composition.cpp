@@ -1,5 +1,6 @@
 #include "firmware/mikey/composition.h"
 
+#include <algorithm>
 #include <array>
 #include <span>
 #include <string>
@@ -208,31 +209,34 @@ std::string Describe(Grammar g, const char* prefix) {
 
 // Matches `items` against `g` like a regular expression (every element is a
 // bounded repetition of one payload kind). Sets-of-positions simulation: no
-// backtracking, no recursion, O(elements x payloads^2) at worst.
+// backtracking, no recursion, O(elements x payloads^2) at worst, two buffers
+// reused across elements.
 // Returns true on a full match; otherwise `furthest` is the index of the first
 // payload no path could consume.
 bool MatchGrammar(Grammar g, std::span<const Item> items, size_t& furthest) {
   const size_t n = items.size();
-  std::vector<bool> reach(n + 1, false);
-  reach[0] = true;
+  // reach[p]: some path matched the elements so far and consumed p payloads.
+  std::vector<uint8_t> reach(n + 1, 0);
+  std::vector<uint8_t> next(n + 1, 0);
+  std::fill_n(reach.begin(), 1, uint8_t{1});
   furthest = 0;
   for (const auto& e : g) {
-    std::vector<bool> next(n + 1, false);
+    std::fill(next.begin(), next.end(), 0);
     for (size_t p = 0; p <= n; ++p) {
       if (!reach[p]) continue;
+      if (e.min == 0) next[p] = 1;
       size_t k = 0;
-      if (e.min == 0) next[p] = true;
       while (k < e.max && p + k < n && Matches(e, items[p + k])) {
         ++k;
-        if (k >= e.min) next[p + k] = true;
+        if (k >= e.min) next[p + k] = 1;
       }
     }
-    reach = std::move(next);
-    for (size_t p = 0; p <= n; ++p) {
-      if (reach[p] && p > furthest) furthest = p;
+    reach.swap(next);
+    for (size_t p = furthest + 1; p <= n; ++p) {
+      if (reach[p]) furthest = p;
     }
   }
-  return reach[n];
+  return reach[n] != 0;
 }
 
 CodecError Violation(Rule rule, size_t offset, std::string detail) {
@@ -300,6 +304,11 @@ Result<void, CodecError> CheckTpData(const TicketPolicy& policy, bool granted, s
       if (kemac->encr_alg != 0 || kemac->mac_alg != 0) {
         return Violation(Rule::kTpData, offset,
                          "the TP KEMAC must use NULL encryption and NULL MAC (RFC 6043 §6.10)");
+      }
+      auto requested = DecodeKeyDataChain(kemac->encr_data);
+      if (!requested.ok()) {
+        return Violation(Rule::kTpData, offset,
+                         "the TP KEMAC does not hold a Key data chain: " + requested.error().detail);
       }
     }
   }

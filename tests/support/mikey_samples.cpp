@@ -57,7 +57,7 @@ TicketPolicy Policy(bool granted, uint16_t flags) {
     KemacPayload request;
     request.encr_alg = static_cast<uint8_t>(EncrAlg::kNull);
     request.mac_alg = static_cast<uint8_t>(MacAlg::kNull);
-    request.encr_data = {0x00, 0x11, 0x00, 0x10};  // next 0, TGK / KV SPI, len 16
+    request.encr_data = {0x00, 0x01, 0x00, 0x10};  // next 0, TGK (0) / KV SPI (1), len 16
     request.encr_data.resize(4 + 16, 0);
     request.encr_data.push_back(0x00);  // SPI length 0
     p.tp_data.emplace_back(std::move(request));

@@ -8,6 +8,7 @@
 // placeholders of the right length, not results of real key derivations.
 #pragma once
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ struct Sample {
   std::string name;  // file stem in tests/vectors/mikey/, e.g. "request_init_psk"
   Message message;
 };
+
+// GoogleTest prints parameters with PrintTo: show the name, not the bytes.
+inline void PrintTo(const Sample& sample, std::ostream* os) { *os << sample.name; }
 
 Message RequestInitPsk();
 Message RequestResp();

@@ -437,6 +437,15 @@ TEST_F(Negative, TpDataPayloads) {
   ExpectRule(MustEncode(no_responder), Rule::kTpData);
 }
 
+TEST_F(Negative, RequestedKeysMustBeAKeyDataChain) {
+  Message m = samples::RequestInitPsk();
+  auto& tp = std::get<TpPayload>(m.payloads[4]).policy;
+  auto& kemac = std::get<KemacPayload>(tp.tp_data[4]);
+  kemac.encr_data[1] = 0x11;  // TGK+SALT without its salt fields
+  const CodecError e = ExpectRule(MustEncode(m), Rule::kTpData);
+  EXPECT_NE(e.detail.find("Key data chain"), std::string::npos) << e.detail;
+}
+
 TEST_F(Negative, GrantedPolicyMustNotCarryKemac) {
   Message m = samples::RequestResp();
   auto& ticket = std::get<TicketPayload>(m.payloads[2]);
