@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 # Packages this tree builds and tests with (Debian 12, --no-install-recommends).
 PACKAGES := build-essential cmake pkg-config g++ clang-14 libclang-rt-14-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libmbedtls-dev nlohmann-json3-dev \
-  libcli11-dev python3 openssl tshark
+  libcli11-dev python3 openssl tshark softhsm2 opensc p11-kit libp11-kit-dev
 
 .PHONY: all deps build release test test-debug test-asan fuzz fuzz-run bench run clean
 

@@ -1,0 +1,304 @@
+// Keystore: every long-term secret of tkms lives in one PKCS#11 token, and
+// this is the API the rest of tkms uses to create, find, use, clone and retire
+// those keys. Callers get key REFERENCES (labels/ids, opaque SecretKeys),
+// never object handles and never key bytes.
+//
+// Why: the appliance's security rests on key custody (PKCS#11 v2.40 §4.9
+// secret-key attributes, Table 10 footnotes 8/11: CKA_SENSITIVE, CKA_EXTRACTABLE,
+// CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_WRAP_WITH_TRUSTED). Every key
+// is created here with a fixed attribute policy per usage:
+//
+//   usage     type(s)                  token object attributes (all: CKA_TOKEN,
+//                                      CKA_PRIVATE, CKA_SENSITIVE = TRUE,
+//                                      CKA_DERIVE = FALSE)
+//   kTicket   AES-256 | HMAC-SHA-256   ENCRYPT+DECRYPT (AES) or SIGN+VERIFY
+//                                      (32-byte generic secret); EXTRACTABLE
+//                                      + WRAP_WITH_TRUSTED: leaves the token
+//                                      only wrapped by a CKA_TRUSTED key
+//   kUserPsk  HMAC-SHA-256 (32 B) |    CKK_GENERIC_SECRET, SIGN+VERIFY only,
+//             HMAC-SHA-1 (>= 20 B)     EXTRACTABLE = FALSE (never leaves)
+//   kWrapping AES-256                  WRAP+UNWRAP, EXTRACTABLE = FALSE,
+//                                      MODIFIABLE = FALSE
+//   kSigning  EC P-256                 private: SIGN, EXTRACTABLE = FALSE,
+//                                      MODIFIABLE = FALSE; public: VERIFY
+//   kGeneric  AES-256 | HMAC-*         ENCRYPT+DECRYPT or SIGN+VERIFY,
+//                                      EXTRACTABLE = FALSE
+//
+// Keys that get session copies (ticket, PSK, generic) are CKA_MODIFIABLE =
+// TRUE on the token because SoftHSM2 2.6.1 refuses C_CopyObject with
+// CKA_TOKEN = FALSE from a non-modifiable object; their copies are made
+// non-modifiable. PKCS#11 makes CKA_SENSITIVE, CKA_EXTRACTABLE and
+// CKA_WRAP_WITH_TRUSTED one-way (§4.9 footnote 11), so modifiability only lets
+// a PIN holder change usage flags, which FindSecretKey re-checks.
+//
+// CKA_TRUSTED can only be set by the Security Officer (SoftHSM2 2.6.1 returns
+// CKR_ATTRIBUTE_READ_ONLY to the user), and an SO session cannot see or create
+// private objects (CKR_USER_NOT_LOGGED_IN). So a trusted wrapping key is a
+// PUBLIC object (CKA_PRIVATE = FALSE; still sensitive, non-extractable and
+// non-modifiable) created in an SO session by ImportTrustedWrappingKey, with
+// CKA_WRAP only (no UNWRAP, so a session without login cannot unwrap blobs
+// with it). The receiving token holds the same key bytes as an ordinary
+// private kWrapping key and unwraps with that. See docs/keystore.md.
+//
+// Speed: at Open every secret key is copied into a session object
+// (CKA_TOKEN = FALSE, same protections, owned by the pinned login session)
+// and operations use the copy: SoftHSM2 re-reads persistent key files per
+// call, the copy is ~3x faster. Admin calls made through this Keystore update
+// the copies; changes made by another process appear after Refresh().
+//
+// Thread-safety: every member function may be called from any thread. Crypto
+// operations, lookups and listings run in parallel, each on its own pooled
+// session (KeystoreOptions::sessions); admin calls (generate, import, destroy,
+// rotate, refresh, the SO path) are serialised and wait for running
+// operations. One Keystore per token per process (the login belongs to the
+// token); one Module per library per process (share it with Open(module, ..)).
+//
+// fork(): every entry point fails with kFailedPrecondition in a child; the
+// child must Open its own Keystore (with its own Module::Load).
+//
+// Errors (see ck_status.h): kUnavailable = token/device trouble, retry later
+// (HTTP 503); kPermissionDenied = wrong/locked PIN; kNotFound = no such
+// key/token; kFailedPrecondition = misconfiguration or a key that cannot do
+// the operation; kInvalidArgument = bad input. No exception escapes; no
+// message contains key bytes or PINs.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "firmware/base/byte_reader.h"
+#include "firmware/base/secret_bytes.h"
+#include "firmware/base/status.h"
+#include "firmware/mikey/crypto/provider.h"
+#include "pkcs11/module.h"
+#include "pkcs11/session.h"
+#include "pkcs11/token.h"
+
+namespace tkms::pkcs11 {
+
+using Bytes = std::vector<uint8_t>;
+
+enum class KeyType : uint8_t { kAes256, kHmacSha256, kHmacSha1, kEcP256 };
+enum class KeyUsage : uint8_t { kTicket, kUserPsk, kWrapping, kSigning, kGeneric };
+enum class KeyClass : uint8_t { kSecretKey, kPrivateKey, kPublicKey };
+
+std::string_view KeyTypeName(KeyType type);     // "aes-256", "hmac-sha256", "hmac-sha1", "ec-p256"
+std::string_view KeyUsageName(KeyUsage usage);  // "ticket", "user-psk", "wrapping", "signing", "generic"
+std::string_view KeyClassName(KeyClass key_class);  // "secret-key", "private-key", "public-key"
+
+// Names a key by CKA_LABEL and/or CKA_ID (at least one). A selector that
+// matches more than one key is refused, never resolved arbitrarily.
+struct KeySelector {
+  std::optional<std::string> label;
+  std::optional<Bytes> id;
+
+  static KeySelector Label(std::string label) { return {std::move(label), std::nullopt}; }
+  static KeySelector Id(Bytes id) { return {std::nullopt, std::move(id)}; }
+  // "label 'x'", "id 01ff", or "label 'x' id 01ff".
+  std::string ToString() const;
+};
+
+// A selector from a key URI: "pkcs11:object=<label>;id=%01%02" (RFC 7512).
+// Only "object" and "id" are accepted (at least one); any other attribute,
+// including token attributes and a query, is refused with kInvalidArgument.
+Result<KeySelector> KeySelectorFromUri(std::string_view uri);
+
+// Ticket-protection keys: CKA_LABEL "tkms-ticket-<id>" (decimal) and CKA_ID
+// the 32-bit key id big-endian.
+inline constexpr std::string_view kTicketKeyLabelPrefix = "tkms-ticket-";
+std::string TicketKeyLabel(uint32_t key_id);
+Bytes TicketKeyId(uint32_t key_id);
+KeySelector TicketKeySelector(uint32_t key_id);
+
+// What the token says about a key object. Never a value.
+struct KeyAttributes {
+  bool token = false;
+  bool is_private = false;
+  bool modifiable = false;
+  bool sensitive = false;
+  bool extractable = false;
+  bool always_sensitive = false;
+  bool never_extractable = false;
+  bool wrap_with_trusted = false;
+  bool trusted = false;
+  bool encrypt = false, decrypt = false, sign = false, verify = false;
+  bool wrap = false, unwrap = false, derive = false;
+};
+
+struct KeyInfo {
+  std::string label;
+  Bytes id;
+  KeyClass key_class = KeyClass::kSecretKey;
+  std::optional<KeyType> type;  // nullopt: a key type tkms does not use
+  std::string ck_key_type;      // "CKK_AES", "CKK_GENERIC_SECRET", "CKK_EC", ...
+  size_t bits = 0;              // secret: CKA_VALUE_LEN * 8; EC: curve size
+  // False when the token did not record CKA_VALUE_LEN (SoftHSM2 2.6.1 leaves
+  // it 0 on keys made by C_UnwrapKey and refuses it in the unwrap template).
+  // tkms then assumes 32 bytes: the only length it unwraps (ImportWrapped
+  // checks the RFC 3394 blob is 40 bytes).
+  bool length_reported = true;
+  KeyAttributes attributes;
+  // Inferred from the attributes: EC -> kSigning; WRAP_WITH_TRUSTED with a
+  // ticket label -> kTicket; AES with WRAP/UNWRAP -> kWrapping; HMAC
+  // (generic secret) non-extractable with SIGN -> kUserPsk; else kGeneric.
+  std::optional<KeyUsage> usage;
+  std::optional<uint32_t> ticket_key_id;  // for "tkms-ticket-<id>" keys
+  bool session_copy = false;  // operations use a CKA_TOKEN = FALSE copy
+};
+
+struct KeystoreOptions {
+  std::string module_path;  // e.g. /usr/lib/softhsm/libsofthsm2.so
+  std::string token;        // label, "serial:XYZ", or a pkcs11: URI
+  SecretBytes pin;          // user PIN
+  size_t sessions = 4;      // pooled sessions for operations (>= 1)
+  bool session_copies = true;
+  // How long an operation waits for a pooled session before failing with
+  // kResourceExhausted.
+  std::chrono::milliseconds session_wait{2000};
+};
+
+struct KeyEntry;
+class Pkcs11CryptoProvider;
+class TokenSecretKey;
+
+class Keystore final {
+ public:
+  // Loads options.module_path, finds options.token, logs in, copies keys.
+  //   module missing / not PKCS#11 / misconfigured  kFailedPrecondition
+  //   token absent (no token with that name)        kNotFound, listing the
+  //                                                 labels present
+  //   device trouble, slot without token            kUnavailable (retry)
+  //   wrong PIN                                     kPermissionDenied
+  //                                                 "C_Login failed:
+  //                                                 CKR_PIN_INCORRECT (0xa0)"
+  //   token not initialised / no user PIN           kFailedPrecondition
+  static Result<std::unique_ptr<Keystore>> Open(const KeystoreOptions& options);
+  // Same, with an already loaded module (options.module_path is ignored).
+  static Result<std::unique_ptr<Keystore>> Open(std::shared_ptr<Module> module,
+                                                const KeystoreOptions& options);
+
+  ~Keystore();
+  Keystore(const Keystore&) = delete;
+  Keystore& operator=(const Keystore&) = delete;
+
+  const TokenInfo& token() const { return token_; }
+  Module& module() const { return *module_; }
+
+  // --- creating keys (admin) ---
+  // A new key on the token with the policy of `usage` (table above). label:
+  // 1..128 bytes; id: 0..64 bytes. Refused (kFailedPrecondition) if a key
+  // with the same label or the same non-empty id exists. Labels starting
+  // with "tkms-ticket-" are reserved for ticket keys (TicketKeyLabel/Id).
+  Result<KeyInfo> GenerateKey(KeyType type, KeyUsage usage, std::string label, Bytes id);
+  // A key from known bytes (C_CreateObject; the caller's SecretBytes wipes
+  // the host copy). kUserPsk / kGeneric default to HMAC-SHA-256 for >= 32
+  // bytes and HMAC-SHA-1 below; the token's minimum HMAC key length applies
+  // (SoftHSM2: 32 bytes for SHA-256, 20 for SHA-1). kWrapping and kTicket
+  // take 32-byte AES keys (kTicket also HMAC-SHA-256). kSigning is refused.
+  // Imported keys are reported by the token as not always-sensitive /
+  // not never-extractable: their value once existed outside the token.
+  Result<KeyInfo> ImportSecret(KeyUsage usage, std::string label, Bytes id,
+                               const SecretBytes& value,
+                               std::optional<KeyType> type = std::nullopt);
+  // The Security Officer path: creates the CKA_TRUSTED wrap-only AES-256 key
+  // (public object, see above) from `value`, logging out the user, logging in
+  // as SO with `so_pin`, and logging the user back in. Running operations are
+  // waited for; copies are rebuilt afterwards.
+  Result<KeyInfo> ImportTrustedWrappingKey(std::string label, Bytes id, const SecretBytes& value,
+                                           const SecretBytes& so_pin);
+
+  // --- inspecting and retiring (admin) ---
+  // Every key object on the token (secret, private and public), read from
+  // the token now. Attributes only; never values.
+  Result<std::vector<KeyInfo>> ListKeys();
+  // The catalogued key `selector` names (secret keys first, then private).
+  Result<KeyInfo> DescribeKey(const KeySelector& selector);
+  // Destroys the key `selector` names (both halves of an EC key pair).
+  // kNotFound if none, kFailedPrecondition if it matches several keys.
+  Status DestroyKey(const KeySelector& selector);
+  // Re-reads the token's keys (after changes by another process).
+  Status Refresh();
+
+  // --- cloning ---
+  // `key` wrapped with CKM_AES_KEY_WRAP (RFC 3394) under `wrapping_key` (a
+  // key with CKA_WRAP; for ticket keys it must be CKA_TRUSTED, the token
+  // enforces CKA_WRAP_WITH_TRUSTED with CKR_KEY_NOT_WRAPPABLE). A
+  // non-extractable key (PSK) gives kFailedPrecondition.
+  Result<Bytes> ExportWrapped(const KeySelector& key, const KeySelector& wrapping_key);
+  // Unwraps `wrapped` with `wrapping_key` (a key with CKA_UNWRAP) into a new
+  // token key with the policy of (type, usage). `wrapped` must be the RFC
+  // 3394 wrapping of a 32-byte key (40 bytes): aes-256 or hmac-sha256.
+  Result<KeyInfo> ImportWrapped(ByteSpan wrapped, const KeySelector& wrapping_key, KeyType type,
+                                KeyUsage usage, std::string label, Bytes id);
+
+  // --- ticket keys ---
+  // Generates ticket key max(id) + 1 (1 if none), which becomes current.
+  // type: kAes256 or kHmacSha256. Older ticket keys stay usable until
+  // destroyed (retired) with DestroyKey(TicketKeySelector(id)).
+  Result<KeyInfo> RotateTicketKey(KeyType type);
+  // The highest ticket key id; kNotFound if there is none.
+  Result<uint32_t> CurrentTicketKeyId();
+
+  // --- using keys ---
+  // A SecretKey for provider() naming the secret key `selector` selects.
+  // kFailedPrecondition if the key is not protected by the token (not
+  // sensitive, or extractable without CKA_WRAP_WITH_TRUSTED). The key refers
+  // to this Keystore and must not outlive it.
+  Result<mikey::crypto::SecretKeyPtr> FindSecretKey(const KeySelector& selector);
+  Result<mikey::crypto::SecretKeyPtr> FindTicketKey(uint32_t key_id) {
+    return FindSecretKey(TicketKeySelector(key_id));
+  }
+  // The MIKEY crypto provider backed by this token (see crypto_provider.h).
+  mikey::crypto::CryptoProvider& provider();
+
+  // Fills `out` from the token's RNG (C_GenerateRandom).
+  Status GenerateRandom(std::span<uint8_t> out);
+  // ECDSA P-256 (CKM_ECDSA) over a SHA-256 digest computed by the caller:
+  // 64 bytes r || s.
+  Result<Bytes> SignEcdsaP256(const KeySelector& key, ByteSpan sha256_digest);
+  // The uncompressed public point (65 bytes, 0x04 || X || Y) of an EC key.
+  Result<Bytes> PublicKeyEcPoint(const KeySelector& key);
+
+ private:
+  friend class Pkcs11CryptoProvider;
+  struct Catalog;
+
+  Keystore(std::shared_ptr<Module> module, TokenInfo token, const KeystoreOptions& options,
+           TokenLogin login);
+
+  // Operations on token keys for Pkcs11CryptoProvider.
+  Status TokenHmac(const TokenSecretKey& key, mikey::crypto::HashAlg alg,
+                   std::span<const ByteSpan> parts, std::span<uint8_t> out);
+  Status TokenAesCtr(const TokenSecretKey& key, std::span<const uint8_t, 16> iv, ByteSpan in,
+                     std::span<uint8_t> out);
+
+  // Helpers; the *Locked ones expect state_mutex_ held exclusively.
+  Status RefreshLocked();
+  Result<KeyInfo> AddObjectLocked(CK_OBJECT_HANDLE handle);
+  Result<KeyInfo> GenerateLocked(KeyType type, KeyUsage usage, std::string label, Bytes id);
+  Status CheckNewKeyLocked(const std::string& label, const Bytes& id, KeyType type,
+                           KeyUsage usage) const;
+  Result<std::shared_ptr<KeyEntry>> MatchOne(const KeySelector& selector, KeyClass key_class,
+                                             bool (*filter)(const KeyEntry&) = nullptr) const;
+  Result<uint32_t> CurrentTicketKeyIdLocked() const;
+
+  std::shared_ptr<Module> module_;
+  TokenInfo token_;
+  SecretBytes pin_;  // kept to log the user back in after the SO path
+  bool session_copies_;
+  mutable std::shared_mutex state_mutex_;
+  TokenLogin login_;                   // exclusive lock
+  std::unique_ptr<SessionPool> pool_;  // shared lock (the pool is thread-safe)
+  std::unique_ptr<Catalog> catalog_;   // read: shared lock; write: exclusive
+  std::unique_ptr<Pkcs11CryptoProvider> provider_;
+};
+
+}  // namespace tkms::pkcs11

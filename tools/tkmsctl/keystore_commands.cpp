@@ -1,0 +1,580 @@
+// tkmsctl token / key / user administration: see keystore_commands.h.
+#include "tools/tkmsctl/keystore_commands.h"
+
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "firmware/base/encoding.h"
+#include "pkcs11/keystore.h"
+#include "pkcs11/token.h"
+#include "tools/tkmsctl/secret_files.h"
+
+namespace tkms::tkmsctl {
+namespace {
+
+using pkcs11::KeyInfo;
+using pkcs11::KeySelector;
+using pkcs11::KeyType;
+using pkcs11::KeyUsage;
+using pkcs11::Keystore;
+
+constexpr const char* kDefaultModule = "/usr/lib/softhsm/libsofthsm2.so";
+
+CommandOutput Fail(const std::string& message, int code = kExitInvalid) {
+  return CommandOutput{code, "", "tkmsctl: " + message + "\n"};
+}
+
+CommandOutput Ok(std::string out) { return CommandOutput{kExitOk, std::move(out), ""}; }
+
+std::string Quote(const std::string& s) { return "'" + s + "'"; }
+
+// SoftHSM2 reads SOFTHSM2_CONF when the module is initialised: point it at
+// the state directory's configuration before anything loads the module.
+Status UseStateDir(const KeystoreCommandOptions& ks, bool must_exist) {
+  if (!ks.state_dir) return Status::Ok();
+  const std::string conf = SoftHsmConfPath(*ks.state_dir);
+  if (must_exist && !std::filesystem::exists(conf)) {
+    return NotFound("no SoftHSM2 state in " + *ks.state_dir + " (missing " + conf +
+                    "); create it with: tkmsctl token init --state-dir " + *ks.state_dir);
+  }
+  if (::setenv("SOFTHSM2_CONF", conf.c_str(), 1) != 0) return Internal("setenv SOFTHSM2_CONF failed");
+  return Status::Ok();
+}
+
+std::string ModulePath(const KeystoreCommandOptions& ks) {
+  return ks.module_path.empty() ? DefaultModulePath() : ks.module_path;
+}
+
+Result<std::unique_ptr<Keystore>> OpenKeystore(const KeystoreCommandOptions& ks) {
+  TKMS_RETURN_IF_ERROR(UseStateDir(ks, /*must_exist=*/true));
+  auto pin = ReadPin(ks.pin_file, kPinEnv, "PIN");
+  if (!pin.ok()) return pin.error();
+  pkcs11::KeystoreOptions options;
+  options.module_path = ModulePath(ks);
+  options.token = ks.token;
+  options.pin = std::move(*pin);
+  options.sessions = 1;
+  auto keystore = Keystore::Open(options);
+  if (!keystore.ok()) {
+    const Status& e = keystore.error();
+    return Status(e.code(), "cannot open token " + Quote(ks.token) + ": " + e.message());
+  }
+  return keystore;
+}
+
+Result<pkcs11::Bytes> ParseId(const std::string& hex) {
+  if (hex.empty()) return pkcs11::Bytes{};
+  auto id = HexDecode(hex);
+  if (!id) return InvalidArgument("--id must be hex (e.g. 01a2), got " + Quote(hex));
+  return *id;
+}
+
+Result<pkcs11::Bytes> RandomId(Keystore& keystore, size_t n) {
+  pkcs11::Bytes id(n);
+  TKMS_RETURN_IF_ERROR(keystore.GenerateRandom(id));
+  return id;
+}
+
+Result<KeyType> ParseKeyType(const std::string& name) {
+  if (name == "aes256") return KeyType::kAes256;
+  if (name == "hmac-sha256") return KeyType::kHmacSha256;
+  if (name == "ec-p256") return KeyType::kEcP256;
+  return InvalidArgument("unknown key type " + Quote(name) + " (aes256, hmac-sha256, ec-p256)");
+}
+
+Result<KeySelector> ParseSelector(const std::string& key) {
+  if (key.rfind("pkcs11:", 0) == 0) return pkcs11::KeySelectorFromUri(key);
+  if (key.rfind("id:", 0) == 0) {
+    auto id = HexDecode(key.substr(3));
+    if (!id || id->empty()) return InvalidArgument("id:HEX expected, got " + Quote(key));
+    return KeySelector::Id(*id);
+  }
+  if (key.empty()) return InvalidArgument("empty key name");
+  return KeySelector::Label(key);
+}
+
+std::string Flags(const KeyInfo& k) {
+  const auto& a = k.attributes;
+  std::vector<std::string> flags;
+  if (a.sensitive) flags.emplace_back("sensitive");
+  if (a.never_extractable) flags.emplace_back("never-extractable");
+  if (a.extractable) flags.emplace_back(a.wrap_with_trusted ? "wrap-with-trusted-only" : "EXTRACTABLE");
+  if (!a.extractable && !a.never_extractable && k.key_class != pkcs11::KeyClass::kPublicKey) {
+    flags.emplace_back("non-extractable");
+  }
+  if (a.trusted) flags.emplace_back("trusted");
+  if (!a.is_private) flags.emplace_back("public-object");
+  if (k.session_copy) flags.emplace_back("session-copy");
+  std::string out;
+  for (const auto& f : flags) out += (out.empty() ? "" : ",") + f;
+  return out;
+}
+
+nlohmann::json KeyJson(const KeyInfo& k) {
+  const auto& a = k.attributes;
+  nlohmann::json j{{"label", k.label},
+                   {"id", HexEncode(k.id)},
+                   {"class", std::string(pkcs11::KeyClassName(k.key_class))},
+                   {"ck_key_type", k.ck_key_type},
+                   {"bits", k.bits},
+                   {"sensitive", a.sensitive},
+                   {"extractable", a.extractable},
+                   {"always_sensitive", a.always_sensitive},
+                   {"never_extractable", a.never_extractable},
+                   {"wrap_with_trusted", a.wrap_with_trusted},
+                   {"trusted", a.trusted},
+                   {"private", a.is_private},
+                   {"token", a.token}};
+  j["type"] = k.type ? nlohmann::json(std::string(pkcs11::KeyTypeName(*k.type))) : nlohmann::json();
+  j["usage"] = k.usage ? nlohmann::json(std::string(pkcs11::KeyUsageName(*k.usage))) : nlohmann::json();
+  if (k.ticket_key_id) j["ticket_key_id"] = *k.ticket_key_id;
+  return j;
+}
+
+std::string KeyLine(const KeyInfo& k) {
+  std::ostringstream out;
+  out << k.label << "  id=" << (k.id.empty() ? "-" : HexEncode(k.id)) << "  "
+      << pkcs11::KeyClassName(k.key_class) << "  "
+      << (k.type ? std::string(pkcs11::KeyTypeName(*k.type)) : k.ck_key_type) << "  "
+      << (k.usage ? std::string(pkcs11::KeyUsageName(*k.usage)) : "-") << "  " << k.bits
+      << " bits  " << Flags(k);
+  return out.str();
+}
+
+// ---- users ----
+
+struct User {
+  pkcs11::Bytes psk_id;
+  std::vector<std::string> ids;
+  std::string label;
+};
+
+std::vector<std::string> SplitIdentities(const std::string& label) {
+  std::vector<std::string> out;
+  std::istringstream in(label.substr(std::strlen(kUserLabelPrefix)));
+  for (std::string id; in >> id;) out.push_back(id);
+  return out;
+}
+
+Result<std::vector<User>> ListUsers(Keystore& keystore) {
+  auto keys = keystore.ListKeys();
+  if (!keys.ok()) return keys.error();
+  std::vector<User> users;
+  for (const auto& k : *keys) {
+    if (k.key_class != pkcs11::KeyClass::kSecretKey || k.label.rfind(kUserLabelPrefix, 0) != 0) continue;
+    users.push_back(User{k.id, SplitIdentities(k.label), k.label});
+  }
+  return users;
+}
+
+Status CheckIdentity(const std::string& id) {
+  if (id.empty() || id.size() > 255) return InvalidArgument("an identity must have 1 to 255 bytes");
+  for (unsigned char c : id) {
+    if (c <= 0x20 || c == 0x7F) {
+      return InvalidArgument("identity " + Quote(id) + " contains a space or control character");
+    }
+  }
+  return Status::Ok();
+}
+
+Status FillRandom(std::span<uint8_t> out) {
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::getrandom(out.data() + done, out.size() - done, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Internal(std::string("getrandom: ") + std::strerror(errno));
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+// A 24-character PIN from the OS entropy source (the token does not exist yet).
+Result<SecretBytes> GeneratePin() {
+  static constexpr char kAlphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+  constexpr size_t kAlphabetSize = sizeof(kAlphabet) - 1;
+  SecretBytes random(64);
+  SecretBytes pin;
+  while (pin.size() < 24) {
+    TKMS_RETURN_IF_ERROR(FillRandom(random));
+    for (uint8_t b : random) {
+      if (pin.size() == 24) break;
+      if (b >= 256 - (256 % kAlphabetSize)) continue;  // no modulo bias
+      pin.push_back(static_cast<uint8_t>(kAlphabet[b % kAlphabetSize]));
+    }
+  }
+  return pin;
+}
+
+Status CreateStateDir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir + "/tokens", ec);
+  if (ec) return Internal("creating " + dir + "/tokens: " + ec.message());
+  ::chmod(dir.c_str(), 0700);
+  ::chmod((dir + "/tokens").c_str(), 0700);
+  const std::string conf = SoftHsmConfPath(dir);
+  if (!std::filesystem::exists(conf)) {
+    std::ofstream out(conf);
+    out << "# SoftHSM2 configuration of this tkms state directory (tkmsctl token init)\n"
+        << "directories.tokendir = " << std::filesystem::absolute(dir).string() << "/tokens\n"
+        << "objectstore.backend = file\n"
+        << "log.level = ERROR\n"
+        << "slots.removable = false\n";
+    if (!out) return Internal("writing " + conf);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string DefaultModulePath() {
+  const char* env = std::getenv("TKMS_PKCS11_MODULE");
+  return (env != nullptr && *env != '\0') ? env : kDefaultModule;
+}
+
+std::string SoftHsmConfPath(const std::string& state_dir) { return state_dir + "/softhsm2.conf"; }
+
+// ---------------------------------------------------------------------------
+// token
+
+CommandOutput RunTokenInit(const KeystoreCommandOptions& ks, const TokenInitOptions& init) {
+  if (!ks.state_dir) {
+    // A vendor module: tokens are initialised with the vendor's tools; check
+    // that ours is initialised and that we can log in.
+    if (init.generate_pins) return Fail("--generate-pins needs --state-dir", kExitUsage);
+    auto keystore = OpenKeystore(ks);
+    if (!keystore.ok()) return Fail(keystore.error().message());
+    const auto& t = (*keystore)->token();
+    return Ok("token " + Quote(t.label) + " (serial " + t.serial + ", " + t.manufacturer + " " +
+              t.model + ") is initialised and usable; login succeeded\n");
+  }
+  if (init.label.empty() || init.label.size() > 32) return Fail("--label must have 1 to 32 bytes", kExitUsage);
+  const std::string& dir = *ks.state_dir;
+  if (auto s = CreateStateDir(dir); !s.ok()) return Fail(s.message());
+  SecretBytes so_pin, user_pin;
+  std::string wrote;
+  if (init.generate_pins) {
+    auto so = GeneratePin();
+    auto user = GeneratePin();
+    if (!so.ok() || !user.ok()) return Fail("cannot generate PINs");
+    so_pin = std::move(*so);
+    user_pin = std::move(*user);
+    if (auto s = WriteSecretFile(dir + "/so.pin", so_pin, "SO PIN"); !s.ok()) return Fail(s.message());
+    if (auto s = WriteSecretFile(dir + "/token.pin", user_pin, "PIN"); !s.ok()) return Fail(s.message());
+    wrote = "PINs written to " + dir + "/token.pin and " + dir + "/so.pin (mode 0600)\n";
+  } else {
+    auto so = ReadPin(init.so_pin_file, kSoPinEnv, "SO PIN");
+    if (!so.ok()) return Fail(so.error().message());
+    auto user = ReadPin(ks.pin_file, kPinEnv, "PIN");
+    if (!user.ok()) return Fail(user.error().message());
+    so_pin = std::move(*so);
+    user_pin = std::move(*user);
+  }
+  if (auto s = UseStateDir(ks, /*must_exist=*/true); !s.ok()) return Fail(s.message());
+  auto module = pkcs11::Module::Load(ModulePath(ks));
+  if (!module.ok()) return Fail(module.error().message());
+  if (auto s = pkcs11::InitToken(**module, init.label, so_pin, user_pin); !s.ok()) {
+    return Fail("cannot initialise token " + Quote(init.label) + ": " + s.message());
+  }
+  pkcs11::KeystoreOptions options;
+  options.token = init.label;
+  options.pin = user_pin;
+  options.sessions = 1;
+  auto keystore = Keystore::Open(*module, options);
+  if (!keystore.ok()) return Fail("token initialised but login failed: " + keystore.error().message());
+  const auto& t = (*keystore)->token();
+  return Ok("initialised token " + Quote(t.label) + " (serial " + t.serial + ") in " + dir +
+            "\nSOFTHSM2_CONF=" + SoftHsmConfPath(dir) + "\n" + wrote);
+}
+
+CommandOutput RunTokenStatus(const KeystoreCommandOptions& ks) {
+  if (auto s = UseStateDir(ks, /*must_exist=*/true); !s.ok()) return Fail(s.message());
+  auto module = pkcs11::Module::Load(ModulePath(ks));
+  if (!module.ok()) return Fail(module.error().message());
+  auto tokens = pkcs11::ListTokens(**module);
+  if (!tokens.ok()) return Fail(tokens.error().message());
+  const auto& info = (*module)->info();
+  nlohmann::json j{{"module", ModulePath(ks)},
+                   {"manufacturer", info.manufacturer},
+                   {"library", info.description},
+                   {"tokens", nlohmann::json::array()}};
+  std::ostringstream text;
+  text << "module " << ModulePath(ks) << " (" << info.manufacturer << ", " << info.description << ")\n";
+  for (const auto& t : *tokens) {
+    if (!t.initialized) continue;
+    j["tokens"].push_back({{"label", t.label},
+                           {"serial", t.serial},
+                           {"model", t.model},
+                           {"user_pin_initialized", t.user_pin_initialized},
+                           {"user_pin_locked", t.user_pin_locked},
+                           {"so_pin_locked", t.so_pin_locked},
+                           {"rng", t.has_rng}});
+    text << "token " << Quote(t.label) << " serial " << t.serial << " model " << t.model
+         << (t.user_pin_initialized ? "" : " (user PIN not set)")
+         << (t.user_pin_locked ? " (user PIN LOCKED)" : "") << "\n";
+  }
+  // Log in to the selected token if a PIN is available.
+  const bool have_pin = ks.pin_file.has_value() || std::getenv(kPinEnv) != nullptr;
+  if (have_pin) {
+    auto pin = ReadPin(ks.pin_file, kPinEnv, "PIN");
+    if (!pin.ok()) return Fail(pin.error().message());
+    pkcs11::KeystoreOptions options;
+    options.token = ks.token;
+    options.pin = std::move(*pin);
+    options.sessions = 1;
+    auto keystore = Keystore::Open(*module, options);
+    if (!keystore.ok()) return Fail("cannot open token " + Quote(ks.token) + ": " + keystore.error().message());
+    auto keys = (*keystore)->ListKeys();
+    auto current = (*keystore)->CurrentTicketKeyId();
+    const size_t n = keys.ok() ? keys->size() : 0;
+    j["selected"] = {{"token", ks.token}, {"login", "ok"}, {"keys", n}};
+    text << "token " << Quote(ks.token) << ": login ok, " << n << " key objects";
+    if (current.ok()) {
+      j["selected"]["current_ticket_key_id"] = *current;
+      text << ", current ticket key id " << *current;
+    }
+    text << "\n";
+  }
+  if (ks.json) return Ok(j.dump(2) + "\n");
+  return Ok(text.str());
+}
+
+// ---------------------------------------------------------------------------
+// key
+
+CommandOutput RunKeyGenerate(const KeystoreCommandOptions& ks, const KeyGenerateOptions& key) {
+  auto type = ParseKeyType(key.type);
+  if (!type.ok()) return Fail(type.error().message(), kExitUsage);
+  KeyUsage usage = *type == KeyType::kEcP256 ? KeyUsage::kSigning : KeyUsage::kGeneric;
+  if (key.usage == "wrapping") usage = KeyUsage::kWrapping;
+  else if (key.usage == "signing") usage = KeyUsage::kSigning;
+  else if (key.usage == "generic") usage = KeyUsage::kGeneric;
+  else if (key.usage == "ticket") return Fail("ticket keys are created with: tkmsctl key rotate", kExitUsage);
+  else if (!key.usage.empty()) return Fail("unknown usage " + Quote(key.usage), kExitUsage);
+  auto id = ParseId(key.id_hex);
+  if (!id.ok()) return Fail(id.error().message(), kExitUsage);
+  auto keystore = OpenKeystore(ks);
+  if (!keystore.ok()) return Fail(keystore.error().message());
+  if (id->empty()) {
+    auto random = RandomId(**keystore, 8);
+    if (!random.ok()) return Fail(random.error().message());
+    *id = *random;
+  }
+  auto info = (*keystore)->GenerateKey(*type, usage, key.label, *id);
+  if (!info.ok()) return Fail("cannot generate key " + Quote(key.label) + ": " + info.error().message());
+  return Ok("generated " + KeyLine(*info) + "\n");
+}
+
+CommandOutput RunKeyList(const KeystoreCommandOptions& ks) {
+  auto keystore = OpenKeystore(ks);
+  if (!keystore.ok()) return Fail(keystore.error().message());
+  auto keys = (*keystore)->ListKeys();
+  if (!keys.ok()) return Fail(keys.error().message());
+  if (ks.json) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& k : *keys) j.push_back(KeyJson(k));
+    return Ok(j.dump(2) + "\n");
+  }
+  std::string out;
+  for (const auto& k : *keys) out += KeyLine(k) + "\n";
+  if (keys->empty()) out = "no keys\n";
+  return Ok(out);
+}
+
+CommandOutput RunKeyDestroy(const KeystoreCommandOptions& ks, const std::string& key) {
+  auto selector = ParseSelector(key);
+  if (!selector.ok()) return Fail(selector.error().message(), kExitUsage);
+  auto keystore = OpenKeystore(ks);
+  if (!keystore.ok()) return Fail(keystore.error().message());
+  if (auto s = (*keystore)->DestroyKey(*selector); !s.ok()) {
+    return Fail("cannot destroy " + selector->ToString() + ": " + s.message());
+  }
+  return Ok("destroyed " + selector->ToString() + "\n");
+}
+
+CommandOutput RunKeyRotate(const KeystoreCommandOptions& ks, const std::string& type_name) {
+  auto type = ParseKeyType(type_name);
+  if (!type.ok() || *type == KeyType::kEcP256) {
+    return Fail("ticket keys are aes256 or hmac-sha256", kExitUsage);
+  }
+  auto keystore = OpenKeystore(ks);
+  if (!keystore.ok()) return Fail(keystore.error().message());
+  auto info = (*keystore)->RotateTicketKey(*type);
+  if (!info.ok()) return Fail("cannot rotate the ticket key: " + info.error().message());
+  return Ok("ticket key " + std::to_string(info->ticket_key_id.value_or(0)) +
+            " is now current: " + KeyLine(*info) + "\n");
+}
+
+CommandOutput RunKeyExportWrapped(const KeystoreCommandOptions& ks, const std::string& key,
+                                  const std::string& wrapping_key, const std::string& out_file) {
+  auto selector = ParseSelector(key);
+  auto wrapping = ParseSelector(wrapping_key);
+  if (!selector.ok() || !wrapping.ok()) return Fail("bad key name", kExitUsage);
+  auto keystore = OpenKeystore(ks);
+  if (!keystore.ok()) return Fail(keystore.error().message());
+  auto wrapped = (*keystore)->ExportWrapped(*selector, *wrapping);
+  if (!wrapped.ok()) return Fail("cannot export " + selector->ToString() + ": " + wrapped.error().message());
+  if (auto s = WriteHexSecretFile(out_file, ToSecret(*wrapped), "wrapped key"); !s.ok()) return Fail(s.message());
+  return Ok("wrote " + selector->ToString() + " wrapped under " + wrapping->ToString() + " to " + out_file + "\n");
+}
+
+CommandOutput RunKeyImportWrapped(const KeystoreCommandOptions& ks, const KeyImportWrappedOptions& in) {
+  auto type = ParseKeyType(in.type.empty() ? "aes256" : in.type);
+  if (!type.ok() || *type == KeyType::kEcP256) return Fail("wrapped keys are aes256 or hmac-sha256", kExitUsage);
+  const KeyUsage usage = in.usage == "generic" ? KeyUsage::kGeneric : KeyUsage::kTicket;
+  if (!in.usage.empty() && in.usage != "generic" && in.usage != "ticket") {
+    return Fail("--usage is ticket or generic", kExitUsage);
+  }
+  auto wrapping = ParseSelector(in.wrapping_key);
+  if (!wrapping.ok()) return Fail(wrapping.error().message(), kExitUsage);
+  auto id = ParseId(in.id_hex);
+  if (!id.ok()) return Fail(id.error().message(), kExitUsage);
+  auto blob = ReadHexSecretFile(in.in_file, "wrapped key");
+  if (!blob.ok()) return Fail(blob.error().message());
+  auto keystore = OpenKeystore(ks);
+  if (!keystore.ok()) return Fail(keystore.error().message());
+  std::string label = in.label;
+  if (usage == KeyUsage::kTicket && id->size() == 4) {
+    // A ticket key keeps its key id: the label follows from it.
+    const uint32_t key_id = (uint32_t{(*id)[0]} << 24) | (uint32_t{(*id)[1]} << 16) |
+                            (uint32_t{(*id)[2]} << 8) | (*id)[3];
+    if (label.empty()) label = pkcs11::TicketKeyLabel(key_id);
+  }
+  auto info = (*keystore)->ImportWrapped(*blob, *wrapping, *type, usage, label, *id);
+  if (!info.ok()) return Fail("cannot import the wrapped key: " + info.error().message());
+  return Ok("imported " + KeyLine(*info) + "\n");
+}
+
+CommandOutput RunKeyImportWrappingKey(const KeystoreCommandOptions& ks, const WrappingKeyImportOptions& in) {
+  auto id = ParseId(in.id_hex);
+  if (!id.ok()) return Fail(id.error().message(), kExitUsage);
+  auto value = ReadHexSecretFile(in.value_file, "wrapping key");
+  if (!value.ok()) return Fail(value.error().message());
+  if (value->size() != 32) return Fail("a wrapping key is 32 bytes (AES-256), the file holds " +
+                                       std::to_string(value->size()));
+  auto keystore = OpenKeystore(ks);
+  if (!keystore.ok()) return Fail(keystore.error().message());
+  Result<KeyInfo> info = InvalidArgument("unset");
+  if (in.trusted) {
+    auto so_pin = ReadPin(in.so_pin_file, kSoPinEnv, "SO PIN");
+    if (!so_pin.ok()) return Fail(so_pin.error().message());
+    info = (*keystore)->ImportTrustedWrappingKey(in.label, *id, *value, *so_pin);
+  } else {
+    info = (*keystore)->ImportSecret(KeyUsage::kWrapping, in.label, *id, *value, KeyType::kAes256);
+  }
+  if (!info.ok()) return Fail("cannot import wrapping key " + Quote(in.label) + ": " + info.error().message());
+  return Ok("imported " + KeyLine(*info) + "\n");
+}
+
+// ---------------------------------------------------------------------------
+// user
+
+CommandOutput RunUserAdd(const KeystoreCommandOptions& ks, const UserAddOptions& user) {
+  if (user.ids.empty()) return Fail("give at least one --id URI", kExitUsage);
+  if (user.psk_out.has_value() == user.psk_file.has_value()) {
+    return Fail("give exactly one of --psk-out FILE (generate) or --psk-file FILE (import)", kExitUsage);
+  }
+  for (const auto& id : user.ids) {
+    if (auto s = CheckIdentity(id); !s.ok()) return Fail(s.message(), kExitUsage);
+  }
+  if (user.psk_out && std::filesystem::symlink_status(*user.psk_out).type() !=
+                          std::filesystem::file_type::not_found) {
+    return Fail("PSK file " + *user.psk_out + " already exists; refusing to overwrite it");
+  }
+  SecretBytes psk;
+  if (user.psk_file) {
+    auto read = ReadHexSecretFile(*user.psk_file, "PSK");
+    if (!read.ok()) return Fail(read.error().message());
+    psk = std::move(*read);
+    if (psk.size() < kPskBytes) {
+      return Fail("a PSK must have at least 32 bytes (HMAC-SHA-256 keys of the MIKEY PRF); the file holds " +
+                  std::to_string(psk.size()));
+    }
+  }
+  auto keystore = OpenKeystore(ks);
+  if (!keystore.ok()) return Fail(keystore.error().message());
+  auto users = ListUsers(**keystore);
+  if (!users.ok()) return Fail(users.error().message());
+  for (const auto& existing : *users) {
+    for (const auto& id : user.ids) {
+      if (std::find(existing.ids.begin(), existing.ids.end(), id) != existing.ids.end()) {
+        return Fail("identity " + Quote(id) + " already belongs to user psk:" + HexEncode(existing.psk_id));
+      }
+    }
+  }
+  if (user.psk_out) {
+    psk.assign(kPskBytes, 0);
+    if (auto s = (*keystore)->GenerateRandom(psk); !s.ok()) return Fail("token RNG: " + s.message());
+  }
+  auto psk_id = RandomId(**keystore, kPskIdBytes);
+  if (!psk_id.ok()) return Fail(psk_id.error().message());
+  std::string label = kUserLabelPrefix;
+  for (size_t i = 0; i < user.ids.size(); ++i) label += (i ? " " : "") + user.ids[i];
+  auto info = (*keystore)->ImportSecret(KeyUsage::kUserPsk, label, *psk_id, psk, KeyType::kHmacSha256);
+  if (!info.ok()) return Fail("cannot store the PSK: " + info.error().message());
+  std::string out = "added user psk:" + HexEncode(*psk_id) + " with identities";
+  for (const auto& id : user.ids) out += " " + id;
+  out += "\n";
+  if (user.psk_out) {
+    if (auto s = WriteHexSecretFile(*user.psk_out, psk, "PSK"); !s.ok()) {
+      (void)(*keystore)->DestroyKey(KeySelector{label, *psk_id});
+      return Fail(s.message() + "; the user was not added");
+    }
+    out += "the UE's copy of the PSK is in " + *user.psk_out + " (hex, mode 0600): provision it out of band\n";
+  }
+  return Ok(out);
+}
+
+CommandOutput RunUserList(const KeystoreCommandOptions& ks) {
+  auto keystore = OpenKeystore(ks);
+  if (!keystore.ok()) return Fail(keystore.error().message());
+  auto users = ListUsers(**keystore);
+  if (!users.ok()) return Fail(users.error().message());
+  if (ks.json) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& u : *users) j.push_back({{"psk_id", HexEncode(u.psk_id)}, {"identities", u.ids}});
+    return Ok(j.dump(2) + "\n");
+  }
+  std::string out;
+  for (const auto& u : *users) {
+    out += "psk:" + HexEncode(u.psk_id);
+    for (const auto& id : u.ids) out += "  " + id;
+    out += "\n";
+  }
+  if (users->empty()) out = "no users\n";
+  return Ok(out);
+}
+
+CommandOutput RunUserRemove(const KeystoreCommandOptions& ks, const std::string& who) {
+  std::optional<pkcs11::Bytes> psk_id;
+  if (who.rfind("psk:", 0) == 0) {
+    auto id = HexDecode(who.substr(4));
+    if (!id || id->empty()) return Fail("psk:HEX expected, got " + Quote(who), kExitUsage);
+    psk_id = *id;
+  }
+  auto keystore = OpenKeystore(ks);
+  if (!keystore.ok()) return Fail(keystore.error().message());
+  auto users = ListUsers(**keystore);
+  if (!users.ok()) return Fail(users.error().message());
+  for (const auto& u : *users) {
+    const bool match = psk_id ? u.psk_id == *psk_id
+                              : std::find(u.ids.begin(), u.ids.end(), who) != u.ids.end();
+    if (!match) continue;
+    if (auto s = (*keystore)->DestroyKey(KeySelector{u.label, u.psk_id}); !s.ok()) {
+      return Fail("cannot remove user psk:" + HexEncode(u.psk_id) + ": " + s.message());
+    }
+    return Ok("removed user psk:" + HexEncode(u.psk_id) + " and its PSK\n");
+  }
+  return Fail("no user " + Quote(who));
+}
+
+}  // namespace tkms::tkmsctl

@@ -1,0 +1,100 @@
+// tkmsctl's token, key and user administration (docs/tkmsctl.md):
+//   tkmsctl token init | status
+//   tkmsctl key generate | list | destroy | rotate | export-wrapped |
+//               import-wrapped | import-wrapping-key
+//   tkmsctl user add | list | remove
+//
+// Why: operators create and inspect the appliance's long-term secrets only
+// through the keystore (pkcs11/keystore.h), so every key tkmsctl creates gets
+// the custody attributes of its usage and no value ever leaves the token
+// (cloning: wrapped under a trusted wrapping key). PINs come from files or
+// environment variables (secret_files.h), never argv. A user is one PSK
+// object: CKK_GENERIC_SECRET, non-extractable, CKA_ID = its PSK id (16 random
+// bytes, what a UE may send in IDRpsk), CKA_LABEL = "user:" followed by its
+// identities separated by spaces (URIs contain no spaces). The UE's copy of a
+// generated PSK is the only secret written to a file (hex, mode 0600).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tools/tkmsctl/mikey_command.h"
+
+namespace tkms::tkmsctl {
+
+// Where the token is and how to log in; shared by every keystore command.
+struct KeystoreCommandOptions {
+  std::string module_path;               // --module; default DefaultModulePath()
+  std::optional<std::string> state_dir;  // --state-dir: SoftHSM2 state (DIR/softhsm2.conf)
+  std::string token = "tkms";            // --token: label, serial:X, or pkcs11: URI
+  std::optional<std::string> pin_file;   // --pin-file; else $TKMS_PIN
+  bool json = false;                     // --json for list/status output
+};
+
+// $TKMS_PKCS11_MODULE, or Debian's SoftHSM2 module.
+std::string DefaultModulePath();
+
+// The SoftHSM2 configuration file of a state directory.
+std::string SoftHsmConfPath(const std::string& state_dir);
+
+struct TokenInitOptions {
+  std::string label = "tkms";
+  std::optional<std::string> so_pin_file;  // else $TKMS_SO_PIN
+  // With --state-dir: generate both PINs and write DIR/token.pin and
+  // DIR/so.pin (mode 0600) instead of reading them.
+  bool generate_pins = false;
+};
+
+CommandOutput RunTokenInit(const KeystoreCommandOptions& ks, const TokenInitOptions& init);
+CommandOutput RunTokenStatus(const KeystoreCommandOptions& ks);
+
+struct KeyGenerateOptions {
+  std::string type;   // aes256 | hmac-sha256 | ec-p256
+  std::string usage;  // ticket | wrapping | signing | generic ("" = by type)
+  std::string label;
+  std::string id_hex;
+};
+CommandOutput RunKeyGenerate(const KeystoreCommandOptions& ks, const KeyGenerateOptions& key);
+CommandOutput RunKeyList(const KeystoreCommandOptions& ks);
+// `key` is a label, a pkcs11:object=...;id=... URI, or "id:HEX".
+CommandOutput RunKeyDestroy(const KeystoreCommandOptions& ks, const std::string& key);
+CommandOutput RunKeyRotate(const KeystoreCommandOptions& ks, const std::string& type);
+CommandOutput RunKeyExportWrapped(const KeystoreCommandOptions& ks, const std::string& key,
+                                  const std::string& wrapping_key, const std::string& out_file);
+struct KeyImportWrappedOptions {
+  std::string in_file;
+  std::string wrapping_key;
+  std::string type;   // aes256 | hmac-sha256
+  std::string usage;  // ticket (default) | generic
+  std::string label;
+  std::string id_hex;
+};
+CommandOutput RunKeyImportWrapped(const KeystoreCommandOptions& ks, const KeyImportWrappedOptions& in);
+struct WrappingKeyImportOptions {
+  std::string label;
+  std::string id_hex;
+  std::string value_file;                  // hex, mode 0600 (key ceremony component)
+  bool trusted = false;                    // wrap-only CKA_TRUSTED key (SO)
+  std::optional<std::string> so_pin_file;  // else $TKMS_SO_PIN
+};
+CommandOutput RunKeyImportWrappingKey(const KeystoreCommandOptions& ks,
+                                      const WrappingKeyImportOptions& in);
+
+struct UserAddOptions {
+  std::vector<std::string> ids;           // --id, one or more identity URIs
+  std::optional<std::string> psk_out;     // generate; write the UE's copy here
+  std::optional<std::string> psk_file;    // import this hex PSK
+};
+CommandOutput RunUserAdd(const KeystoreCommandOptions& ks, const UserAddOptions& user);
+CommandOutput RunUserList(const KeystoreCommandOptions& ks);
+// `who` is an identity URI or "psk:HEX" (the PSK id).
+CommandOutput RunUserRemove(const KeystoreCommandOptions& ks, const std::string& who);
+
+// The label prefix of user PSK objects.
+inline constexpr const char* kUserLabelPrefix = "user:";
+// Bytes of a generated PSK and of a PSK id.
+inline constexpr size_t kPskBytes = 32;
+inline constexpr size_t kPskIdBytes = 16;
+
+}  // namespace tkms::tkmsctl
