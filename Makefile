@@ -41,8 +41,9 @@ test-asan: deps
 	cmake --build --preset asan-ubsan -j $(JOBS)
 	ctest --preset asan-ubsan
 
-# The whole suite in the normal (g++) build and in the ASan+UBSan (clang-14) build.
-test: test-debug test-asan
+# The whole suite in the normal (g++) build and in the ASan+UBSan (clang-14)
+# build; the optimised release build (benchmarks included) must compile too.
+test: test-debug test-asan release
 
 # libFuzzer binaries (clang-14). `make fuzz-run` fuzzes every target in turn
 # for FUZZ_SECONDS each, starting from the committed corpus; new inputs go to

@@ -45,7 +45,15 @@ struct Identity {
   std::string label;
   Bytes id;
   bool operator<(const Identity& other) const {
-    return std::tie(cls, label, id) < std::tie(other.cls, other.label, other.id);
+    if (cls != other.cls) return cls < other.cls;
+    if (const int c = label.compare(other.label); c != 0) return c < 0;
+    // By hand: GCC 12 -O2 misreads std::vector's memcmp-based operator< on
+    // an empty vector as a huge read (-Wstringop-overread).
+    const size_t n = std::min(id.size(), other.id.size());
+    for (size_t i = 0; i < n; ++i) {
+      if (id[i] != other.id[i]) return id[i] < other.id[i];
+    }
+    return id.size() < other.id.size();
   }
 };
 
@@ -481,7 +489,7 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(std::shared_ptr<Module> module,
     std::unique_ptr<Keystore> keystore(
         new Keystore(std::move(module), std::move(*token), options, std::move(*login)));
     {
-      std::unique_lock<std::shared_mutex> lock(keystore->state_mutex_);
+      auto lock = keystore->WriteLock();
       TKMS_RETURN_IF_ERROR(keystore->RefreshLocked());
     }
     return keystore;
@@ -498,6 +506,18 @@ Keystore::Keystore(std::shared_ptr<Module> module, TokenInfo token, const Keysto
       provider_(std::make_unique<Pkcs11CryptoProvider>(*this)) {}
 
 Keystore::~Keystore() = default;
+
+// glibc's rwlock prefers readers: under steady load an admin call could wait
+// forever. A writer holds gate_ while it waits, so new readers queue behind it.
+std::shared_lock<std::shared_mutex> Keystore::ReadLock() const {
+  std::lock_guard<std::mutex> gate(gate_);
+  return std::shared_lock<std::shared_mutex>(state_mutex_);
+}
+
+std::unique_lock<std::shared_mutex> Keystore::WriteLock() const {
+  std::lock_guard<std::mutex> gate(gate_);
+  return std::unique_lock<std::shared_mutex>(state_mutex_);
+}
 
 mikey::crypto::CryptoProvider& Keystore::provider() { return *provider_; }
 
@@ -555,7 +575,7 @@ Result<KeyInfo> Keystore::AddObjectLocked(CK_OBJECT_HANDLE handle) {
 
 Status Keystore::Refresh() {
   return Guarded("Keystore::Refresh", [&]() -> Status {
-    std::unique_lock<std::shared_mutex> lock(state_mutex_);
+    auto lock = WriteLock();
     return RefreshLocked();
   });
 }
@@ -598,7 +618,7 @@ Result<std::shared_ptr<KeyEntry>> Keystore::MatchOne(const KeySelector& selector
   return matches.front();
 }
 
-Status Keystore::CheckNewKeyLocked(const std::string& label, const Bytes& id, KeyType type,
+Status Keystore::CheckNewKeyLocked(const std::string& label, const Bytes& id,
                                    KeyUsage usage) const {
   TKMS_RETURN_IF_ERROR(CheckLabelAndId(label, id));
   if (label.substr(0, kTicketKeyLabelPrefix.size()) == kTicketKeyLabelPrefix) {
@@ -609,7 +629,6 @@ Status Keystore::CheckNewKeyLocked(const std::string& label, const Bytes& id, Ke
                              "as 4 bytes big-endian)");
     }
   }
-  (void)type;
   for (const auto& [identity, entry] : catalog_->entries) {
     if (identity.label == label) {
       return FailedPrecondition("a key labelled '" + label + "' already exists");
@@ -626,7 +645,7 @@ Status Keystore::CheckNewKeyLocked(const std::string& label, const Bytes& id, Ke
 Result<KeyInfo> Keystore::GenerateLocked(KeyType type, KeyUsage usage, std::string label,
                                          Bytes id) {
   TKMS_RETURN_IF_ERROR(module_->CheckProcess());
-  TKMS_RETURN_IF_ERROR(CheckNewKeyLocked(label, id, type, usage));
+  TKMS_RETURN_IF_ERROR(CheckNewKeyLocked(label, id, usage));
   Session& session = login_.session();
   CK_FUNCTION_LIST& f = session.fns();
 
@@ -687,7 +706,7 @@ Result<KeyInfo> Keystore::GenerateLocked(KeyType type, KeyUsage usage, std::stri
 
 Result<KeyInfo> Keystore::GenerateKey(KeyType type, KeyUsage usage, std::string label, Bytes id) {
   return Guarded("Keystore::GenerateKey", [&]() -> Result<KeyInfo> {
-    std::unique_lock<std::shared_mutex> lock(state_mutex_);
+    auto lock = WriteLock();
     return GenerateLocked(type, usage, std::move(label), std::move(id));
   });
 }
@@ -718,9 +737,9 @@ Result<KeyInfo> Keystore::ImportSecret(KeyUsage usage, std::string label, Bytes 
       return InvalidArgument("an aes-256 key is 32 bytes, got " + std::to_string(value.size()));
     }
 
-    std::unique_lock<std::shared_mutex> lock(state_mutex_);
+    auto lock = WriteLock();
     TKMS_RETURN_IF_ERROR(module_->CheckProcess());
-    TKMS_RETURN_IF_ERROR(CheckNewKeyLocked(label, id, *type, usage));
+    TKMS_RETURN_IF_ERROR(CheckNewKeyLocked(label, id, usage));
     Session& session = login_.session();
     CK_FUNCTION_LIST& f = session.fns();
     if (policy->ck_type == CKK_GENERIC_SECRET) {
@@ -728,7 +747,7 @@ Result<KeyInfo> Keystore::ImportSecret(KeyUsage usage, std::string label, Bytes 
       const CK_MECHANISM_TYPE mech =
           *type == KeyType::kHmacSha1 ? CKM_SHA_1_HMAC : CKM_SHA256_HMAC;
       CK_MECHANISM_INFO mi{};
-      size_t min_len = *type == KeyType::kHmacSha1 ? 1 : 1;
+      size_t min_len = 1;
       size_t max_len = 4096;
       if (f.C_GetMechanismInfo(token_.slot_id, mech, &mi) == CKR_OK) {
         min_len = std::max<size_t>(min_len, mi.ulMinKeySize);
@@ -758,9 +777,9 @@ Result<KeyInfo> Keystore::ImportTrustedWrappingKey(std::string label, Bytes id,
                              std::to_string(value.size()));
     }
     if (so_pin.empty()) return InvalidArgument("the SO PIN is empty");
-    std::unique_lock<std::shared_mutex> lock(state_mutex_);
+    auto lock = WriteLock();
     TKMS_RETURN_IF_ERROR(module_->CheckProcess());
-    TKMS_RETURN_IF_ERROR(CheckNewKeyLocked(label, id, KeyType::kAes256, KeyUsage::kWrapping));
+    TKMS_RETURN_IF_ERROR(CheckNewKeyLocked(label, id, KeyUsage::kWrapping));
 
     // Logging out ends the user's login on every session of this process and
     // makes the token drop private session objects: drop our copies first,
@@ -814,7 +833,7 @@ Result<KeyInfo> Keystore::ImportTrustedWrappingKey(std::string label, Bytes id,
 
 Result<std::vector<KeyInfo>> Keystore::ListKeys() {
   return Guarded("Keystore::ListKeys", [&]() -> Result<std::vector<KeyInfo>> {
-    std::shared_lock<std::shared_mutex> lock(state_mutex_);
+    auto lock = ReadLock();
     TKMS_RETURN_IF_ERROR(module_->CheckProcess());
     Result<SessionPool::Lease> lease = pool_->Acquire();
     if (!lease.ok()) return lease.error();
@@ -841,7 +860,7 @@ Result<std::vector<KeyInfo>> Keystore::ListKeys() {
 
 Result<KeyInfo> Keystore::DescribeKey(const KeySelector& selector) {
   return Guarded("Keystore::DescribeKey", [&]() -> Result<KeyInfo> {
-    std::shared_lock<std::shared_mutex> lock(state_mutex_);
+    auto lock = ReadLock();
     TKMS_RETURN_IF_ERROR(module_->CheckProcess());
     Result<std::shared_ptr<KeyEntry>> entry = MatchOne(selector, KeyClass::kSecretKey);
     if (!entry.ok() && entry.error().code() == StatusCode::kNotFound) {
@@ -857,7 +876,7 @@ Status Keystore::DestroyKey(const KeySelector& selector) {
     if (!selector.label.has_value() && !selector.id.has_value()) {
       return InvalidArgument("a key selector needs a label or an id");
     }
-    std::unique_lock<std::shared_mutex> lock(state_mutex_);
+    auto lock = WriteLock();
     TKMS_RETURN_IF_ERROR(module_->CheckProcess());
     std::vector<std::shared_ptr<KeyEntry>> matches;
     for (const auto& [identity, entry] : catalog_->entries) {
@@ -901,7 +920,7 @@ Status Keystore::DestroyKey(const KeySelector& selector) {
 
 Result<Bytes> Keystore::ExportWrapped(const KeySelector& key, const KeySelector& wrapping_key) {
   return Guarded("Keystore::ExportWrapped", [&]() -> Result<Bytes> {
-    std::shared_lock<std::shared_mutex> lock(state_mutex_);
+    auto lock = ReadLock();
     TKMS_RETURN_IF_ERROR(module_->CheckProcess());
     Result<std::shared_ptr<KeyEntry>> target = MatchOne(key, KeyClass::kSecretKey);
     if (!target.ok()) return target.error();
@@ -960,9 +979,9 @@ Result<KeyInfo> Keystore::ImportWrapped(ByteSpan wrapped, const KeySelector& wra
                              " keys are not 32 bytes: only aes-256 and hmac-sha256 keys are "
                              "unwrapped");
     }
-    std::unique_lock<std::shared_mutex> lock(state_mutex_);
+    auto lock = WriteLock();
     TKMS_RETURN_IF_ERROR(module_->CheckProcess());
-    TKMS_RETURN_IF_ERROR(CheckNewKeyLocked(label, id, type, usage));
+    TKMS_RETURN_IF_ERROR(CheckNewKeyLocked(label, id, usage));
     Result<std::shared_ptr<KeyEntry>> unwrapper = MatchOne(wrapping_key, KeyClass::kSecretKey);
     if (!unwrapper.ok()) return unwrapper.error();
     const KeyEntry& w = **unwrapper;
@@ -1011,7 +1030,7 @@ Result<uint32_t> Keystore::CurrentTicketKeyIdLocked() const {
 
 Result<uint32_t> Keystore::CurrentTicketKeyId() {
   return Guarded("Keystore::CurrentTicketKeyId", [&]() -> Result<uint32_t> {
-    std::shared_lock<std::shared_mutex> lock(state_mutex_);
+    auto lock = ReadLock();
     TKMS_RETURN_IF_ERROR(module_->CheckProcess());
     return CurrentTicketKeyIdLocked();
   });
@@ -1019,7 +1038,7 @@ Result<uint32_t> Keystore::CurrentTicketKeyId() {
 
 Result<KeyInfo> Keystore::RotateTicketKey(KeyType type) {
   return Guarded("Keystore::RotateTicketKey", [&]() -> Result<KeyInfo> {
-    std::unique_lock<std::shared_mutex> lock(state_mutex_);
+    auto lock = WriteLock();
     TKMS_RETURN_IF_ERROR(module_->CheckProcess());
     uint32_t next = 1;
     Result<uint32_t> current = CurrentTicketKeyIdLocked();
@@ -1037,7 +1056,7 @@ Result<KeyInfo> Keystore::RotateTicketKey(KeyType type) {
 
 Result<SecretKeyPtr> Keystore::FindSecretKey(const KeySelector& selector) {
   return Guarded("Keystore::FindSecretKey", [&]() -> Result<SecretKeyPtr> {
-    std::shared_lock<std::shared_mutex> lock(state_mutex_);
+    auto lock = ReadLock();
     TKMS_RETURN_IF_ERROR(module_->CheckProcess());
     Result<std::shared_ptr<KeyEntry>> entry = MatchOne(selector, KeyClass::kSecretKey);
     if (!entry.ok()) return entry.error();
@@ -1049,7 +1068,7 @@ Result<SecretKeyPtr> Keystore::FindSecretKey(const KeySelector& selector) {
 
 Status Keystore::GenerateRandom(std::span<uint8_t> out) {
   return Guarded("Keystore::GenerateRandom", [&]() -> Status {
-    std::shared_lock<std::shared_mutex> lock(state_mutex_);
+    auto lock = ReadLock();
     TKMS_RETURN_IF_ERROR(module_->CheckProcess());
     if (out.empty()) return Status::Ok();
     Result<SessionPool::Lease> lease = pool_->Acquire();
@@ -1069,7 +1088,7 @@ Result<Bytes> Keystore::SignEcdsaP256(const KeySelector& key, ByteSpan sha256_di
       return InvalidArgument("ECDSA P-256 signs a 32-byte SHA-256 digest, got " +
                              std::to_string(sha256_digest.size()) + " bytes");
     }
-    std::shared_lock<std::shared_mutex> lock(state_mutex_);
+    auto lock = ReadLock();
     TKMS_RETURN_IF_ERROR(module_->CheckProcess());
     Result<std::shared_ptr<KeyEntry>> entry = MatchOne(key, KeyClass::kPrivateKey);
     if (!entry.ok()) return entry.error();
@@ -1103,7 +1122,7 @@ Result<Bytes> Keystore::SignEcdsaP256(const KeySelector& key, ByteSpan sha256_di
 
 Result<Bytes> Keystore::PublicKeyEcPoint(const KeySelector& key) {
   return Guarded("Keystore::PublicKeyEcPoint", [&]() -> Result<Bytes> {
-    std::shared_lock<std::shared_mutex> lock(state_mutex_);
+    auto lock = ReadLock();
     TKMS_RETURN_IF_ERROR(module_->CheckProcess());
     Result<std::shared_ptr<KeyEntry>> entry = MatchOne(key, KeyClass::kPublicKey);
     if (!entry.ok()) return entry.error();
@@ -1136,7 +1155,7 @@ Status Keystore::TokenHmac(const TokenSecretKey& key, HashAlg alg, std::span<con
     return InvalidArgument("HMAC output buffer has " + std::to_string(out.size()) +
                            " bytes, expected " + std::to_string(digest));
   }
-  std::shared_lock<std::shared_mutex> lock(state_mutex_);
+  auto lock = ReadLock();
   TKMS_RETURN_IF_ERROR(module_->CheckProcess());
   const KeyEntry& e = key.entry();
   if (!e.live) return NotFound("key '" + e.info.label + "' has been destroyed");
@@ -1186,7 +1205,7 @@ Status Keystore::TokenAesCtr(const TokenSecretKey& key, std::span<const uint8_t,
   const bool overlap = !in.empty() && in.data() < out.data() + out.size() &&
                        out.data() < in.data() + in.size();
   if (overlap && !same) return InvalidArgument("AES-CM buffers overlap partially");
-  std::shared_lock<std::shared_mutex> lock(state_mutex_);
+  auto lock = ReadLock();
   TKMS_RETURN_IF_ERROR(module_->CheckProcess());
   const KeyEntry& e = key.entry();
   if (!e.live) return NotFound("key '" + e.info.label + "' has been destroyed");

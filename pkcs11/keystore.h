@@ -67,6 +67,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <span>
@@ -284,8 +285,9 @@ class Keystore final {
   Status RefreshLocked();
   Result<KeyInfo> AddObjectLocked(CK_OBJECT_HANDLE handle);
   Result<KeyInfo> GenerateLocked(KeyType type, KeyUsage usage, std::string label, Bytes id);
-  Status CheckNewKeyLocked(const std::string& label, const Bytes& id, KeyType type,
-                           KeyUsage usage) const;
+  Status CheckNewKeyLocked(const std::string& label, const Bytes& id, KeyUsage usage) const;
+  std::shared_lock<std::shared_mutex> ReadLock() const;
+  std::unique_lock<std::shared_mutex> WriteLock() const;
   Result<std::shared_ptr<KeyEntry>> MatchOne(const KeySelector& selector, KeyClass key_class,
                                              bool (*filter)(const KeyEntry&) = nullptr) const;
   Result<uint32_t> CurrentTicketKeyIdLocked() const;
@@ -294,6 +296,7 @@ class Keystore final {
   TokenInfo token_;
   SecretBytes pin_;  // kept to log the user back in after the SO path
   bool session_copies_;
+  mutable std::mutex gate_;  // see WriteLock()
   mutable std::shared_mutex state_mutex_;
   TokenLogin login_;                   // exclusive lock
   std::unique_ptr<SessionPool> pool_;  // shared lock (the pool is thread-safe)

@@ -50,7 +50,12 @@ std::string Quoted(std::string_view name) {
   for (char c : name) {
     if (!IsAlpha(c) && !IsDigit(c) && c != '-' && c != '_') return "(name)";
   }
-  return "'" + std::string(name) + "'";
+  std::string quoted;
+  quoted.reserve(name.size() + 2);
+  quoted.push_back('\'');
+  quoted.append(name);
+  quoted.push_back('\'');
+  return quoted;
 }
 
 // Percent-decodes `raw` (which starts at `offset` in the URI); every raw

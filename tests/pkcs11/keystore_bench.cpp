@@ -5,6 +5,7 @@
 //                               with the persistent token key
 //   BM_RawHmac/session_object   the same with a CKA_TOKEN=FALSE copy
 //   BM_KeystoreHmac             Keystore::provider().Hmac on the same key
+//   BM_KeystoreHmac/threads:2   the same from two threads (per-thread time)
 //   BM_RawAesCtr/...            C_EncryptInit + C_Encrypt (CKM_AES_CTR, 64 B)
 //   BM_KeystoreAesCtr           provider().AesCtr, 64 bytes
 //   BM_RawRandom / BM_KeystoreRandom   C_GenerateRandom, 32 bytes
@@ -14,6 +15,7 @@
 // of session copies (token-object time / session-object time).
 // Run: ./build/release/tests/pkcs11/keystore_bench
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -183,6 +185,8 @@ BENCHMARK(BM_KeystoreRandom);
 // Remembers each run's time per iteration, for the ratios.
 class RatioReporter final : public benchmark::ConsoleReporter {
  public:
+  RatioReporter()
+      : ConsoleReporter(isatty(STDOUT_FILENO) != 0 ? OO_ColorTabular : OO_Tabular) {}
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& run : runs) {
       if (run.run_type == Run::RT_Iteration && !run.error_occurred) {

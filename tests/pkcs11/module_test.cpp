@@ -1,6 +1,7 @@
 // Module loading (pkcs11/module.h): clear errors for bad module paths, one
 // initialisation per process, and the fork() guard.
 #include <gtest/gtest.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,6 +69,22 @@ TEST(pkcs11_Module, NonLibraryFileAndDirectoryAreClearErrors) {
   ASSERT_FALSE(module.ok());
   EXPECT_EQ(module.error().message(), "PKCS#11 module / is not a regular file");
   EXPECT_EQ(Module::Load("").error().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(pkcs11_Module, InitializeFailureIsAClearError) {
+  const std::string path = test::ModulePathFromEnv();
+  if (path.find("softhsm") == std::string::npos) GTEST_SKIP() << "SoftHSM2-specific";
+  // SoftHSM2 cannot initialise without its configuration file.
+  ASSERT_EQ(setenv("SOFTHSM2_CONF", "/nonexistent/softhsm2.conf", 1), 0);
+  Result<std::shared_ptr<Module>> module = Module::Load(path);
+  unsetenv("SOFTHSM2_CONF");
+  ASSERT_FALSE(module.ok());
+  EXPECT_EQ(module.error().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(module.error().message(), "C_Initialize failed: CKR_GENERAL_ERROR (0x5) (PKCS#11 module " +
+                                          path + "; check its configuration)");
+  // The library is usable again once configured.
+  auto token = SoftHsmToken::Create();
+  EXPECT_TRUE(token.ok()) << token.error().ToString();
 }
 
 TEST(pkcs11_Module, OneInitialisationPerProcess) {
