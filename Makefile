@@ -6,7 +6,8 @@ JOBS ?= $(shell nproc)
 # Packages this tree builds and tests with (Debian 12, --no-install-recommends).
 PACKAGES := build-essential cmake pkg-config g++ clang-14 libclang-rt-14-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libmbedtls-dev nlohmann-json3-dev \
-  libcli11-dev python3 openssl tshark softhsm2 opensc p11-kit libp11-kit-dev
+  libcli11-dev python3 openssl tshark softhsm2 opensc p11-kit libp11-kit-dev \
+  civetweb libcivetweb-dev curl
 
 .PHONY: all deps build release test test-debug test-asan fuzz fuzz-run bench run clean
 
@@ -66,9 +67,22 @@ fuzz-run: fuzz
 bench: release
 	./build/release/tests/bench/mikey_codec_bench
 
-run:
-	@echo "tkmsd (the KMS daemon) arrives with issue 4; nothing to run yet. See README.md."
-	@exit 1
+# `make run`: a development KMS on 127.0.0.1:8080 (Ua) and :8081 (admin) with
+# a fresh throw-away SoftHSM2 token and the demo users alice and bob, whose
+# PSK copies are written to $(RUN_DIR)/ue/. Ctrl-C stops it.
+RUN_DIR ?= build/run
+TKMSD := ./build/debug/firmware/tkmsd/tkmsd
+run: build
+	@rm -rf $(RUN_DIR)
+	@echo "== tkmsd --dev --state-dir $(RUN_DIR)  (Ctrl-C to stop)"
+	@echo "   try it from another terminal:"
+	@echo "     curl -s http://127.0.0.1:8081/readyz"
+	@echo "     ./build/debug/tools/bench/tkms-bench --url http://127.0.0.1:8080 --mode request \\"
+	@echo "       --initiator sip:alice@example.org --initiator-psk $(RUN_DIR)/ue/alice.psk \\"
+	@echo "       --responder sip:bob@example.org --responder-psk $(RUN_DIR)/ue/bob.psk --duration 2"
+	@echo "     curl -s http://127.0.0.1:8081/metrics | grep '^tkms_requests_total'"
+	@echo "     SOFTHSM2_CONF=$(RUN_DIR)/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --list-objects"
+	$(TKMSD) --dev --state-dir $(RUN_DIR)
 
 clean:
 	rm -rf build

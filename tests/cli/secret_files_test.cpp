@@ -10,7 +10,7 @@
 #include <fstream>
 #include <string>
 
-#include "tools/tkmsctl/secret_files.h"
+#include "firmware/base/secret_files.h"
 
 namespace tkms::tkmsctl {
 namespace {

@@ -16,8 +16,10 @@
 
 #include "firmware/base/encoding.h"
 #include "pkcs11/keystore.h"
+#include "pkcs11/softhsm_state.h"
+#include "pkcs11/user_psk.h"
 #include "pkcs11/token.h"
-#include "tools/tkmsctl/secret_files.h"
+#include "firmware/base/secret_files.h"
 
 namespace tkms::tkmsctl {
 namespace {
@@ -42,13 +44,7 @@ std::string Quote(const std::string& s) { return "'" + s + "'"; }
 // the state directory's configuration before anything loads the module.
 Status UseStateDir(const KeystoreCommandOptions& ks, bool must_exist) {
   if (!ks.state_dir) return Status::Ok();
-  const std::string conf = SoftHsmConfPath(*ks.state_dir);
-  if (must_exist && !std::filesystem::exists(conf)) {
-    return NotFound("no SoftHSM2 state in " + *ks.state_dir + " (missing " + conf +
-                    "); create it with: tkmsctl token init --state-dir " + *ks.state_dir);
-  }
-  if (::setenv("SOFTHSM2_CONF", conf.c_str(), 1) != 0) return Internal("setenv SOFTHSM2_CONF failed");
-  return Status::Ok();
+  return pkcs11::UseSoftHsmStateDir(*ks.state_dir, must_exist);
 }
 
 std::string ModulePath(const KeystoreCommandOptions& ks) {
@@ -153,87 +149,6 @@ std::string KeyLine(const KeyInfo& k) {
 
 // ---- users ----
 
-struct User {
-  pkcs11::Bytes psk_id;
-  std::vector<std::string> ids;
-  std::string label;
-};
-
-std::vector<std::string> SplitIdentities(const std::string& label) {
-  std::vector<std::string> out;
-  std::istringstream in(label.substr(std::strlen(kUserLabelPrefix)));
-  for (std::string id; in >> id;) out.push_back(id);
-  return out;
-}
-
-Result<std::vector<User>> ListUsers(Keystore& keystore) {
-  auto keys = keystore.ListKeys();
-  if (!keys.ok()) return keys.error();
-  std::vector<User> users;
-  for (const auto& k : *keys) {
-    if (k.key_class != pkcs11::KeyClass::kSecretKey || k.label.rfind(kUserLabelPrefix, 0) != 0) continue;
-    users.push_back(User{k.id, SplitIdentities(k.label), k.label});
-  }
-  return users;
-}
-
-Status CheckIdentity(const std::string& id) {
-  if (id.empty() || id.size() > 255) return InvalidArgument("an identity must have 1 to 255 bytes");
-  for (unsigned char c : id) {
-    if (c <= 0x20 || c == 0x7F) {
-      return InvalidArgument("identity " + Quote(id) + " contains a space or control character");
-    }
-  }
-  return Status::Ok();
-}
-
-Status FillRandom(std::span<uint8_t> out) {
-  size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n = ::getrandom(out.data() + done, out.size() - done, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Internal(std::string("getrandom: ") + std::strerror(errno));
-    done += static_cast<size_t>(n);
-  }
-  return Status::Ok();
-}
-
-// A 24-character PIN from the OS entropy source (the token does not exist yet).
-Result<SecretBytes> GeneratePin() {
-  static constexpr char kAlphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-  constexpr size_t kAlphabetSize = sizeof(kAlphabet) - 1;
-  SecretBytes random(64);
-  SecretBytes pin;
-  while (pin.size() < 24) {
-    TKMS_RETURN_IF_ERROR(FillRandom(random));
-    for (uint8_t b : random) {
-      if (pin.size() == 24) break;
-      if (b >= 256 - (256 % kAlphabetSize)) continue;  // no modulo bias
-      pin.push_back(static_cast<uint8_t>(kAlphabet[b % kAlphabetSize]));
-    }
-  }
-  return pin;
-}
-
-Status CreateStateDir(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir + "/tokens", ec);
-  if (ec) return Internal("creating " + dir + "/tokens: " + ec.message());
-  ::chmod(dir.c_str(), 0700);
-  ::chmod((dir + "/tokens").c_str(), 0700);
-  const std::string conf = SoftHsmConfPath(dir);
-  if (!std::filesystem::exists(conf)) {
-    std::ofstream out(conf);
-    out << "# SoftHSM2 configuration of this tkms state directory (tkmsctl token init)\n"
-        << "directories.tokendir = " << std::filesystem::absolute(dir).string() << "/tokens\n"
-        << "objectstore.backend = file\n"
-        << "log.level = ERROR\n"
-        << "slots.removable = false\n";
-    if (!out) return Internal("writing " + conf);
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 std::string DefaultModulePath() {
@@ -241,7 +156,7 @@ std::string DefaultModulePath() {
   return (env != nullptr && *env != '\0') ? env : kDefaultModule;
 }
 
-std::string SoftHsmConfPath(const std::string& state_dir) { return state_dir + "/softhsm2.conf"; }
+std::string SoftHsmConfPath(const std::string& state_dir) { return pkcs11::SoftHsmConfPath(state_dir); }
 
 // ---------------------------------------------------------------------------
 // token
@@ -259,12 +174,12 @@ CommandOutput RunTokenInit(const KeystoreCommandOptions& ks, const TokenInitOpti
   }
   if (init.label.empty() || init.label.size() > 32) return Fail("--label must have 1 to 32 bytes", kExitUsage);
   const std::string& dir = *ks.state_dir;
-  if (auto s = CreateStateDir(dir); !s.ok()) return Fail(s.message());
+  if (auto s = pkcs11::CreateSoftHsmStateDir(dir); !s.ok()) return Fail(s.message());
   SecretBytes so_pin, user_pin;
   std::string wrote;
   if (init.generate_pins) {
-    auto so = GeneratePin();
-    auto user = GeneratePin();
+    auto so = pkcs11::GeneratePin();
+    auto user = pkcs11::GeneratePin();
     if (!so.ok() || !user.ok()) return Fail("cannot generate PINs");
     so_pin = std::move(*so);
     user_pin = std::move(*user);
@@ -484,7 +399,7 @@ CommandOutput RunUserAdd(const KeystoreCommandOptions& ks, const UserAddOptions&
     return Fail("give exactly one of --psk-out FILE (generate) or --psk-file FILE (import)", kExitUsage);
   }
   for (const auto& id : user.ids) {
-    if (auto s = CheckIdentity(id); !s.ok()) return Fail(s.message(), kExitUsage);
+    if (auto s = pkcs11::CheckUserIdentity(id); !s.ok()) return Fail(s.message(), kExitUsage);
   }
   if (user.psk_out && std::filesystem::symlink_status(*user.psk_out).type() !=
                           std::filesystem::file_type::not_found) {
@@ -502,25 +417,17 @@ CommandOutput RunUserAdd(const KeystoreCommandOptions& ks, const UserAddOptions&
   }
   auto keystore = OpenKeystore(ks);
   if (!keystore.ok()) return Fail(keystore.error().message());
-  auto users = ListUsers(**keystore);
-  if (!users.ok()) return Fail(users.error().message());
-  for (const auto& existing : *users) {
-    for (const auto& id : user.ids) {
-      if (std::find(existing.ids.begin(), existing.ids.end(), id) != existing.ids.end()) {
-        return Fail("identity " + Quote(id) + " already belongs to user psk:" + HexEncode(existing.psk_id));
-      }
-    }
-  }
   if (user.psk_out) {
     psk.assign(kPskBytes, 0);
     if (auto s = (*keystore)->GenerateRandom(psk); !s.ok()) return Fail("token RNG: " + s.message());
   }
-  auto psk_id = RandomId(**keystore, kPskIdBytes);
-  if (!psk_id.ok()) return Fail(psk_id.error().message());
-  std::string label = kUserLabelPrefix;
-  for (size_t i = 0; i < user.ids.size(); ++i) label += (i ? " " : "") + user.ids[i];
-  auto info = (*keystore)->ImportSecret(KeyUsage::kUserPsk, label, *psk_id, psk, KeyType::kHmacSha256);
-  if (!info.ok()) return Fail("cannot store the PSK: " + info.error().message());
+  auto added = pkcs11::AddUserPsk(**keystore, user.ids, psk);
+  if (!added.ok()) {
+    const bool clash = added.error().message().find("already belongs") != std::string::npos;
+    return Fail(clash ? added.error().message() : "cannot store the PSK: " + added.error().message());
+  }
+  const pkcs11::Bytes* psk_id = &added->psk_id;
+  const std::string& label = added->label;
   std::string out = "added user psk:" + HexEncode(*psk_id) + " with identities";
   for (const auto& id : user.ids) out += " " + id;
   out += "\n";
@@ -537,17 +444,17 @@ CommandOutput RunUserAdd(const KeystoreCommandOptions& ks, const UserAddOptions&
 CommandOutput RunUserList(const KeystoreCommandOptions& ks) {
   auto keystore = OpenKeystore(ks);
   if (!keystore.ok()) return Fail(keystore.error().message());
-  auto users = ListUsers(**keystore);
+  auto users = pkcs11::ListUserPsks(**keystore);
   if (!users.ok()) return Fail(users.error().message());
   if (ks.json) {
     nlohmann::json j = nlohmann::json::array();
-    for (const auto& u : *users) j.push_back({{"psk_id", HexEncode(u.psk_id)}, {"identities", u.ids}});
+    for (const auto& u : *users) j.push_back({{"psk_id", HexEncode(u.psk_id)}, {"identities", u.identities}});
     return Ok(j.dump(2) + "\n");
   }
   std::string out;
   for (const auto& u : *users) {
     out += "psk:" + HexEncode(u.psk_id);
-    for (const auto& id : u.ids) out += "  " + id;
+    for (const auto& id : u.identities) out += "  " + id;
     out += "\n";
   }
   if (users->empty()) out = "no users\n";
@@ -563,11 +470,11 @@ CommandOutput RunUserRemove(const KeystoreCommandOptions& ks, const std::string&
   }
   auto keystore = OpenKeystore(ks);
   if (!keystore.ok()) return Fail(keystore.error().message());
-  auto users = ListUsers(**keystore);
+  auto users = pkcs11::ListUserPsks(**keystore);
   if (!users.ok()) return Fail(users.error().message());
   for (const auto& u : *users) {
     const bool match = psk_id ? u.psk_id == *psk_id
-                              : std::find(u.ids.begin(), u.ids.end(), who) != u.ids.end();
+                              : std::find(u.identities.begin(), u.identities.end(), who) != u.identities.end();
     if (!match) continue;
     if (auto s = (*keystore)->DestroyKey(KeySelector{u.label, u.psk_id}); !s.ok()) {
       return Fail("cannot remove user psk:" + HexEncode(u.psk_id) + ": " + s.message());

@@ -91,10 +91,7 @@ CommandOutput RunUserList(const KeystoreCommandOptions& ks);
 // `who` is an identity URI or "psk:HEX" (the PSK id).
 CommandOutput RunUserRemove(const KeystoreCommandOptions& ks, const std::string& who);
 
-// The label prefix of user PSK objects.
-inline constexpr const char* kUserLabelPrefix = "user:";
-// Bytes of a generated PSK and of a PSK id.
+// Bytes of a generated PSK.
 inline constexpr size_t kPskBytes = 32;
-inline constexpr size_t kPskIdBytes = 16;
 
 }  // namespace tkms::tkmsctl

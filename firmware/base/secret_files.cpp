@@ -1,4 +1,4 @@
-#include "tools/tkmsctl/secret_files.h"
+#include "firmware/base/secret_files.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
-namespace tkms::tkmsctl {
+namespace tkms {
 namespace {
 
 constexpr size_t kMaxSecretFileBytes = 4096;
@@ -141,4 +141,4 @@ Status WriteSecretFile(const std::string& file, const SecretBytes& secret, const
   return WriteExclusive(file, secret.data(), secret.size(), what);
 }
 
-}  // namespace tkms::tkmsctl
+}  // namespace tkms

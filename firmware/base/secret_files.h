@@ -1,4 +1,4 @@
-// PINs and pre-shared keys that tkmsctl reads from or writes to files.
+// PINs and pre-shared keys that tkmsctl and tkmsd read from or writes to files.
 //
 // Why: the appliance's rule is that a PIN never appears in argv or a log, and
 // that the only secret ever written outside the token is a UE's own copy of
@@ -15,7 +15,7 @@
 #include "firmware/base/secret_bytes.h"
 #include "firmware/base/status.h"
 
-namespace tkms::tkmsctl {
+namespace tkms {
 
 // Environment variables that may carry PINs (never command-line arguments).
 inline constexpr const char* kPinEnv = "TKMS_PIN";
@@ -40,4 +40,4 @@ Status WriteHexSecretFile(const std::string& file, const SecretBytes& secret, co
 // as it is (e.g. a generated PIN).
 Status WriteSecretFile(const std::string& file, const SecretBytes& secret, const char* what);
 
-}  // namespace tkms::tkmsctl
+}  // namespace tkms

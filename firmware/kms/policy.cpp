@@ -1,0 +1,186 @@
+#include "firmware/kms/policy.h"
+
+#include <optional>
+
+#include "firmware/mikey/codec.h"
+#include "firmware/mikey/composition.h"
+
+namespace tkms::kms {
+namespace {
+
+using mikey::IdRole;
+using mikey::IdrPayload;
+using mikey::KemacPayload;
+using mikey::TrPayload;
+using mikey::TsRole;
+
+PolicyRefusal Refuse(std::string detail) { return PolicyRefusal{15, std::move(detail)}; }
+
+std::string Str(const mikey::Bytes& b) { return std::string(b.begin(), b.end()); }
+
+IdrPayload UriIdr(IdRole role, const std::string& identity) {
+  return IdrPayload{static_cast<uint8_t>(role), static_cast<uint8_t>(mikey::IdType::kUri),
+                    mikey::Bytes(identity.begin(), identity.end())};
+}
+
+TrPayload NtpTr(TsRole role, TimePoint t) {
+  return TrPayload{static_cast<uint8_t>(role), static_cast<uint8_t>(mikey::TsType::kNtpUtc), NtpFromTime(t)};
+}
+
+Result<std::vector<KeySpec>, PolicyRefusal> RequestedKeys(const KemacPayload& kemac,
+                                                          const provisioning::PolicyClass& policy) {
+  if (kemac.encr_alg != static_cast<uint8_t>(mikey::EncrAlg::kNull) ||
+      kemac.mac_alg != static_cast<uint8_t>(mikey::MacAlg::kNull)) {
+    return Refuse("the KEMAC in TP Data must use NULL encryption and NULL MAC (RFC 6043 §6.10)");
+  }
+  auto chain = mikey::DecodeKeyDataChain(kemac.encr_data);
+  if (!chain.ok()) return Refuse("KEMAC in TP Data: " + chain.error().ToString());
+  if (chain->empty()) return Refuse("the KEMAC in TP Data requests no key");
+  if (chain->size() > policy.max_keys) {
+    return Refuse("requested " + std::to_string(chain->size()) + " keys; the policy allows " +
+                  std::to_string(policy.max_keys));
+  }
+  std::vector<KeySpec> keys;
+  for (const auto& k : *chain) {
+    const auto type = static_cast<mikey::KeyType>(k.key_type);
+    switch (type) {
+      case mikey::KeyType::kTgk: case mikey::KeyType::kTgkSalt: case mikey::KeyType::kTek:
+      case mikey::KeyType::kTekSalt: case mikey::KeyType::kGtgk: case mikey::KeyType::kGtgkSalt:
+        break;
+      default:
+        return Refuse("key type " + std::to_string(k.key_type) + " cannot be requested (TEK, TGK or GTGK)");
+    }
+    const size_t len = k.key.size();
+    if (len < kMinSessionKeyBytes || len > kMaxSessionKeyBytes) {
+      return Refuse("requested key length " + std::to_string(len) + " bytes is outside 16..64");
+    }
+    size_t salt = 0;
+    if (mikey::KeyTypeHasSalt(type)) {
+      salt = (k.salt && !k.salt->empty()) ? k.salt->size() : kDefaultSaltBytes;
+      if (salt > kMaxSessionKeyBytes) return Refuse("requested salt length is over 64 bytes");
+    }
+    keys.push_back(KeySpec{k.key_type, len, salt, k.kv});
+  }
+  return keys;
+}
+
+bool IsTgk(uint8_t key_type) {
+  return key_type == static_cast<uint8_t>(mikey::KeyType::kTgk) ||
+         key_type == static_cast<uint8_t>(mikey::KeyType::kTgkSalt);
+}
+
+}  // namespace
+
+Result<PolicyDecision, PolicyRefusal> DecideTicketPolicy(const mikey::TicketPolicy& requested,
+                                                         const provisioning::PolicyClass& policy,
+                                                         const PolicyContext& context) {
+  PolicyDecision d;
+  std::optional<TrPayload> trs, tre, trr;
+  std::vector<IdrPayload> apps, responders;
+  std::optional<KemacPayload> key_request;
+  for (const auto& item : requested.tp_data) {
+    if (const auto* idr = std::get_if<IdrPayload>(&item)) {
+      switch (static_cast<IdRole>(idr->role)) {
+        case IdRole::kKms:
+          if (Str(idr->data) != context.kms_identity) {
+            return Refuse("TP names KMS '" + Str(idr->data) + "'; this KMS is '" + context.kms_identity + "'");
+          }
+          break;
+        case IdRole::kInitiator:
+          if (Str(idr->data) != context.initiator_identity) {
+            return Refuse("TP names initiator '" + Str(idr->data) + "', not the requester");
+          }
+          break;
+        case IdRole::kResponder: responders.push_back(*idr); break;
+        case IdRole::kApplication: apps.push_back(*idr); break;
+        default: break;  // unexpected payloads in TP Data are ignored (§6.10)
+      }
+    } else if (const auto* tr = std::get_if<TrPayload>(&item)) {
+      switch (static_cast<TsRole>(tr->role)) {
+        case TsRole::kStart: trs = *tr; break;
+        case TsRole::kEnd: tre = *tr; break;
+        case TsRole::kRekeying: trr = *tr; break;
+        default: break;
+      }
+    } else if (const auto* kemac = std::get_if<KemacPayload>(&item)) {
+      key_request = *kemac;
+    }
+  }
+
+  // Responders.
+  if (responders.empty()) return Refuse("the TP names no responder (IDRr is required, RFC 6043 §6.10)");
+  if (responders.size() > policy.max_responders) {
+    return Refuse("the TP names " + std::to_string(responders.size()) + " responders; the policy allows " +
+                  std::to_string(policy.max_responders));
+  }
+  for (const auto& r : responders) {
+    if (r.data.empty()) return Refuse("an IDRr in the TP is empty");
+    d.responders.push_back(Str(r.data));
+  }
+
+  // Keys.
+  if (key_request) {
+    auto keys = RequestedKeys(*key_request, policy);
+    if (!keys.ok()) return keys.error();
+    d.keys = std::move(*keys);
+  } else {
+    d.keys.push_back(KeySpec{static_cast<uint8_t>(mikey::KeyType::kTgk), kDefaultTgkBytes, 0, {}});
+  }
+  bool has_tgk = false;
+  for (const auto& k : d.keys) has_tgk = has_tgk || IsTgk(k.key_type);
+
+  // Validity.
+  const TimePoint max_end = context.now + std::chrono::seconds(policy.max_lifetime_s);
+  std::optional<TimePoint> start;
+  if (trs) {
+    start = TimeFromTimestamp(trs->ts_type, trs->value);
+    if (!start) return Refuse("TRs must be an NTP timestamp");
+  }
+  if (tre) {
+    auto end = TimeFromTimestamp(tre->ts_type, tre->value);
+    if (!end) return Refuse("TRe must be an NTP timestamp");
+    if (*end <= context.now) return Refuse("the requested validity ends in the past (TRe)");
+    if (*end > max_end) {
+      tre = NtpTr(TsRole::kEnd, max_end);
+      d.changed = true;
+    }
+  } else {
+    tre = NtpTr(TsRole::kEnd, context.now + std::chrono::seconds(policy.default_lifetime_s));
+  }
+  if (start && *start >= *TimeFromTimestamp(tre->ts_type, tre->value)) {
+    return Refuse("the requested validity starts (TRs) after it ends (TRe)");
+  }
+
+  // Flags.
+  const uint16_t asked = requested.flags & mikey::kAllTicketFlags & ~uint16_t{mikey::kFlagK};
+  uint16_t f = asked | mikey::kFlagD | mikey::kFlagE | mikey::kFlagN | mikey::kFlagO;
+  if (!policy.allow_forking) f &= ~uint16_t{mikey::kFlagI};
+  if (!policy.allow_reuse) f &= ~uint16_t{mikey::kFlagJ};
+  if (!policy.allow_initiator_keys) f &= ~uint16_t{mikey::kFlagL};
+  if (!policy.allow_responder_keys) f &= ~uint16_t{mikey::kFlagM};
+  if ((f & (mikey::kFlagG | mikey::kFlagH)) == 0) f |= mikey::kFlagH;  // ¬G ⇒ H, ¬H ⇒ G
+  if (f & (mikey::kFlagG | mikey::kFlagM)) f |= mikey::kFlagF;          // G ⇒ F, M ⇒ F
+  if ((f & mikey::kFlagI) && has_tgk) f |= mikey::kFlagF;              // §6.10
+  if (f != asked) d.changed = true;
+  if (d.changed) f |= mikey::kFlagK;
+  if (auto ok = mikey::CheckTicketFlags(f); !ok.ok()) {
+    return PolicyRefusal{12, "internal: granted flags violate RFC 6043 §6.10: " + ok.error().ToString()};
+  }
+
+  // The granted policy, TP Data in the order of §6.10.
+  d.granted.ticket_type = requested.ticket_type;
+  d.granted.subtype = requested.subtype;
+  d.granted.version = requested.version;
+  d.granted.prf_func = requested.prf_func;
+  d.granted.flags = f;
+  d.granted.tp_data.emplace_back(UriIdr(IdRole::kKms, context.kms_identity));
+  d.granted.tp_data.emplace_back(UriIdr(IdRole::kInitiator, context.initiator_identity));
+  if (trs) d.granted.tp_data.emplace_back(*trs);
+  d.granted.tp_data.emplace_back(*tre);
+  if (trr) d.granted.tp_data.emplace_back(*trr);
+  for (auto& a : apps) d.granted.tp_data.emplace_back(std::move(a));
+  for (auto& r : responders) d.granted.tp_data.emplace_back(std::move(r));
+  return d;
+}
+
+}  // namespace tkms::kms

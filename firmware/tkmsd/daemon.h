@@ -1,0 +1,35 @@
+// tkmsd: the KMS daemon. Wires the keystore (pkcs11/), the configuration
+// (provisioning/), the ticket service (firmware/kms) and the HTTP front end
+// (web/), and owns the process: signals, start-up and shutdown logs.
+//
+// Why: TS 33.328 §6.2 / Annex A put a KMS behind an HTTP endpoint; this is the
+// program an operator runs (docs/tkmsd.md). Two ways to start:
+//   tkmsd --config FILE                 a production configuration
+//   tkmsd --dev --state-dir DIR         a throw-away SoftHSM2 token in DIR,
+//                                       a ticket key, demo users alice and
+//                                       bob (UE PSK copies in DIR/ue/*.psk)
+// Signals: SIGTERM / SIGINT stop accepting, finish in-flight requests and
+// exit 0; SIGHUP re-reads the token's user objects (and the configuration
+// file) and swaps in a new snapshot; a refused reload changes nothing.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace tkms::tkmsd {
+
+struct DaemonOptions {
+  std::optional<std::string> config_file;  // --config
+  bool dev = false;                        // --dev
+  std::optional<std::string> state_dir;    // --state-dir (with --dev)
+  std::optional<std::string> kms_identity; // --kms-identity (overrides)
+  std::optional<std::string> listen;       // --listen ADDR:PORT
+  std::optional<std::string> admin_listen; // --admin-listen ADDR:PORT
+  std::optional<std::string> ready_file;   // --ready-file: ports as JSON once serving
+  std::string log_level = "info";
+};
+
+// Runs the daemon until SIGTERM/SIGINT; returns the process exit code.
+int RunDaemon(const DaemonOptions& options);
+
+}  // namespace tkms::tkmsd

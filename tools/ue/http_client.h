@@ -1,0 +1,131 @@
+// HttpClient: the small blocking HTTP/1.1 client a UE uses to reach the KMS.
+//
+// Why: TS 33.328 Annex A carries the Ticket Request and Ticket Resolve
+// exchanges (RFC 6043 §4.2.1, §4.2.3, §7) as HTTP POSTs of base64 MIKEY
+// messages; the UE library, the integration tests and the load generator all
+// need one client that keeps a connection alive between requests (a KMS
+// measured at thousands of requests per second must not be measured at the
+// speed of TCP handshakes) and that treats every byte of the response as
+// untrusted input.
+//
+// Behaviour:
+//   - one TCP connection, opened on first use (names resolved with
+//     getaddrinfo, every address tried), TCP_NODELAY, reused across requests
+//     (HTTP/1.1 keep-alive) until the server says "Connection: close", sends
+//     an HTTP/1.0 response without keep-alive, or an error occurs;
+//   - if a reused (idle) connection turns out to be closed by the server
+//     (nothing of the response received), the request is sent once more on a
+//     fresh connection, transparently. POST is not idempotent, but a server
+//     that closed an idle connection has not seen the request; a KMS with a
+//     replay cache would refuse a duplicate anyway;
+//   - every request has one deadline (options.timeout) covering connect,
+//     send and the complete response (poll(2) on non-blocking sockets);
+//   - response parsing is bounded: the status line plus headers at most
+//     max_header_bytes (16 KiB), the body at most max_body_bytes (1 MiB);
+//     the body length comes from Content-Length, from bounded chunked
+//     transfer coding (chunk-size lines at most 64 bytes, trailers counted in
+//     the header budget), or, without either, from the server closing the
+//     connection. Conflicting Content-Length values, Content-Length together
+//     with Transfer-Encoding, transfer codings other than "chunked", obsolete
+//     header line folding, NUL/CR/LF inside header lines and bytes beyond the
+//     end of the response are refused;
+//   - requests carry Host, Content-Length and (for POST) Content-Type.
+//
+// Errors (Status codes): kUnavailable for connect/send/receive failures,
+// timeouts and a connection closed mid-response; kResourceExhausted for a
+// response over the size limits; kInvalidArgument for a malformed response
+// (or a malformed URL / request argument). Not thread-safe: one client per
+// thread.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "firmware/base/status.h"
+
+namespace tkms::ue {
+
+struct HttpResponse {
+  int status = 0;
+  std::string reason;
+  std::vector<std::pair<std::string, std::string>> headers;  // as received, in order
+  std::string body;
+
+  // The value of the first header named `name` (case-insensitive), if any.
+  std::optional<std::string_view> Header(std::string_view name) const;
+};
+
+struct HttpClientOptions {
+  std::chrono::milliseconds timeout{10000};  // per request: connect + send + response
+  size_t max_header_bytes = 16 * 1024;       // status line + header fields (+ chunked trailers)
+  size_t max_body_bytes = 1024 * 1024;
+};
+
+// The parts of an "http://host[:port][/base]" URL.
+struct HttpUrl {
+  std::string host;       // without brackets for IPv6 literals
+  uint16_t port = 80;
+  std::string base_path;  // "" or "/base" (no trailing slash)
+};
+// Only the http scheme; no user info, query or fragment in a base URL.
+Result<HttpUrl> ParseHttpUrl(std::string_view url);
+
+class HttpClient {
+ public:
+  HttpClient(std::string host, uint16_t port, HttpClientOptions options = {});
+  // From "http://127.0.0.1:8080[/base]"; request paths are appended to /base.
+  static Result<HttpClient> FromUrl(std::string_view url, HttpClientOptions options = {});
+
+  ~HttpClient();
+  HttpClient(HttpClient&& other) noexcept;
+  HttpClient& operator=(HttpClient&& other) noexcept;
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // POST base_path + path_and_query with the given body.
+  Result<HttpResponse> Post(std::string_view path_and_query, std::string_view content_type,
+                            std::string_view body);
+  // GET base_path + path.
+  Result<HttpResponse> Get(std::string_view path);
+
+  // Closes the connection (the next request opens a new one).
+  void Close();
+
+  const std::string& host() const { return host_; }
+  uint16_t port() const { return port_; }
+  const std::string& base_path() const { return base_path_; }
+  const HttpClientOptions& options() const { return options_; }
+  void set_timeout(std::chrono::milliseconds timeout) { options_.timeout = timeout; }
+  // Number of TCP connections opened so far (tests: keep-alive reuse).
+  uint64_t connections_opened() const { return connections_opened_; }
+  bool connected() const { return fd_ >= 0; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  Result<HttpResponse> Send(std::string_view method, std::string_view target,
+                            std::string_view content_type, std::string_view body);
+  Status Connect(Clock::time_point deadline);
+  bool IdleConnectionClosed();
+  Status WriteAll(std::string_view data, Clock::time_point deadline);
+  // Reads more bytes into buf_; 0 on orderly close.
+  Result<size_t> ReadSome(Clock::time_point deadline);
+  Result<HttpResponse> ReadResponse(std::string_view method, Clock::time_point deadline,
+                                    bool& keep_alive, bool& nothing_received);
+
+  std::string host_;
+  uint16_t port_ = 80;
+  std::string base_path_;
+  HttpClientOptions options_;
+  int fd_ = -1;
+  std::string buf_;  // received, not yet consumed
+  uint64_t connections_opened_ = 0;
+};
+
+}  // namespace tkms::ue

@@ -1,0 +1,101 @@
+#include "tools/ue/kms_client.h"
+
+#include <utility>
+
+#include "firmware/base/encoding.h"
+
+namespace tkms::ue {
+namespace {
+
+char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// "application/mikey" or "Application/MIKEY; version=1".
+bool IsMikeyContentType(std::string_view value) {
+  const size_t semi = value.find(';');
+  std::string_view type = value.substr(0, semi);
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  if (type.size() != kMikeyContentType.size()) return false;
+  for (size_t i = 0; i < type.size(); ++i) {
+    if (Lower(type[i]) != kMikeyContentType[i]) return false;
+  }
+  return true;
+}
+
+// A short, printable excerpt of an error body for the error text.
+std::string Excerpt(std::string_view body) {
+  std::string out;
+  for (char c : body.substr(0, 120)) {
+    const auto u = static_cast<unsigned char>(c);
+    out.push_back(u >= 0x20 && u < 0x7F ? c : '.');
+  }
+  if (body.size() > 120) out += "...";
+  return out;
+}
+
+}  // namespace
+
+std::string_view AnnexARequestName(AnnexARequest type) {
+  return type == AnnexARequest::kTicketRequest ? "ticketrequest" : "ticketresolve";
+}
+
+KmsClient::KmsClient(HttpClient http, KmsClientOptions options)
+    : http_(std::move(http)),
+      options_(std::move(options)),
+      provider_(std::make_unique<mikey::crypto::TransientCryptoProvider>()) {}
+
+UeResult<Bytes> KmsClient::Exchange(AnnexARequest type, ByteSpan mikey) {
+  const std::string target = options_.path + "?requesttype=" + std::string(AnnexARequestName(type));
+  const std::string body = Base64Encode(mikey);
+  auto resp = http_.Post(target, kMikeyContentType, body);
+  if (!resp.ok()) {
+    UeError e;
+    e.kind = UeErrorKind::kTransport;
+    e.detail = resp.error().ToString();
+    return e;
+  }
+  if (resp->status != 200) {
+    UeError e;
+    e.kind = UeErrorKind::kHttpStatus;
+    e.http_status = resp->status;
+    e.detail = "HTTP " + std::to_string(resp->status) + " " + Excerpt(resp->reason);
+    if (!resp->body.empty()) e.detail += ": " + Excerpt(resp->body);
+    return e;
+  }
+  if (options_.check_content_type) {
+    const auto content_type = resp->Header("Content-Type");
+    if (!content_type.has_value() || !IsMikeyContentType(*content_type)) {
+      UeError e;
+      e.kind = UeErrorKind::kBadResponse;
+      e.detail = "200 answer is not application/mikey (Content-Type: " +
+                 (content_type.has_value() ? Excerpt(*content_type) : std::string("none")) + ")";
+      return e;
+    }
+  }
+  auto bytes = Base64Decode(StripWhitespace(resp->body));
+  if (!bytes.has_value() || bytes->empty()) {
+    UeError e;
+    e.kind = UeErrorKind::kBadResponse;
+    e.detail = "200 answer body is not base64 (" + std::to_string(resp->body.size()) + " bytes)";
+    return e;
+  }
+  return std::move(*bytes);
+}
+
+UeResult<TicketGrant> KmsClient::RequestTicket(const RequestInitParams& params) {
+  auto request = BuildRequestInitPsk(*provider_, params);
+  if (!request.ok()) return std::move(request).error();
+  auto answer = Exchange(AnnexARequest::kTicketRequest, request->bytes);
+  if (!answer.ok()) return std::move(answer).error();
+  return ParseRequestResp(*provider_, *answer, *request);
+}
+
+UeResult<ResolvedTicket> KmsClient::ResolveTicket(const ResolveInitParams& params) {
+  auto request = BuildResolveInitPsk(*provider_, params);
+  if (!request.ok()) return std::move(request).error();
+  auto answer = Exchange(AnnexARequest::kTicketResolve, request->bytes);
+  if (!answer.ok()) return std::move(answer).error();
+  return ParseResolveResp(*provider_, *answer, *request);
+}
+
+}  // namespace tkms::ue

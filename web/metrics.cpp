@@ -1,0 +1,290 @@
+#include "web/metrics.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <utility>
+
+namespace tkms::web {
+namespace {
+
+constexpr std::array<kms::RequestType, 2> kAllTypes = {kms::RequestType::kTicketRequest,
+                                                       kms::RequestType::kTicketResolve};
+constexpr std::array<kms::Outcome, 5> kAllOutcomes = {
+    kms::Outcome::kOk, kms::Outcome::kMikeyError, kms::Outcome::kBadRequest,
+    kms::Outcome::kUnavailable, kms::Outcome::kInternal};
+// The bucket bounds as Prometheus sees them (exact text, no float formatting).
+constexpr std::array<std::string_view, 11> kBoundLabels = {
+    "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1"};
+
+static_assert(static_cast<size_t>(kms::Refusal::kInternal) == 15,
+              "Refusal grew: update Metrics::kRefusals");
+static_assert(static_cast<size_t>(kms::Outcome::kInternal) == 4,
+              "Outcome grew: update Metrics::kOutcomes");
+
+// Gauge names may not start with these (that also covers the histogram's
+// _bucket / _sum / _count series).
+constexpr std::array<std::string_view, 8> kBuiltinNames = {
+    "tkms_requests_total",          "tkms_http_rejections_total",
+    "tkms_http_protocol_errors_total", "tkms_request_duration_seconds",
+    "tkms_mikey_errors_total",      "tkms_refusals_total",
+    "tkms_replay_rejections_total", "tkms_token_errors_total"};
+
+bool ValidMetricName(std::string_view name) {
+  if (name.empty()) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
+    const bool digit = c >= '0' && c <= '9';
+    if (!alpha && !(digit && i > 0)) return false;
+  }
+  return true;
+}
+
+// HELP text escaping of the 0.0.4 format: backslash and newline.
+std::string EscapeHelp(std::string_view help) {
+  std::string out;
+  for (char c : help) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string FormatValue(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  // Shortest text that reads back as the same double.
+  char buf[64];
+  const auto result = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, result.ptr);
+}
+
+void Header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+void Sample(std::string& out, std::string_view name, std::string_view labels, uint64_t value) {
+  out += name;
+  if (!labels.empty()) {
+    out += '{';
+    out += labels;
+    out += '}';
+  }
+  out += ' ';
+  out += std::to_string(value);
+  out += '\n';
+}
+
+uint64_t Load(const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); }
+void Bump(std::atomic<uint64_t>& a, uint64_t n = 1) { a.fetch_add(n, std::memory_order_relaxed); }
+
+}  // namespace
+
+Metrics::Metrics() = default;
+
+void Metrics::RecordRequest(kms::RequestType type, kms::Outcome outcome,
+                            std::chrono::nanoseconds latency) {
+  const auto t = static_cast<size_t>(type);
+  const auto o = static_cast<size_t>(outcome);
+  if (t >= kTypes || o >= kOutcomes) return;
+  Bump(requests_[t][o]);
+  const auto ns = static_cast<uint64_t>(std::max<int64_t>(0, latency.count()));
+  const double seconds = static_cast<double>(ns) / 1e9;
+  size_t bucket = kDurationBounds.size();  // +Inf
+  for (size_t i = 0; i < kDurationBounds.size(); ++i) {
+    if (seconds <= kDurationBounds[i]) {
+      bucket = i;
+      break;
+    }
+  }
+  Histogram& h = durations_[t];
+  Bump(h.buckets[bucket]);
+  Bump(h.sum_ns, ns);
+  Bump(h.count);
+}
+
+void Metrics::RecordRefusal(kms::Refusal refusal) {
+  const auto r = static_cast<size_t>(refusal);
+  if (refusal == kms::Refusal::kNone || r >= kRefusals) return;
+  Bump(refusals_[r]);
+}
+
+void Metrics::RecordMikeyError(uint8_t error_no) { Bump(mikey_errors_[error_no]); }
+
+void Metrics::RecordRejection(int status) {
+  for (size_t i = 0; i < kRejectionStatuses.size(); ++i) {
+    if (kRejectionStatuses[i] == status) Bump(rejections_[i]);
+  }
+}
+
+void Metrics::RecordProtocolError(int status) {
+  if (status < kFirstErrorStatus || status >= kFirstErrorStatus + static_cast<int>(kErrorStatuses)) {
+    return;
+  }
+  Bump(protocol_errors_[static_cast<size_t>(status - kFirstErrorStatus)]);
+}
+
+uint64_t Metrics::requests(kms::RequestType type, kms::Outcome outcome) const {
+  const auto t = static_cast<size_t>(type);
+  const auto o = static_cast<size_t>(outcome);
+  return (t < kTypes && o < kOutcomes) ? Load(requests_[t][o]) : 0;
+}
+
+uint64_t Metrics::rejections(int status) const {
+  for (size_t i = 0; i < kRejectionStatuses.size(); ++i) {
+    if (kRejectionStatuses[i] == status) return Load(rejections_[i]);
+  }
+  return 0;
+}
+
+uint64_t Metrics::protocol_errors(int status) const {
+  if (status < kFirstErrorStatus || status >= kFirstErrorStatus + static_cast<int>(kErrorStatuses)) {
+    return 0;
+  }
+  return Load(protocol_errors_[static_cast<size_t>(status - kFirstErrorStatus)]);
+}
+
+uint64_t Metrics::mikey_errors(uint8_t error_no) const { return Load(mikey_errors_[error_no]); }
+
+uint64_t Metrics::refusals(kms::Refusal refusal) const {
+  const auto r = static_cast<size_t>(refusal);
+  return r < kRefusals ? Load(refusals_[r]) : 0;
+}
+
+uint64_t Metrics::duration_count(kms::RequestType type) const {
+  const auto t = static_cast<size_t>(type);
+  return t < kTypes ? Load(durations_[t].count) : 0;
+}
+
+Status Metrics::SetGauge(std::string name, std::string help, std::function<double()> read) {
+  if (!ValidMetricName(name)) return InvalidArgument("invalid metric name \"" + name + "\"");
+  for (std::string_view builtin : kBuiltinNames) {
+    if (std::string_view(name).substr(0, builtin.size()) == builtin) {
+      return InvalidArgument("metric name \"" + name + "\" collides with " + std::string(builtin));
+    }
+  }
+  if (!read) return InvalidArgument("gauge \"" + name + "\" has no read function");
+  auto gauge = std::make_shared<const Gauge>(Gauge{std::move(name), std::move(help), std::move(read)});
+  std::lock_guard<std::mutex> lock(gauges_mu_);
+  auto it = std::lower_bound(gauges_.begin(), gauges_.end(), gauge->name,
+                             [](const auto& g, const std::string& n) { return g->name < n; });
+  if (it != gauges_.end() && (*it)->name == gauge->name) {
+    *it = std::move(gauge);
+  } else {
+    gauges_.insert(it, std::move(gauge));
+  }
+  return Status::Ok();
+}
+
+void Metrics::RemoveGauge(std::string_view name) {
+  std::lock_guard<std::mutex> lock(gauges_mu_);
+  gauges_.erase(std::remove_if(gauges_.begin(), gauges_.end(),
+                               [&](const auto& g) { return g->name == name; }),
+                gauges_.end());
+}
+
+std::string Metrics::RenderPrometheus() const {
+  std::string out;
+  out.reserve(8192);
+
+  Header(out, "tkms_requests_total", "counter",
+         "Annex A requests that reached the KMS service, by requesttype and outcome.");
+  for (kms::RequestType type : kAllTypes) {
+    for (kms::Outcome outcome : kAllOutcomes) {
+      Sample(out, "tkms_requests_total",
+             "type=\"" + std::string(kms::RequestTypeName(type)) + "\",outcome=\"" +
+                 std::string(kms::OutcomeName(outcome)) + "\"",
+             requests(type, outcome));
+    }
+  }
+
+  Header(out, "tkms_http_rejections_total", "counter",
+         "Ua requests refused by the Annex A checks before the KMS service, by HTTP status.");
+  for (int status : kRejectionStatuses) {
+    Sample(out, "tkms_http_rejections_total", "status=\"" + std::to_string(status) + "\"",
+           rejections(status));
+  }
+
+  Header(out, "tkms_http_protocol_errors_total", "counter",
+         "Ua requests refused by CivetWeb's HTTP parser (malformed HTTP), by HTTP status.");
+  for (size_t i = 0; i < kErrorStatuses; ++i) {
+    const uint64_t n = Load(protocol_errors_[i]);
+    if (n == 0) continue;
+    Sample(out, "tkms_http_protocol_errors_total",
+           "status=\"" + std::to_string(kFirstErrorStatus + static_cast<int>(i)) + "\"", n);
+  }
+
+  Header(out, "tkms_request_duration_seconds", "histogram",
+         "Time from request start to response written, for requests that reached the KMS "
+         "service.");
+  for (kms::RequestType type : kAllTypes) {
+    const Histogram& h = durations_[static_cast<size_t>(type)];
+    const std::string type_label = "type=\"" + std::string(kms::RequestTypeName(type)) + "\"";
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < kBuckets; ++i) {
+      cumulative += Load(h.buckets[i]);
+      const std::string_view le = i < kBoundLabels.size() ? kBoundLabels[i] : "+Inf";
+      Sample(out, "tkms_request_duration_seconds_bucket",
+             type_label + ",le=\"" + std::string(le) + "\"", cumulative);
+    }
+    out += "tkms_request_duration_seconds_sum{" + type_label + "} " +
+           FormatValue(static_cast<double>(Load(h.sum_ns)) / 1e9) + "\n";
+    // _count equals the +Inf bucket by definition; use the same number.
+    Sample(out, "tkms_request_duration_seconds_count", type_label, cumulative);
+  }
+
+  Header(out, "tkms_mikey_errors_total", "counter",
+         "Replies carrying a MIKEY Error message, by error number (RFC 3830 6.12, RFC 6043).");
+  for (size_t i = 0; i < mikey_errors_.size(); ++i) {
+    const uint64_t n = Load(mikey_errors_[i]);
+    if (n == 0) continue;
+    Sample(out, "tkms_mikey_errors_total", "error_no=\"" + std::to_string(i) + "\"", n);
+  }
+
+  Header(out, "tkms_refusals_total", "counter", "KMS service refusals, by rejection class.");
+  for (size_t r = 1; r < kRefusals; ++r) {
+    const auto refusal = static_cast<kms::Refusal>(r);
+    Sample(out, "tkms_refusals_total",
+           "refusal=\"" + std::string(kms::RefusalName(refusal)) + "\"", Load(refusals_[r]));
+  }
+
+  Header(out, "tkms_replay_rejections_total", "counter",
+         "Requests refused as replays (refusal=\"replay\").");
+  Sample(out, "tkms_replay_rejections_total", "", replay_rejections());
+  Header(out, "tkms_token_errors_total", "counter",
+         "Requests that failed on the PKCS#11 token (refusal=\"token\").");
+  Sample(out, "tkms_token_errors_total", "", token_errors());
+
+  std::vector<std::shared_ptr<const Gauge>> gauges;
+  {
+    std::lock_guard<std::mutex> lock(gauges_mu_);
+    gauges = gauges_;
+  }
+  for (const auto& gauge : gauges) {
+    double value = std::nan("");
+    try {
+      value = gauge->read();
+    } catch (...) {
+      // A failing gauge reads NaN; the scrape itself still succeeds.
+    }
+    Header(out, gauge->name, "gauge", EscapeHelp(gauge->help));
+    out += gauge->name + " " + FormatValue(value) + "\n";
+  }
+  return out;
+}
+
+}  // namespace tkms::web
