@@ -50,18 +50,24 @@ test: test-debug test-asan release
 # for FUZZ_SECONDS each, starting from the committed corpus; new inputs go to
 # build/fuzz/corpus/<target>/, crashes to build/fuzz/artifacts/ (docs/fuzzing.md).
 FUZZERS := mikey_codec_fuzz mikey_keydata_fuzz mikey_base_ticket_fuzz base64_fuzz \
-  tkmsctl_input_fuzz tkmsctl_json_fuzz
+  tkmsctl_input_fuzz tkmsctl_json_fuzz pkcs11_uri_fuzz provisioning_config_fuzz \
+  kms_handle_fuzz web_annex_a_fuzz ue_response_fuzz
 FUZZ_SECONDS ?= 60
 
 fuzz: deps
 	cmake --preset fuzz
 	cmake --build --preset fuzz -j $(JOBS)
 
+# Each target's binary is found under build/fuzz/tests, its committed corpus
+# under tests/**/corpus/<target>.
 fuzz-run: fuzz
 	@set -e; mkdir -p build/fuzz/artifacts; for f in $(FUZZERS); do \
+	  bin=$$(find build/fuzz/tests -type f -executable -name $$f | head -n 1); \
+	  seeds=$$(find tests -type d -path "*/corpus/$$f" | head -n 1); \
+	  if [ -z "$$bin" ] || [ -z "$$seeds" ]; then echo "== $$f: not built or no corpus"; exit 1; fi; \
 	  mkdir -p build/fuzz/corpus/$$f; echo "== $$f ($(FUZZ_SECONDS) s)"; \
-	  ./build/fuzz/tests/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
-	    -artifact_prefix=build/fuzz/artifacts/$$f- build/fuzz/corpus/$$f tests/fuzz/corpus/$$f; \
+	  $$bin -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/artifacts/$$f- build/fuzz/corpus/$$f $$seeds; \
 	done
 
 bench: release

@@ -21,7 +21,6 @@
 #include <new>
 #include <type_traits>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -400,7 +399,9 @@ Status CheckFileName(std::string_view text, const std::string& path, bool absolu
     const auto byte = static_cast<unsigned char>(text[i]);
     if (byte < 0x20 || byte == 0x7f) return Invalid(path, "contains a control character at byte " + std::to_string(i));
   }
-  if (absolute && text.front() != '/') return Invalid(path, "must be an absolute path (starting with '/'), got " + Quote(text));
+  if (absolute && text.front() != '/') {
+    return Invalid(path, "must be an absolute path (starting with '/'), got " + Quote(text));
+  }
   return Status::Ok();
 }
 
@@ -496,8 +497,8 @@ Status ReadListen(const Json* value, ListenConfig& out) {
 
 Status ReadHttp(const Json& value, HttpConfig& out) {
   const std::string path = "http";
-  TKMS_RETURN_IF_ERROR(CheckObject(value, path,
-                                   {"max_body_bytes", "worker_threads", "request_timeout_ms", "keep_alive_timeout_ms"}));
+  TKMS_RETURN_IF_ERROR(
+      CheckObject(value, path, {"max_body_bytes", "worker_threads", "request_timeout_ms", "keep_alive_timeout_ms"}));
   TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "max_body_bytes", 256, 1048576, out.max_body_bytes));
   TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "worker_threads", 1, 256, out.worker_threads));
   TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "request_timeout_ms", 100, 600000, out.request_timeout_ms));
@@ -584,7 +585,7 @@ struct IdentityIndex {
 };
 
 Status ReadUser(const Json& value, const std::string& path, size_t index, const KmsConfig& config,
-                IdentityIndex& identities, std::map<std::vector<uint8_t>, size_t>& psk_owner, UserConfig& out) {
+                IdentityIndex& identities, std::unordered_map<std::string, size_t>& psk_owner, UserConfig& out) {
   TKMS_RETURN_IF_ERROR(CheckObject(value, path, {"identities", "psk_id", "policy_class"}));
   const std::string ids_path = KeyPath(path, "identities");
   const Json* ids = Member(value, "identities");
@@ -613,7 +614,8 @@ Status ReadUser(const Json& value, const std::string& path, size_t index, const 
     if (!bytes || bytes->empty() || bytes->size() > kMaxPskIdBytes) {
       return Invalid(psk_path, "expected the CKA_ID as 1..64 bytes of hex (2..128 hex digits), got " + Quote(hex));
     }
-    const auto [it, inserted] = psk_owner.emplace(*bytes, index);
+    // Keyed by the canonical (lowercase) hex.
+    const auto [it, inserted] = psk_owner.emplace(HexEncode(*bytes), index);
     if (!inserted) return Invalid(psk_path, "names the same PSK object as " + IndexPath("users", it->second));
     out.psk_id = std::move(*bytes);
   }
@@ -636,7 +638,7 @@ Status ReadUsers(const Json* value, KmsConfig& config, IdentityIndex& identities
   if (value->size() > kMaxUsers) {
     return Invalid("users", std::to_string(value->size()) + " entries; at most " + std::to_string(kMaxUsers));
   }
-  std::map<std::vector<uint8_t>, size_t> psk_owner;
+  std::unordered_map<std::string, size_t> psk_owner;
   config.users.reserve(value->size());
   for (size_t i = 0; i < value->size(); ++i) {
     UserConfig user;
@@ -670,7 +672,9 @@ Status ReadGroups(const Json* value, KmsConfig& config, IdentityIndex& identitie
       return Invalid(id_path, Quote(identity) + " is an identity of " + IndexPath("users", user->second));
     }
     const auto [it, inserted] = identities.group_of.emplace(identity, g);
-    if (!inserted) return Invalid(id_path, Quote(identity) + " is already the identity of " + IndexPath("groups", it->second));
+    if (!inserted) {
+      return Invalid(id_path, Quote(identity) + " is already the identity of " + IndexPath("groups", it->second));
+    }
   }
   for (size_t g = 0; g < value->size(); ++g) {
     const Json& group = (*value)[g];
@@ -687,7 +691,8 @@ Status ReadGroups(const Json* value, KmsConfig& config, IdentityIndex& identitie
       TKMS_RETURN_IF_ERROR(ParseString((*members)[m], member_path, member));
       TKMS_RETURN_IF_ERROR(CheckIdentity(member, member_path));
       if (const auto [it, inserted] = seen.emplace(member, m); !inserted) {
-        return Invalid(member_path, Quote(member) + " is listed twice (also " + IndexPath(members_path, it->second) + ")");
+        return Invalid(member_path,
+                       Quote(member) + " is listed twice (also " + IndexPath(members_path, it->second) + ")");
       }
       if (member == config.kms_identity) return Invalid(member_path, Quote(member) + " is kms_identity");
       if (const auto other = identities.group_of.find(member); other != identities.group_of.end()) {
@@ -695,7 +700,8 @@ Status ReadGroups(const Json* value, KmsConfig& config, IdentityIndex& identitie
                                         "; groups cannot contain groups");
       }
       if (!config.token_users && identities.user_of.count(member) == 0) {
-        return Invalid(member_path, Quote(member) + " is not an identity of any entry of users (and token_users is false)");
+        return Invalid(member_path,
+                       Quote(member) + " is not an identity of any entry of users (and token_users is false)");
       }
       out.push_back(std::move(member));
     }

@@ -96,8 +96,7 @@ Result<kms::RequestType, Rejection> ParseRequestType(std::string_view query) {
   if (seen > 1) return BadRequest("requesttype_repeated", "requesttype parameter repeated");
   if (value == "ticketrequest") return kms::RequestType::kTicketRequest;
   if (value == "ticketresolve") return kms::RequestType::kTicketResolve;
-  return BadRequest("requesttype_invalid",
-                    "requesttype must be ticketrequest or ticketresolve");
+  return BadRequest("requesttype_invalid", "requesttype must be ticketrequest or ticketresolve");
 }
 
 bool IsMikeyContentType(std::string_view content_type) {
@@ -138,7 +137,8 @@ Result<ListenAddress> ParseListenAddress(std::string_view text) {
   if (address.empty() || inet_pton(AF_INET, address.c_str(), &parsed) != 1) return invalid();
   if (port_text.empty() || port_text.size() > 5) return invalid();
   unsigned port = 0;
-  const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
     return invalid();
   }
@@ -206,7 +206,8 @@ std::string NewRequestId() {
   static std::atomic<uint64_t> counter{0};
   const uint64_t n = counter.fetch_add(1, std::memory_order_relaxed) + 1;
   char buf[40];
-  std::snprintf(buf, sizeof buf, "r-%08x-%llu", ProcessPrefix(), static_cast<unsigned long long>(n));
+  std::snprintf(buf, sizeof buf, "r-%08x-%llu", ProcessPrefix(),
+                static_cast<unsigned long long>(n));
   return buf;
 }
 

@@ -116,7 +116,8 @@ Result<std::unique_ptr<CivetListener>> CivetListener::Start(ListenerConfig confi
   auto address = ParseListenAddress(config.listen);
   if (!address.ok()) return Status(address.error().code(), prefix + address.error().message());
   if (config.threads == 0) return InvalidArgument(prefix + "needs at least one worker thread");
-  if (config.request_timeout_ms == 0) return InvalidArgument(prefix + "request timeout must be > 0");
+  if (config.request_timeout_ms == 0)
+    return InvalidArgument(prefix + "request timeout must be > 0");
   if (!handler) return InvalidArgument(prefix + "no request handler");
 
   std::unique_ptr<CivetListener> self(
@@ -129,7 +130,8 @@ Result<std::unique_ptr<CivetListener>> CivetListener::Start(ListenerConfig confi
       {"num_threads", std::to_string(c.threads)},
       {"request_timeout_ms", std::to_string(c.request_timeout_ms)},
       {"enable_keep_alive", c.keep_alive_timeout_ms > 0 ? "yes" : "no"},
-      {"keep_alive_timeout_ms", std::to_string(c.keep_alive_timeout_ms > 0 ? c.keep_alive_timeout_ms : 1)},
+      {"keep_alive_timeout_ms",
+       std::to_string(c.keep_alive_timeout_ms > 0 ? c.keep_alive_timeout_ms : 1)},
       {"tcp_nodelay", "1"},
       {"max_request_size", std::to_string(c.max_header_bytes)},
       {"decode_url", "yes"},
@@ -178,7 +180,9 @@ Result<std::unique_ptr<CivetListener>> CivetListener::Start(ListenerConfig confi
 }
 
 CivetListener::CivetListener(ListenerConfig config, RequestHandler handler, ProtocolErrorHook hook)
-    : config_(std::move(config)), handler_(std::move(handler)), on_protocol_error_(std::move(hook)) {}
+    : config_(std::move(config)),
+      handler_(std::move(handler)),
+      on_protocol_error_(std::move(hook)) {}
 
 CivetListener::~CivetListener() {
   Stop();
@@ -215,7 +219,9 @@ int CivetListener::OnRequest(mg_connection* conn) noexcept {
     return handler_(conn);
   } catch (const std::exception& e) {
     try {
-      LogLine(LogLevel::kError, "handler_exception").Add("listener", config_.log_name).Add("detail", e.what());
+      LogLine(LogLevel::kError, "handler_exception")
+          .Add("listener", config_.log_name)
+          .Add("detail", e.what());
     } catch (...) {
     }
   } catch (...) {
@@ -284,6 +290,17 @@ int CountHeaders(const mg_request_info& info, std::string_view name) {
 std::string PeerOf(const mg_request_info& info) {
   const size_t len = strnlen(info.remote_addr, sizeof info.remote_addr);
   return std::string(info.remote_addr, len) + ":" + std::to_string(info.remote_port);
+}
+
+void SendContinueIfExpected(mg_connection* conn) {
+  const mg_request_info* info = mg_get_request_info(conn);
+  const char* expect = mg_get_header(conn, "Expect");
+  if (info == nullptr || expect == nullptr || info->http_version == nullptr ||
+      std::strcmp(info->http_version, "1.1") != 0 || !HeaderHasToken(expect, "100-continue")) {
+    return;
+  }
+  static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+  mg_write(conn, kContinue, sizeof kContinue - 1);
 }
 
 bool ReadBody(mg_connection* conn, size_t n, std::string& out) {

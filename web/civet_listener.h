@@ -60,8 +60,7 @@ class CivetListener {
   // Validates the listen address and starts the context. Errors name the
   // listener and address: "Ua listener 127.0.0.1:8080: cannot bind to
   // 127.0.0.1:8080: 98 (Address already in use)".
-  static Result<std::unique_ptr<CivetListener>> Start(ListenerConfig config,
-                                                      RequestHandler handler,
+  static Result<std::unique_ptr<CivetListener>> Start(ListenerConfig config, RequestHandler handler,
                                                       ProtocolErrorHook on_protocol_error = {});
   ~CivetListener();
   CivetListener(const CivetListener&) = delete;
@@ -103,6 +102,11 @@ bool RequestAllowsKeepAlive(const mg_connection* conn);
 int CountHeaders(const mg_request_info& info, std::string_view name);
 // The peer as "ip:port".
 std::string PeerOf(const mg_request_info& info);
+// Answers "Expect: 100-continue" of an HTTP/1.1 request with the interim
+// "100 Continue" (CivetWeb 1.15 does not do it for callback handlers), so a
+// client that waits for it sends its body at once. Call only when the body
+// is going to be read.
+void SendContinueIfExpected(mg_connection* conn);
 // Reads exactly `n` body bytes into `out`; false if the peer closed or the
 // request timeout expired first. The caller bounds `n`.
 bool ReadBody(mg_connection* conn, size_t n, std::string& out);

@@ -15,9 +15,9 @@ namespace {
 int HandleEcho(mg_connection* conn, size_t max_body_bytes, bool keep_alive_enabled) {
   const mg_request_info* info = mg_get_request_info(conn);
   if (info == nullptr) return 0;
-  const bool echo = info->local_uri_raw != nullptr &&
-                    std::strcmp(info->local_uri_raw, "/keymanagement") == 0 &&
-                    info->request_method != nullptr && std::strcmp(info->request_method, "POST") == 0;
+  const bool echo =
+      info->local_uri_raw != nullptr && std::strcmp(info->local_uri_raw, "/keymanagement") == 0 &&
+      info->request_method != nullptr && std::strcmp(info->request_method, "POST") == 0;
   HttpResponse response;
   bool consumed = false;
   if (!echo) {
@@ -32,6 +32,7 @@ int HandleEcho(mg_connection* conn, size_t max_body_bytes, bool keep_alive_enabl
   } else {
     response.status = 200;
     response.content_type = std::string(kMikeyMediaType);
+    if (info->content_length > 0) internal::SendContinueIfExpected(conn);
     consumed = internal::ReadBody(conn, static_cast<size_t>(info->content_length), response.body);
   }
   const bool keep_alive = keep_alive_enabled && consumed && internal::RequestAllowsKeepAlive(conn);
@@ -59,9 +60,10 @@ Result<std::unique_ptr<EchoServer>> StartEchoServer(const WebServerOptions& opti
   config.keep_alive_timeout_ms = options.keep_alive_timeout_ms;
   const size_t max_body = options.max_body_bytes;
   const bool keep_alive = options.keep_alive_timeout_ms > 0;
-  auto listener = internal::CivetListener::Start(
-      std::move(config),
-      [max_body, keep_alive](mg_connection* conn) { return HandleEcho(conn, max_body, keep_alive); });
+  auto listener = internal::CivetListener::Start(std::move(config),
+                                                 [max_body, keep_alive](mg_connection* conn) {
+                                                   return HandleEcho(conn, max_body, keep_alive);
+                                                 });
   if (!listener.ok()) return std::move(listener).error();
   std::unique_ptr<EchoServer> server(new EchoServer());
   server->port_ = (*listener)->port();

@@ -24,11 +24,14 @@ static_assert(static_cast<size_t>(kms::Outcome::kInternal) == 4,
 
 // Gauge names may not start with these (that also covers the histogram's
 // _bucket / _sum / _count series).
-constexpr std::array<std::string_view, 8> kBuiltinNames = {
-    "tkms_requests_total",          "tkms_http_rejections_total",
-    "tkms_http_protocol_errors_total", "tkms_request_duration_seconds",
-    "tkms_mikey_errors_total",      "tkms_refusals_total",
-    "tkms_replay_rejections_total", "tkms_token_errors_total"};
+constexpr std::array<std::string_view, 8> kBuiltinNames = {"tkms_requests_total",
+                                                           "tkms_http_rejections_total",
+                                                           "tkms_http_protocol_errors_total",
+                                                           "tkms_request_duration_seconds",
+                                                           "tkms_mikey_errors_total",
+                                                           "tkms_refusals_total",
+                                                           "tkms_replay_rejections_total",
+                                                           "tkms_token_errors_total"};
 
 bool ValidMetricName(std::string_view name) {
   if (name.empty()) return false;
@@ -132,7 +135,8 @@ void Metrics::RecordRejection(int status) {
 }
 
 void Metrics::RecordProtocolError(int status) {
-  if (status < kFirstErrorStatus || status >= kFirstErrorStatus + static_cast<int>(kErrorStatuses)) {
+  if (status < kFirstErrorStatus ||
+      status >= kFirstErrorStatus + static_cast<int>(kErrorStatuses)) {
     return;
   }
   Bump(protocol_errors_[static_cast<size_t>(status - kFirstErrorStatus)]);
@@ -152,7 +156,8 @@ uint64_t Metrics::rejections(int status) const {
 }
 
 uint64_t Metrics::protocol_errors(int status) const {
-  if (status < kFirstErrorStatus || status >= kFirstErrorStatus + static_cast<int>(kErrorStatuses)) {
+  if (status < kFirstErrorStatus ||
+      status >= kFirstErrorStatus + static_cast<int>(kErrorStatuses)) {
     return 0;
   }
   return Load(protocol_errors_[static_cast<size_t>(status - kFirstErrorStatus)]);
@@ -178,7 +183,8 @@ Status Metrics::SetGauge(std::string name, std::string help, std::function<doubl
     }
   }
   if (!read) return InvalidArgument("gauge \"" + name + "\" has no read function");
-  auto gauge = std::make_shared<const Gauge>(Gauge{std::move(name), std::move(help), std::move(read)});
+  auto gauge =
+      std::make_shared<const Gauge>(Gauge{std::move(name), std::move(help), std::move(read)});
   std::lock_guard<std::mutex> lock(gauges_mu_);
   auto it = std::lower_bound(gauges_.begin(), gauges_.end(), gauge->name,
                              [](const auto& g, const std::string& n) { return g->name < n; });
@@ -258,8 +264,8 @@ std::string Metrics::RenderPrometheus() const {
   Header(out, "tkms_refusals_total", "counter", "KMS service refusals, by rejection class.");
   for (size_t r = 1; r < kRefusals; ++r) {
     const auto refusal = static_cast<kms::Refusal>(r);
-    Sample(out, "tkms_refusals_total",
-           "refusal=\"" + std::string(kms::RefusalName(refusal)) + "\"", Load(refusals_[r]));
+    Sample(out, "tkms_refusals_total", "refusal=\"" + std::string(kms::RefusalName(refusal)) + "\"",
+           Load(refusals_[r]));
   }
 
   Header(out, "tkms_replay_rejections_total", "counter",

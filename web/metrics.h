@@ -46,8 +46,7 @@ class Metrics {
   // A request that reached the service: its type, the (possibly corrected)
   // outcome and the time from the start of the HTTP exchange to the response
   // written. Feeds tkms_requests_total and tkms_request_duration_seconds.
-  void RecordRequest(kms::RequestType type, kms::Outcome outcome,
-                     std::chrono::nanoseconds latency);
+  void RecordRequest(kms::RequestType type, kms::Outcome outcome, std::chrono::nanoseconds latency);
   // A KmsReply's refusal (kNone is ignored). Feeds tkms_refusals_total and,
   // for kReplay / kToken, tkms_replay_rejections_total / tkms_token_errors_total.
   void RecordRefusal(kms::Refusal refusal);

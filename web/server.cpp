@@ -39,7 +39,8 @@ struct UaRecord {
 // Counts a Ua request as in progress for Stop()'s drain.
 class InFlight {
  public:
-  InFlight(std::mutex& mu, std::condition_variable& cv, size_t& count) : mu_(mu), cv_(cv), count_(count) {
+  InFlight(std::mutex& mu, std::condition_variable& cv, size_t& count)
+      : mu_(mu), cv_(cv), count_(count) {
     std::lock_guard<std::mutex> lock(mu_);
     ++count_;
   }
@@ -93,23 +94,22 @@ HttpResponse ReplyToResponse(const kms::KmsReply& reply) {
       response.body = Base64Encode(reply.mikey);
       return response;
     }
-    case kms::Outcome::kBadRequest:
-      return TextResponse(400, "not a MIKEY message");
+    case kms::Outcome::kBadRequest: return TextResponse(400, "not a MIKEY message");
     case kms::Outcome::kUnavailable: {
       HttpResponse response = TextResponse(503, "KMS temporarily unavailable");
       response.extra_headers.emplace_back("Retry-After", "1");
       return response;
     }
-    case kms::Outcome::kInternal:
-      break;
+    case kms::Outcome::kInternal: break;
   }
   return TextResponse(500, "internal error");
 }
 
 // The Annex A checks in their documented order (docs/http.md), then the
 // service. Fills `rec`; returns the response to send.
-HttpResponse ServeUa(mg_connection* conn, const mg_request_info& info, const WebServerOptions& options,
-                     bool stopping, kms::KmsService& service, UaRecord& rec) {
+HttpResponse ServeUa(mg_connection* conn, const mg_request_info& info,
+                     const WebServerOptions& options, bool stopping, kms::KmsService& service,
+                     UaRecord& rec) {
   if (stopping) {
     rec.refusal = "stopping";
     rec.body_consumed = DrainForReuse(conn, info, options.max_body_bytes);
@@ -160,6 +160,7 @@ HttpResponse ServeUa(mg_connection* conn, const mg_request_info& info, const Web
   // 6: read exactly Content-Length bytes (at most max_body_bytes), decode.
   std::string body;
   const auto length = static_cast<size_t>(info.content_length);
+  if (length > 0) internal::SendContinueIfExpected(conn);
   if (!internal::ReadBody(conn, length, body)) {
     rec.bytes_in = body.size();
     return Refuse(rec, {400, "incomplete_body", "body shorter than Content-Length"});
@@ -191,7 +192,8 @@ HttpResponse ServeUa(mg_connection* conn, const mg_request_info& info, const Web
   }
   HttpResponse response = ReplyToResponse(reply);
   rec.outcome = std::string(kms::OutcomeName(reply.outcome));
-  rec.refusal = reply.refusal == kms::Refusal::kNone ? "-" : std::string(kms::RefusalName(reply.refusal));
+  rec.refusal =
+      reply.refusal == kms::Refusal::kNone ? "-" : std::string(kms::RefusalName(reply.refusal));
   rec.reply = std::move(reply);
   return response;
 }
@@ -231,7 +233,8 @@ WebServer::~WebServer() { Stop(); }
 Result<std::unique_ptr<WebServer>> WebServer::Start(const WebServerOptions& options,
                                                     kms::KmsService& service) {
   if (options.max_body_bytes == 0) return InvalidArgument("max_body_bytes must be > 0");
-  if (options.max_body_bytes > (size_t{1} << 30)) return InvalidArgument("max_body_bytes too large");
+  if (options.max_body_bytes > (size_t{1} << 30))
+    return InvalidArgument("max_body_bytes too large");
   std::unique_ptr<WebServer> server(new WebServer(options, service));
   WebServer* self = server.get();
 
@@ -326,8 +329,9 @@ int WebServer::HandleUa(mg_connection* conn) {
     if (rec.detail.empty()) rec.detail = reply.detail;
   }
 
-  const bool keep_alive = ua_->keep_alive_enabled() && !stopping_.load() && rec.body_consumed &&
-                          internal::RequestAllowsKeepAlive(conn);
+  // (ua_ is not used here: a request can arrive before Start() has stored it.)
+  const bool keep_alive = options_.keep_alive_timeout_ms > 0 && !stopping_.load() &&
+                          rec.body_consumed && internal::RequestAllowsKeepAlive(conn);
   const bool written = internal::SendResponse(conn, response, rec.id, keep_alive);
 
   LogLine line(response.status >= 500 ? LogLevel::kWarn : LogLevel::kInfo, "request");

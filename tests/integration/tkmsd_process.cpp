@@ -32,9 +32,10 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::vector<std::pair<st
             int out_fd, int err_fd) {
   std::vector<std::string> environment;
   for (char** e = environ; *e != nullptr; ++e) environment.emplace_back(*e);
-  for (const auto& [k, v] : env) {
-    std::erase_if(environment, [&](const std::string& s) { return s.rfind(k + "=", 0) == 0; });
-    environment.push_back(k + "=" + v);
+  for (const auto& kv : env) {
+    const std::string prefix = kv.first + "=";
+    std::erase_if(environment, [&prefix](const std::string& s) { return s.rfind(prefix, 0) == 0; });
+    environment.push_back(prefix + kv.second);
   }
   std::vector<char*> args, envp;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));

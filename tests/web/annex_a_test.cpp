@@ -1,5 +1,7 @@
 // Unit tests of the socket-free pieces of web/: the Annex A checks
 // (annex_a.h) and the Prometheus rendering of Metrics (metrics.h).
+#include "web/annex_a.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +10,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "web/annex_a.h"
 #include "web/metrics.h"
 
 namespace tkms::web {
@@ -110,8 +111,8 @@ TEST(AnnexA, DecodeBody) {
     const char* label;
   };
   const Case cases[] = {
-      {"", "empty_body"},         {" \r\n\t", "empty_body"},    {"AQID/w", "bad_base64"},
-      {"AQID/x==", "bad_base64"},  {"AQID*w==", "bad_base64"},   {"AQ==AQ==", "bad_base64"},
+      {"", "empty_body"},           {" \r\n\t", "empty_body"},  {"AQID/w", "bad_base64"},
+      {"AQID/x==", "bad_base64"},   {"AQID*w==", "bad_base64"}, {"AQ==AQ==", "bad_base64"},
       {"AQID/w==\f", "bad_base64"}, {"AQID_w==", "bad_base64"},
   };
   for (const Case& c : cases) {
@@ -139,10 +140,10 @@ TEST(AnnexA, ListenAddress) {
   a = ParseListenAddress("0.0.0.0:0");
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->port, 0);
-  for (const char* bad : {"", "8080", "127.0.0.1", "127.0.0.1:", ":8080", "localhost:8080",
-                          "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:80s", "127.0.0.1:+80",
-                          "1.2.3:80", "[::1]:80", "127.0.0.1:8080,127.0.0.1:8081",
-                          "127.0.0.1:123456"}) {
+  for (const char* bad :
+       {"", "8080", "127.0.0.1", "127.0.0.1:", ":8080", "localhost:8080", "127.0.0.1:65536",
+        "127.0.0.1:-1", "127.0.0.1:80s", "127.0.0.1:+80", "1.2.3:80", "[::1]:80",
+        "127.0.0.1:8080,127.0.0.1:8081", "127.0.0.1:123456"}) {
     auto r = ParseListenAddress(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code(), StatusCode::kInvalidArgument);
@@ -198,8 +199,10 @@ TEST(Metrics, EmptyExposition) {
   EXPECT_TRUE(HasLine(text, "tkms_requests_total{type=\"ticketresolve\",outcome=\"internal\"} 0"));
   EXPECT_TRUE(HasLine(text, "tkms_http_rejections_total{status=\"415\"} 0"));
   EXPECT_TRUE(HasLine(text, "# TYPE tkms_request_duration_seconds histogram"));
-  EXPECT_TRUE(HasLine(text, "tkms_request_duration_seconds_bucket{type=\"ticketresolve\",le=\"0.0005\"} 0"));
-  EXPECT_TRUE(HasLine(text, "tkms_request_duration_seconds_bucket{type=\"ticketresolve\",le=\"+Inf\"} 0"));
+  EXPECT_TRUE(HasLine(
+      text, "tkms_request_duration_seconds_bucket{type=\"ticketresolve\",le=\"0.0005\"} 0"));
+  EXPECT_TRUE(
+      HasLine(text, "tkms_request_duration_seconds_bucket{type=\"ticketresolve\",le=\"+Inf\"} 0"));
   EXPECT_TRUE(HasLine(text, "tkms_request_duration_seconds_sum{type=\"ticketresolve\"} 0"));
   EXPECT_TRUE(HasLine(text, "tkms_request_duration_seconds_count{type=\"ticketresolve\"} 0"));
   EXPECT_TRUE(HasLine(text, "tkms_refusals_total{refusal=\"replay\"} 0"));
@@ -211,7 +214,8 @@ TEST(Metrics, EmptyExposition) {
   // Every line is a comment or "name{labels} value"; the text ends with \n.
   ASSERT_FALSE(text.empty());
   EXPECT_EQ(text.back(), '\n');
-  const std::regex sample(R"((# (HELP|TYPE) .*)|([a-z_:]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [-+0-9.eInfNa]+))");
+  const std::regex sample(
+      R"((# (HELP|TYPE) .*)|([a-z_:]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [-+0-9.eInfNa]+))");
   size_t start = 0;
   while (start < text.size()) {
     const size_t end = text.find('\n', start);
@@ -224,10 +228,11 @@ TEST(Metrics, EmptyExposition) {
 TEST(Metrics, HistogramBucketsAreCumulative) {
   Metrics m;
   using std::chrono::microseconds;
-  m.RecordRequest(RequestType::kTicketRequest, kms::Outcome::kOk, microseconds(100));    // <= 0.0005
-  m.RecordRequest(RequestType::kTicketRequest, kms::Outcome::kOk, microseconds(500));    // <= 0.0005
-  m.RecordRequest(RequestType::kTicketRequest, kms::Outcome::kMikeyError, microseconds(3000));  // <= 0.005
-  m.RecordRequest(RequestType::kTicketRequest, kms::Outcome::kOk, std::chrono::seconds(2));     // +Inf
+  m.RecordRequest(RequestType::kTicketRequest, kms::Outcome::kOk, microseconds(100));  // <= 0.0005
+  m.RecordRequest(RequestType::kTicketRequest, kms::Outcome::kOk, microseconds(500));  // <= 0.0005
+  m.RecordRequest(RequestType::kTicketRequest, kms::Outcome::kMikeyError,
+                  microseconds(3000));  // <= 0.005
+  m.RecordRequest(RequestType::kTicketRequest, kms::Outcome::kOk, std::chrono::seconds(2));  // +Inf
   const std::string text = m.RenderPrometheus();
   const std::string b = "tkms_request_duration_seconds_bucket{type=\"ticketrequest\",le=";
   EXPECT_TRUE(HasLine(text, b + "\"0.0005\"} 2"));
@@ -275,9 +280,12 @@ TEST(Metrics, CountersAndLabels) {
 
 TEST(Metrics, Gauges) {
   Metrics m;
-  EXPECT_TRUE(m.SetGauge("tkms_replay_cache_entries", "Entries in the replay cache.", [] { return 42.0; }).ok());
+  EXPECT_TRUE(m.SetGauge("tkms_replay_cache_entries", "Entries in the replay cache.", [] {
+                 return 42.0;
+               }).ok());
   EXPECT_TRUE(m.SetGauge("tkms_a_gauge", "Two\nlines \\ here.", [] { return 0.5; }).ok());
-  EXPECT_TRUE(m.SetGauge("tkms_broken", "Throws.", []() -> double { throw std::runtime_error("x"); }).ok());
+  EXPECT_TRUE(
+      m.SetGauge("tkms_broken", "Throws.", []() -> double { throw std::runtime_error("x"); }).ok());
   EXPECT_FALSE(m.SetGauge("1bad", "x", [] { return 1.0; }).ok());
   EXPECT_FALSE(m.SetGauge("bad-name", "x", [] { return 1.0; }).ok());
   EXPECT_FALSE(m.SetGauge("", "x", [] { return 1.0; }).ok());

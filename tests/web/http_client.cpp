@@ -19,7 +19,8 @@ namespace {
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
       return false;
     }
   }
@@ -117,7 +118,8 @@ std::optional<HttpReply> HttpClient::ReadReply(int timeout_ms, bool head_request
   if (sp1 == std::string::npos) return std::nullopt;
   const size_t sp2 = status_line.find(' ', sp1 + 1);
   reply.version = status_line.substr(0, sp1);
-  const std::string code = status_line.substr(sp1 + 1, sp2 == std::string::npos ? std::string::npos : sp2 - sp1 - 1);
+  const std::string code =
+      status_line.substr(sp1 + 1, sp2 == std::string::npos ? std::string::npos : sp2 - sp1 - 1);
   if (std::from_chars(code.data(), code.data() + code.size(), reply.status).ec != std::errc()) {
     return std::nullopt;
   }
@@ -125,7 +127,8 @@ std::optional<HttpReply> HttpClient::ReadReply(int timeout_ms, bool head_request
   while (line_end != std::string::npos) {
     const size_t start = line_end + 2;
     line_end = head.find("\r\n", start);
-    const std::string line = head.substr(start, line_end == std::string::npos ? std::string::npos : line_end - start);
+    const std::string line =
+        head.substr(start, line_end == std::string::npos ? std::string::npos : line_end - start);
     const size_t colon = line.find(':');
     if (colon == std::string::npos) return std::nullopt;
     std::string value = line.substr(colon + 1);
@@ -135,7 +138,8 @@ std::optional<HttpReply> HttpClient::ReadReply(int timeout_ms, bool head_request
   size_t length = 0;
   if (!head_request && reply.has_header("Content-Length")) {
     const std::string cl = reply.header("Content-Length");
-    if (std::from_chars(cl.data(), cl.data() + cl.size(), length).ec != std::errc()) return std::nullopt;
+    if (std::from_chars(cl.data(), cl.data() + cl.size(), length).ec != std::errc())
+      return std::nullopt;
   }
   const size_t body_start = head_end + 4;
   while (buffer_.size() < body_start + length) {
@@ -170,7 +174,8 @@ std::optional<HttpReply> HttpClient::Request(std::string_view method, std::strin
   }
   std::string request;
   request.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: 127.0.0.1\r\n");
-  for (const auto& [name, value] : headers) request.append(name).append(": ").append(value).append("\r\n");
+  for (const auto& [name, value] : headers)
+    request.append(name).append(": ").append(value).append("\r\n");
   if (!body.empty() || method == "POST") {
     request.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
   }

@@ -6,11 +6,10 @@
 // errors and the echo server. After every refusal a valid request must still
 // succeed.
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstdio>
@@ -57,7 +56,8 @@ class PortBlocker {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 || listen(fd_, 1) != 0) {
+    if (bind(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||
+        listen(fd_, 1) != 0) {
       return;
     }
     socklen_t len = sizeof addr;
@@ -213,10 +213,11 @@ TEST_F(WebServerTest, WrongOrMissingContentTypeIs415) {
   }
   ExpectRefusal(client.Post(kRequestTarget, kValidBody, ""), 415);
   // Two Content-Type headers are refused even when one is right.
-  ExpectRefusal(client.Request("POST", kRequestTarget,
-                               {{"Content-Type", "application/mikey"}, {"Content-Type", "text/plain"}},
-                               kValidBody),
-                415);
+  ExpectRefusal(
+      client.Request("POST", kRequestTarget,
+                     {{"Content-Type", "application/mikey"}, {"Content-Type", "text/plain"}},
+                     kValidBody),
+      415);
   EXPECT_EQ(metrics().rejections(415), 6u);
   EXPECT_TRUE(service_.calls().empty());
   ExpectValidRequestSucceeds();
@@ -224,8 +225,8 @@ TEST_F(WebServerTest, WrongOrMissingContentTypeIs415) {
 
 TEST_F(WebServerTest, ContentTypeIsCaseInsensitiveAndMayHaveParameters) {
   HttpClient client(ua());
-  for (const char* type : {"Application/MIKEY", "application/mikey; charset=us-ascii",
-                           "application/mikey ;foo=bar"}) {
+  for (const char* type :
+       {"Application/MIKEY", "application/mikey; charset=us-ascii", "application/mikey ;foo=bar"}) {
     auto reply = client.Post(kRequestTarget, kValidBody, type);
     ASSERT_TRUE(reply.has_value());
     EXPECT_EQ(reply->status, 200) << type;
@@ -241,7 +242,8 @@ TEST_F(WebServerTest, BodyLargerThanLimitIs413FromContentLength) {
   // Only the head is sent: the limit is enforced from Content-Length alone.
   ASSERT_TRUE(client.SendRaw(std::string("POST ") + kRequestTarget +
                              " HTTP/1.1\r\nHost: x\r\nContent-Type: application/mikey\r\n"
-                             "Content-Length: " + std::to_string(kMaxBody + 1) + "\r\n\r\n"));
+                             "Content-Length: " +
+                             std::to_string(kMaxBody + 1) + "\r\n\r\n"));
   auto reply = client.ReadReply();
   ExpectRefusal(reply, 413);
   EXPECT_EQ(reply->header("Connection"), "close");
@@ -269,6 +271,34 @@ TEST_F(WebServerTest, BodyOfExactlyTheLimitIsAccepted) {
   EXPECT_EQ(reply->status, 200);
   ASSERT_EQ(service_.calls().size(), 1u);
   EXPECT_EQ(service_.calls()[0].mikey, bytes);
+}
+
+TEST_F(WebServerTest, ExpectContinueGetsAnInterimResponse) {
+  HttpClient client(ua());
+  ASSERT_TRUE(client.SendRaw(std::string("POST ") + kRequestTarget +
+                             " HTTP/1.1\r\nHost: x\r\nContent-Type: application/mikey\r\n"
+                             "Content-Length: 8\r\nExpect: 100-continue\r\n\r\n"));
+  auto interim = client.ReadReply();
+  ASSERT_TRUE(interim.has_value());
+  EXPECT_EQ(interim->status, 100);
+  ASSERT_TRUE(client.SendRaw(kValidBody));
+  auto reply = client.ReadReply();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->status, 200);
+  EXPECT_EQ(reply->header("Connection"), "keep-alive");
+  ASSERT_EQ(service_.calls().size(), 1u);
+  EXPECT_EQ(service_.calls()[0].mikey, kValidBytes);
+
+  // A refused request gets its final status instead of 100 Continue, and the
+  // connection closes (the unsent body is never read).
+  HttpClient refused(ua());
+  ASSERT_TRUE(refused.SendRaw(std::string("POST ") + kRequestTarget +
+                              " HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                              "Content-Length: 8\r\nExpect: 100-continue\r\n\r\n"));
+  auto final_reply = refused.ReadReply();
+  ExpectRefusal(final_reply, 415);
+  EXPECT_EQ(final_reply->header("Connection"), "close");
+  ExpectValidRequestSucceeds();
 }
 
 TEST_F(WebServerTest, MissingContentLengthOrChunkedIs411) {
@@ -312,8 +342,8 @@ TEST_F(WebServerTest, RepeatedContentLengthIs400) {
 
 TEST_F(WebServerTest, EmptyOrNonBase64BodyIs400) {
   HttpClient client(ua());
-  for (const char* body : {"", " \r\n", "not base64!", "AQID/x==", "AQID/w", "AQID_w==",
-                           "AQID/w==AQ=="}) {
+  for (const char* body :
+       {"", " \r\n", "not base64!", "AQID/x==", "AQID/w", "AQID_w==", "AQID/w==AQ=="}) {
     auto reply = client.Post(kRequestTarget, body);
     ExpectRefusal(reply, 400);
   }
@@ -458,7 +488,8 @@ TEST_F(WebServerTest, KeepAliveCarriesSeveralRequests) {
     ids.insert(reply->header("X-Request-Id"));
   }
   // Refusals with a small Content-Length body keep the connection too.
-  for (auto reply : {client.Post("/elsewhere", kValidBody), client.Post(kRequestTarget, kValidBody, "text/plain"),
+  for (auto reply : {client.Post("/elsewhere", kValidBody),
+                     client.Post(kRequestTarget, kValidBody, "text/plain"),
                      client.Request("GET", kRequestTarget)}) {
     ASSERT_TRUE(reply.has_value());
     EXPECT_GE(reply->status, 400);
@@ -479,7 +510,8 @@ TEST_F(WebServerTest, PipelinedRequestsAreAnsweredInOrder) {
   std::string two;
   for (const char* target : {kRequestTarget, kResolveTarget}) {
     two += std::string("POST ") + target +
-           " HTTP/1.1\r\nHost: x\r\nContent-Type: application/mikey\r\nContent-Length: 8\r\n\r\nAQID/w==";
+           " HTTP/1.1\r\nHost: x\r\nContent-Type: application/mikey\r\nContent-Length: "
+           "8\r\n\r\nAQID/w==";
   }
   ASSERT_TRUE(client.SendRaw(two));
   for (int i = 0; i < 2; ++i) {
@@ -495,16 +527,18 @@ TEST_F(WebServerTest, PipelinedRequestsAreAnsweredInOrder) {
 
 TEST_F(WebServerTest, ConnectionCloseIsHonoured) {
   HttpClient client(ua());
-  auto reply = client.Request("POST", kRequestTarget,
-                              {{"Content-Type", "application/mikey"}, {"Connection", "close"}}, kValidBody);
+  auto reply =
+      client.Request("POST", kRequestTarget,
+                     {{"Content-Type", "application/mikey"}, {"Connection", "close"}}, kValidBody);
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(reply->status, 200);
   EXPECT_EQ(reply->header("Connection"), "close");
   EXPECT_TRUE(client.WaitForClose());
   // HTTP/1.0 without keep-alive closes as well.
   HttpClient old(ua());
-  ASSERT_TRUE(old.SendRaw(std::string("POST ") + kRequestTarget +
-                          " HTTP/1.0\r\nContent-Type: application/mikey\r\nContent-Length: 8\r\n\r\nAQID/w=="));
+  ASSERT_TRUE(old.SendRaw(
+      std::string("POST ") + kRequestTarget +
+      " HTTP/1.0\r\nContent-Type: application/mikey\r\nContent-Length: 8\r\n\r\nAQID/w=="));
   auto reply10 = old.ReadReply();
   ASSERT_TRUE(reply10.has_value());
   EXPECT_EQ(reply10->status, 200);
@@ -630,7 +664,8 @@ TEST_F(WebServerTest, ReadyzReflectsTheService) {
   ASSERT_TRUE(ready.has_value());
   EXPECT_EQ(ready->status, 200);
   EXPECT_EQ(ready->header("Content-Type"), "application/json");
-  EXPECT_EQ(ready->body, "{\"ready\":true,\"token\":true,\"config\":true,\"keys\":true,\"detail\":\"ok\"}\n");
+  EXPECT_EQ(ready->body,
+            "{\"ready\":true,\"token\":true,\"config\":true,\"keys\":true,\"detail\":\"ok\"}\n");
 
   kms::Readiness readiness;
   readiness.token_ready = true;
@@ -647,7 +682,10 @@ TEST_F(WebServerTest, ReadyzReflectsTheService) {
 }
 
 TEST_F(WebServerTest, MetricsAfterAKnownSequence) {
-  ASSERT_TRUE(metrics().SetGauge("tkms_test_gauge", "A gauge registered by the daemon.", [] { return 3.0; }).ok());
+  ASSERT_TRUE(
+      metrics()
+          .SetGauge("tkms_test_gauge", "A gauge registered by the daemon.", [] { return 3.0; })
+          .ok());
   HttpClient client(ua());
   // Two ok ticket requests.
   ASSERT_EQ(client.Post(kRequestTarget, kValidBody)->status, 200);
@@ -799,7 +837,8 @@ TEST_F(WebServerTest, StartReportsAPortInUse) {
   ASSERT_FALSE(ua_fail.ok());
   EXPECT_EQ(ua_fail.error().message().rfind("Ua listener " + taken + ": ", 0), 0u)
       << ua_fail.error().message();
-  EXPECT_NE(ua_fail.error().message().find("in use"), std::string::npos) << ua_fail.error().message();
+  EXPECT_NE(ua_fail.error().message().find("in use"), std::string::npos)
+      << ua_fail.error().message();
 
   options = TestOptions();
   options.admin_listen = taken;

@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
   CLI::App app{"tkms-bench: load generator for a MIKEY-TICKET KMS over TS 33.328 Annex A HTTP"};
   tkms::bench::BenchConfig config;
   std::string mode = "request";
-  std::string kms_identity, initiator, initiator_psk_file, initiator_psk_id;
+  std::string kms_identity = "kms.example.org";
+  std::string initiator, initiator_psk_file, initiator_psk_id;
   std::string responder, responder_psk_file, responder_psk_id;
   double rate = 0;
   int timeout_ms = 5000;
@@ -45,7 +46,8 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", config.warmup_s, "seconds before the measurement starts")->capture_default_str();
   app.add_option("--rate", rate, "open loop: total requests per second (default: closed loop)");
   app.add_option("--timeout-ms", timeout_ms, "per-request timeout")->capture_default_str();
-  app.add_option("--kms-identity", kms_identity, "the KMS identity (IDRkms ID Data)");
+  app.add_option("--kms-identity", kms_identity, "the KMS identity (IDRkms ID Data; tkmsd --dev uses the default)")
+      ->capture_default_str();
   app.add_option("--initiator", initiator, "the Initiator's URI (IDRi)");
   app.add_option("--initiator-psk", initiator_psk_file, "hex PSK file of the Initiator");
   app.add_option("--initiator-psk-id", initiator_psk_id, "IDRpsk of the Initiator's PSK (byte string)");

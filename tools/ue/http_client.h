@@ -27,8 +27,9 @@
 //     the header budget), or, without either, from the server closing the
 //     connection. Conflicting Content-Length values, Content-Length together
 //     with Transfer-Encoding, transfer codings other than "chunked", obsolete
-//     header line folding, NUL/CR/LF inside header lines and bytes beyond the
-//     end of the response are refused;
+//     header line folding and control characters inside header lines are
+//     refused; bytes after the end of a response (nothing was asked for)
+//     make the client drop the connection instead of reusing it;
 //   - requests carry Host, Content-Length and (for POST) Content-Type.
 //
 // Errors (Status codes): kUnavailable for connect/send/receive failures,

@@ -184,8 +184,7 @@ const IdrPayload* FindIdr(const Message& m, mikey::IdRole role) {
 
 const RandrPayload* FindRandr(const Message& m, mikey::RandRole role) {
   for (const auto& p : m.payloads) {
-    if (const auto* x = std::get_if<RandrPayload>(&p); x != nullptr && x->rand.size() > 0 &&
-                                                        x->role == static_cast<uint8_t>(role)) {
+    if (const auto* x = std::get_if<RandrPayload>(&p); x != nullptr && x->role == static_cast<uint8_t>(role)) {
       return x;
     }
   }

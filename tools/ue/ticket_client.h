@@ -212,7 +212,7 @@ struct RequestInitParams {
   SecretBytes psk;                   // shared by the Initiator and the KMS
   std::optional<Bytes> psk_id;       // IDRpsk (role 4, ID type byte string)
   PeerIdentity initiator;            // IDRi (role 1)
-  PeerIdentity kms;                  // IDRkms (role 3); also the identity IDRkms answers must match
+  PeerIdentity kms;                  // IDRkms (role 3); an IDRkms in the answer must match (if non-empty)
   std::optional<uint32_t> csb_id;    // random if unset
   uint8_t prf_func = static_cast<uint8_t>(mikey::PrfFunc::kHmacSha256);
   uint8_t mac_alg = static_cast<uint8_t>(mikey::MacAlg::kHmacSha256_256);
