@@ -70,8 +70,11 @@ fuzz-run: fuzz
 	    -artifact_prefix=build/fuzz/artifacts/$$f- build/fuzz/corpus/$$f $$seeds; \
 	done
 
+# Codec micro-benchmark, then tkmsd against its two ceilings (HTTP echo, raw
+# PKCS#11 operation mix) measured in the same run (docs/benchmarks.md).
 bench: release
 	./build/release/tests/bench/mikey_codec_bench
+	python3 tools/bench/kms_bench.py --build build/release
 
 # `make run`: a development KMS on 127.0.0.1:8080 (Ua) and :8081 (admin) with
 # a fresh throw-away SoftHSM2 token and the demo users alice and bob, whose

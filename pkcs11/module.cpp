@@ -1,9 +1,11 @@
 #include "pkcs11/module.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -125,7 +127,24 @@ Module::~Module() {
   dlclose(library_);
 }
 
-bool Module::InOwnerProcess() const { return ::getpid() == owner_pid_; }
+namespace {
+// getpid() is a system call; it is asked once per process and again only in
+// a child after fork() (pthread_atfork), so the per-operation check is a load.
+std::atomic<pid_t> g_cached_pid{0};
+void ForgetPid() { g_cached_pid.store(0, std::memory_order_relaxed); }
+pid_t CurrentPid() {
+  pid_t pid = g_cached_pid.load(std::memory_order_relaxed);
+  if (pid == 0) {
+    static const int registered = ::pthread_atfork(nullptr, nullptr, &ForgetPid);
+    (void)registered;
+    pid = ::getpid();
+    g_cached_pid.store(pid, std::memory_order_relaxed);
+  }
+  return pid;
+}
+}  // namespace
+
+bool Module::InOwnerProcess() const { return CurrentPid() == owner_pid_; }
 
 Status Module::CheckProcess() const {
   if (InOwnerProcess()) return Status::Ok();

@@ -58,8 +58,11 @@ struct TokenConfig {
 struct MikeyConfig {
   // A request's T must be within this many seconds of the KMS clock.
   unsigned timestamp_window_s = 60;  // 1..3600
-  // Replay cache: entries live for 2 * window; at most this many (1..10^7).
-  size_t replay_cache_entries = 100000;
+  // Replay cache: an entry lives until its message's T leaves the window;
+  // at most this many (1..10^7; about 80 bytes each). A full cache answers
+  // 503, so size it for peak rate x (2 x window): 1,000,000 covers 8,000
+  // requests/s with the default 60 s window.
+  size_t replay_cache_entries = 1000000;
   bool operator==(const MikeyConfig&) const = default;
 };
 

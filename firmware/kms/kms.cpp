@@ -393,7 +393,10 @@ std::optional<KmsReply> Kms::Exchange::Authenticate(bool initiator_rand) {
   key.push_back(hdr_->data_type);
   key.insert(key.end(), user_->psk_id.begin(), user_->psk_id.end());
   key.insert(key.end(), f_.v->mac.begin(), f_.v->mac.end());
-  Status inserted = kms_.replay_.Insert(key);
+  // The entry lives until the message's T leaves the window.
+  const auto steady_now = ReplayCache::Clock::now();
+  const auto expires = steady_now + std::chrono::duration_cast<ReplayCache::Clock::duration>(*sent + window - now_);
+  Status inserted = kms_.replay_.Insert(key, expires, steady_now);
   if (inserted.code() == StatusCode::kPermissionDenied) {
     return MikeyError(kErrInvalidTs, Refusal::kReplay, "replayed message");
   }
@@ -639,8 +642,7 @@ Kms::Kms(KmsKeys& keys, const hal::Clock& clock, std::shared_ptr<const KmsSnapsh
     : keys_(keys),
       clock_(clock),
       snapshot_(std::move(snapshot)),
-      replay_(snapshot_->config.mikey.replay_cache_entries,
-              std::chrono::seconds(2 * snapshot_->config.mikey.timestamp_window_s)) {
+      replay_(snapshot_->config.mikey.replay_cache_entries) {
   formats_.Add(std::make_unique<BaseTicketFormat>(keys_));
 }
 

@@ -1,28 +1,34 @@
 #include "firmware/kms/replay_cache.h"
 
+#include <mbedtls/sha256.h>
+
 #include <algorithm>
-#include <functional>
-#include <string_view>
 
 namespace tkms::kms {
 
-ReplayCache::ReplayCache(size_t max_entries, std::chrono::seconds lifetime)
-    : per_shard_(std::max<size_t>(1, (max_entries + kShards - 1) / kShards)), lifetime_(lifetime) {}
+ReplayCache::ReplayCache(size_t max_entries)
+    : per_shard_(std::max<size_t>(1, (max_entries + kShards - 1) / kShards)) {}
 
-Status ReplayCache::Insert(ByteSpan key, Clock::time_point now) {
-  std::string k(reinterpret_cast<const char*>(key.data()), key.size());
-  Shard& shard = shards_[std::hash<std::string>{}(k) % kShards];
-  std::lock_guard lock(shard.mutex);
-  while (!shard.order.empty() && shard.order.front().first + lifetime_ <= now) {
-    shard.keys.erase(shard.order.front().second);
-    shard.order.pop_front();
+Status ReplayCache::Insert(ByteSpan key, Clock::time_point expires, Clock::time_point now) {
+  uint8_t hash[32];
+  mbedtls_sha256_ret(key.data(), key.size(), hash, 0);
+  Digest d;
+  for (int i = 0; i < 8; ++i) {
+    d.hi = (d.hi << 8) | hash[i];
+    d.lo = (d.lo << 8) | hash[8 + i];
   }
-  if (shard.keys.contains(k)) return PermissionDenied("replayed message");
-  if (shard.keys.size() >= per_shard_) {
+  Shard& shard = shards_[d.hi % kShards];
+  std::lock_guard lock(shard.mutex);
+  while (!shard.expiries.empty() && shard.expiries.top().at <= now) {
+    shard.digests.erase(shard.expiries.top().digest);
+    shard.expiries.pop();
+  }
+  if (shard.digests.contains(d)) return PermissionDenied("replayed message");
+  if (shard.digests.size() >= per_shard_) {
     return ResourceExhausted("replay cache full (" + std::to_string(max_entries()) + " entries)");
   }
-  shard.keys.insert(k);
-  shard.order.emplace_back(now, std::move(k));
+  shard.digests.insert(d);
+  shard.expiries.push(Expiry{std::max(expires, now), d});
   return Status::Ok();
 }
 
@@ -30,7 +36,7 @@ size_t ReplayCache::size() const {
   size_t n = 0;
   for (const auto& shard : shards_) {
     std::lock_guard lock(shard.mutex);
-    n += shard.keys.size();
+    n += shard.digests.size();
   }
   return n;
 }

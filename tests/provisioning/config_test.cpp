@@ -120,7 +120,7 @@ TEST(ConfigTest, MinimalConfigGivesTheDefaults) {
   EXPECT_FALSE(config->token.softhsm2_conf.has_value());
   EXPECT_EQ(config->token.sessions, 4u);
   EXPECT_EQ(config->mikey.timestamp_window_s, 60u);
-  EXPECT_EQ(config->mikey.replay_cache_entries, 100000u);
+  EXPECT_EQ(config->mikey.replay_cache_entries, 1000000u);
   EXPECT_EQ(config->default_policy_class, "default");
   EXPECT_TRUE(config->token_users);
   EXPECT_TRUE(config->users.empty());

@@ -1,0 +1,188 @@
+// Fuzz target: the KMS request handler, kms::Kms::Handle (firmware/kms/kms.h),
+// on arbitrary bytes.
+//
+// Input: byte 0 selects the Annex A requesttype (bit 0: 0 = ticketrequest,
+// 1 = ticketresolve); the rest is the MIKEY message. Every input gets a fresh
+// Kms (service_env.h: fake in-memory keys, counter RNG, ManualClock at a
+// fixed time, empty replay cache), so the outcome depends on the input only.
+//
+// Properties checked on every input:
+//   * Handle returns (no crash, throw, leak or UB) with outcome kOk,
+//     kMikeyError or kBadRequest: with keys that never fail, kUnavailable
+//     (token trouble, full replay cache) and kInternal (a fault) must not
+//     happen;
+//   * kBadRequest if and only if the MIKEY bytes have no readable version-1
+//     common header (shorter than 10 bytes, or first byte not 1), and then
+//     no MIKEY bytes and no error number;
+//   * kOk and kMikeyError carry a message the strict codec decodes (with the
+//     composition rules), with the request's CSB ID: REQUEST_RESP (13) on
+//     ticketrequest / RESOLVE_RESP (18) on ticketresolve for kOk, Error (6)
+//     for kMikeyError;
+//   * kMikeyError: mikey_error is set, the message holds exactly one ERR
+//     payload and its number is mikey_error; the refusal is named; kOk: no
+//     error number, no refusal, an authenticated user;
+//   * kOk answers what the project's UE (tools/ue/ticket_client.h) accepts:
+//     ParseRequestResp / ParseResolveResp with the request rebuilt from the
+//     input and the user's PSK succeed (only valid, MAC-correct requests get
+//     here, i.e. the seeds).
+#include <cstdio>
+#include <string>
+#include <variant>
+
+#include "firmware/base/encoding.h"
+#include "firmware/mikey/codec.h"
+#include "firmware/mikey/crypto/kemac_cipher.h"
+#include "tests/fuzz/fuzz_target.h"
+#include "tests/fuzz_service/service_env.h"
+
+namespace {
+
+namespace fs = tkms::fuzz_service;
+namespace kms = tkms::kms;
+namespace mikey = tkms::mikey;
+namespace ue = tkms::ue;
+using tkms::ByteSpan;
+
+constexpr const char* kTarget = "kms_handle_fuzz";
+
+void Check(bool ok, const char* property) {
+  if (!ok) tkms::fuzz::Violation(kTarget, property);
+}
+
+uint32_t CsbIdOf(ByteSpan m) {
+  return (uint32_t{m[4]} << 24) | (uint32_t{m[5]} << 16) | (uint32_t{m[6]} << 8) | m[7];
+}
+
+template <typename T>
+const T* Find(const mikey::Message& m) {
+  for (const auto& p : m.payloads) {
+    if (const auto* x = std::get_if<T>(&p)) return x;
+  }
+  return nullptr;
+}
+
+const mikey::RandrPayload* FindRandr(const mikey::Message& m, mikey::RandRole role) {
+  for (const auto& p : m.payloads) {
+    const auto* r = std::get_if<mikey::RandrPayload>(&p);
+    if (r != nullptr && r->role == static_cast<uint8_t>(role)) return r;
+  }
+  return nullptr;
+}
+
+// The PSK of the user the KMS names in KmsReply::user ("psk:<hex id>").
+const tkms::SecretBytes* PskOf(const std::string& user) {
+  if (user == "psk:" + tkms::HexEncode(fs::AlicePskId())) return &fs::AlicePsk();
+  if (user == "psk:" + tkms::HexEncode(fs::BobPskId())) return &fs::BobPsk();
+  return nullptr;
+}
+
+// Rebuilds what the UE knew when it sent `request`, and checks that the UE
+// library accepts the KMS's answer.
+void CheckUeAccepts(kms::RequestType type, ByteSpan request, const kms::KmsReply& reply) {
+  mikey::DecodeOptions lenient;
+  lenient.check_composition = false;  // as the KMS read it
+  auto decoded = mikey::Decode(request, lenient);
+  Check(decoded.ok(), "a request answered with kOk decodes");
+  const tkms::SecretBytes* psk = PskOf(reply.user);
+  Check(psk != nullptr, "kOk names one of the two users");
+  const auto* t = Find<mikey::TPayload>(*decoded);
+  const auto* v = std::get_if<mikey::VPayload>(&decoded->payloads.back());
+  Check(t != nullptr && v != nullptr, "a request answered with kOk has T and a final V");
+  auto ts64 = mikey::crypto::TimestampForIv(static_cast<mikey::TsType>(t->ts_type), t->value);
+  Check(ts64.ok(), "the T of an accepted request is a time");
+  const mikey::Bytes kms_identity = fs::Text(fs::kKmsIdentity);
+  if (type == kms::RequestType::kTicketRequest) {
+    const auto* randri = FindRandr(*decoded, mikey::RandRole::kInitiator);
+    Check(randri != nullptr, "an accepted REQUEST_INIT has RANDRi");
+    ue::RequestInit init;
+    init.bytes.assign(request.begin(), request.end());
+    init.message = *decoded;
+    init.psk = *psk;
+    init.mac_alg = v->auth_alg;
+    init.prf_func = decoded->header.prf_func;
+    init.csb_id = decoded->header.csb_id;
+    init.randri = randri->rand;
+    init.kms_identity = kms_identity;
+    init.ts64 = *ts64;
+    auto grant = ue::ParseRequestResp(fs::UeProvider(), reply.mikey, init);
+    if (!grant.ok()) std::fprintf(stderr, "%s: UE: %s\n", kTarget, grant.error().ToString().c_str());
+    Check(grant.ok(), "the UE library accepts every REQUEST_RESP the KMS sends");
+  } else {
+    const auto* randrr = FindRandr(*decoded, mikey::RandRole::kResponder);
+    const auto* ticket = Find<mikey::TicketPayload>(*decoded);
+    Check(randrr != nullptr && ticket != nullptr, "an accepted RESOLVE_INIT has RANDRr and TICKET");
+    ue::ResolveInit init;
+    init.bytes.assign(request.begin(), request.end());
+    init.message = *decoded;
+    init.psk = *psk;
+    init.mac_alg = v->auth_alg;
+    init.prf_func = decoded->header.prf_func;
+    init.csb_id = decoded->header.csb_id;
+    init.randrr = randrr->rand;
+    init.kms_identity = kms_identity;
+    init.ts64 = *ts64;
+    init.forking = (ticket->policy.flags & mikey::kFlagI) != 0;
+    auto resolved = ue::ParseResolveResp(fs::UeProvider(), reply.mikey, init);
+    if (!resolved.ok()) std::fprintf(stderr, "%s: UE: %s\n", kTarget, resolved.error().ToString().c_str());
+    Check(resolved.ok(), "the UE library accepts every RESOLVE_RESP the KMS sends");
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  const auto type = (data[0] & 1) != 0 ? kms::RequestType::kTicketResolve : kms::RequestType::kTicketRequest;
+  const ByteSpan request(data + 1, size - 1);
+
+  fs::FreshKms kms;
+  const kms::KmsReply reply = kms.Handle(type, request);
+
+  const bool header_readable = request.size() >= 10 && request[0] == mikey::kMikeyVersion;
+  switch (reply.outcome) {
+    case kms::Outcome::kBadRequest:
+      Check(!header_readable, "kBadRequest only without a readable version-1 common header");
+      Check(reply.mikey.empty() && !reply.mikey_error.has_value(), "kBadRequest carries no MIKEY message");
+      return 0;
+    case kms::Outcome::kOk:
+    case kms::Outcome::kMikeyError:
+      break;
+    case kms::Outcome::kUnavailable:
+    case kms::Outcome::kInternal:
+      std::fprintf(stderr, "%s: outcome %s, refusal %s: %s\n", kTarget,
+                   std::string(kms::OutcomeName(reply.outcome)).c_str(),
+                   std::string(kms::RefusalName(reply.refusal)).c_str(), reply.detail.c_str());
+      tkms::fuzz::Violation(kTarget, "outcome is kOk, kMikeyError or kBadRequest (fake keys never fail)");
+  }
+  Check(header_readable, "a readable common header is never kBadRequest");
+
+  auto answer = mikey::Decode(reply.mikey);  // strict: composition rules on
+  if (!answer.ok()) std::fprintf(stderr, "%s: %s\n", kTarget, answer.error().ToString().c_str());
+  Check(answer.ok(), "the KMS's answer decodes with the composition rules");
+  Check(answer->header.csb_id == CsbIdOf(request), "the answer carries the request's CSB ID");
+
+  if (reply.outcome == kms::Outcome::kOk) {
+    const auto expected = type == kms::RequestType::kTicketRequest ? mikey::DataType::kRequestResp
+                                                                    : mikey::DataType::kResolveResp;
+    Check(answer->header.data_type == static_cast<uint8_t>(expected),
+          "kOk answers REQUEST_RESP on ticketrequest, RESOLVE_RESP on ticketresolve");
+    Check(!reply.mikey_error.has_value() && reply.refusal == kms::Refusal::kNone, "kOk has no error number");
+    Check(!reply.user.empty(), "kOk names the authenticated user");
+    CheckUeAccepts(type, request, reply);
+    return 0;
+  }
+
+  Check(answer->header.data_type == static_cast<uint8_t>(mikey::DataType::kError),
+        "kMikeyError answers an Error message (data type 6)");
+  Check(reply.mikey_error.has_value(), "kMikeyError sets mikey_error");
+  Check(reply.refusal != kms::Refusal::kNone, "kMikeyError names the refusal");
+  int errs = 0;
+  for (const auto& p : answer->payloads) {
+    if (const auto* e = std::get_if<mikey::ErrPayload>(&p)) {
+      ++errs;
+      Check(e->error_no == *reply.mikey_error, "mikey_error is the ERR payload's error number");
+    }
+  }
+  Check(errs == 1, "the Error message carries exactly one ERR payload");
+  return 0;
+}

@@ -1,0 +1,308 @@
+// fuzz_service_seeds OUTDIR: writes the seed inputs of the service fuzz targets
+// to OUTDIR/<target>/<sha1 of the contents>, as libFuzzer names corpus files.
+//
+// Why: a fuzzer that starts from random bytes never produces a REQUEST_INIT
+// with a correct V MAC, so it never gets past authentication. These seeds are
+// real messages of the fixed test world (service_env.h): valid requests and
+// resolves the fake KMS grants, requests it refuses for each reason it can
+// give after authentication, and mutations (bad MAC, truncations, wrong data
+// type or version). For ue_response_fuzz, the fake KMS's real answers to the
+// fixed requests and its Error messages. For web_annex_a_fuzz, query strings,
+// Content-Type values, Connection values and bodies. Each seed's first byte is
+// the target's selector byte (kms_handle_fuzz: requesttype; ue_response_fuzz:
+// which check), documented in the targets.
+//
+// Everything is deterministic (counter RNGs, a fixed clock): running the tool
+// again writes the same files. Not a test; not built in the fuzz preset.
+#include <mbedtls/sha1.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "firmware/base/encoding.h"
+#include "firmware/mikey/crypto/protect.h"
+#include "tests/fuzz_service/service_env.h"
+
+namespace {
+
+namespace fs = tkms::fuzz_service;
+namespace kms = tkms::kms;
+namespace mikey = tkms::mikey;
+namespace ue = tkms::ue;
+using mikey::Bytes;
+
+std::filesystem::path g_out;
+int g_written = 0;
+
+[[noreturn]] void Fail(const std::string& what) {
+  std::fprintf(stderr, "fuzz_service_seeds: %s\n", what.c_str());
+  std::exit(1);
+}
+
+void Write(const char* target, const Bytes& bytes, const char* what) {
+  unsigned char digest[20];
+  if (mbedtls_sha1_ret(bytes.data(), bytes.size(), digest) != 0) Fail("sha1");
+  const auto dir = g_out / target;
+  std::filesystem::create_directories(dir);
+  const auto path = dir / tkms::HexEncode(digest);
+  std::ofstream f(path, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  if (!f) Fail("cannot write " + path.string());
+  std::printf("%-18s %s  %s (%zu bytes)\n", target, path.filename().c_str(), what, bytes.size());
+  ++g_written;
+}
+
+Bytes With(uint8_t selector, const Bytes& message) {
+  Bytes out{selector};
+  out.insert(out.end(), message.begin(), message.end());
+  return out;
+}
+
+constexpr uint8_t kRequest = 0;
+constexpr uint8_t kResolve = 1;
+
+void Kms(uint8_t type, const Bytes& message, const char* what) {
+  Write("kms_handle_fuzz", With(type, message), what);
+}
+
+// Runs the message on a fresh KMS and prints what it answered (so the seed
+// list shows that each seed reaches the branch it is meant for).
+kms::KmsReply Run(uint8_t type, const Bytes& message) {
+  fs::FreshKms k;
+  return k.Handle(type == kResolve ? kms::RequestType::kTicketResolve : kms::RequestType::kTicketRequest, message);
+}
+
+constexpr int kAnyError = -1;
+
+// `error_no`: the expected MIKEY error number of a kMikeyError, or kAnyError.
+void KmsChecked(uint8_t type, const Bytes& message, const char* what, kms::Outcome expected,
+                int error_no = kAnyError) {
+  const kms::KmsReply r = Run(type, message);
+  const bool error_ok = error_no == kAnyError || (r.mikey_error && *r.mikey_error == error_no);
+  if (r.outcome != expected || (expected == kms::Outcome::kMikeyError && !error_ok)) {
+    Fail(std::string(what) + ": unexpected outcome " + std::string(kms::OutcomeName(r.outcome)) + " (" + r.detail + ")");
+  }
+  Kms(type, message, what);
+}
+
+ue::RequestInit Request(tkms::mikey::crypto::CryptoProvider& p, const ue::RequestInitParams& params) {
+  auto r = ue::BuildRequestInitPsk(p, params);
+  if (!r.ok()) Fail("BuildRequestInitPsk: " + r.error().ToString());
+  return std::move(*r);
+}
+
+ue::ResolveInit Resolve(tkms::mikey::crypto::CryptoProvider& p, const ue::ResolveInitParams& params) {
+  auto r = ue::BuildResolveInitPsk(p, params);
+  if (!r.ok()) Fail("BuildResolveInitPsk: " + r.error().ToString());
+  return std::move(*r);
+}
+
+ue::TicketGrant Grant(tkms::mikey::crypto::CryptoProvider& p, const ue::RequestInit& request) {
+  const kms::KmsReply reply = Run(kRequest, request.bytes);
+  if (reply.outcome != kms::Outcome::kOk) Fail("request refused: " + reply.detail);
+  auto grant = ue::ParseRequestResp(p, reply.mikey, request);
+  if (!grant.ok()) Fail("ParseRequestResp: " + grant.error().ToString());
+  return std::move(*grant);
+}
+
+Bytes Truncated(const Bytes& b, size_t n) { return Bytes(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(n)); }
+
+void KmsSeeds() {
+  const fs::FixedExchanges& fixed = fs::Fixed();
+  fs::CounterRandomProvider p;
+  const auto ok = kms::Outcome::kOk;
+  const auto err = kms::Outcome::kMikeyError;
+  const auto bad = kms::Outcome::kBadRequest;
+
+  // Valid exchanges (the fixed ones ue_response_fuzz uses).
+  KmsChecked(kRequest, fixed.plain_request.bytes, "REQUEST_INIT_PSK alice->bob", ok);
+  KmsChecked(kRequest, fixed.forking_request.bytes, "REQUEST_INIT_PSK alice->bob, forking", ok);
+  KmsChecked(kResolve, fixed.plain_resolve.bytes, "RESOLVE_INIT_PSK bob", ok);
+  KmsChecked(kResolve, fixed.forking_resolve.bytes, "RESOLVE_INIT_PSK bob, forking ticket with Initiator Data", ok);
+
+  // Alice with IDRpsk only (no IDRi, no IDRkms), SHA-1 PRF and MAC, requested
+  // keys, validity, an application and two responders (Bob and the group).
+  auto rich = fs::AliceRequestParams(false);
+  rich.psk_id = fs::AlicePskId();
+  rich.initiator.send = false;
+  rich.kms.send = false;
+  rich.prf_func = static_cast<uint8_t>(mikey::PrfFunc::kMikey1);
+  rich.mac_alg = static_cast<uint8_t>(mikey::MacAlg::kHmacSha1_160);
+  rich.csb_id = 0x31323334u;
+  rich.policy.prf_func = static_cast<uint8_t>(mikey::PrfFunc::kMikey1);
+  rich.policy.flags = static_cast<uint16_t>(rich.policy.flags | mikey::kFlagJ);
+  rich.policy.valid_from = ue::TsValue{0, fs::NowNtp() - (uint64_t{10} << 32)};
+  rich.policy.valid_to = ue::TsValue{0, fs::NowNtp() + (uint64_t{7200} << 32)};
+  rich.policy.rekey_interval = 300;
+  rich.policy.keys.push_back(ue::RequestedKey{static_cast<uint8_t>(mikey::KeyType::kTgk), 32, 0, {}});
+  rich.policy.keys.push_back(ue::RequestedKey{static_cast<uint8_t>(mikey::KeyType::kTekSalt), 16, 14, {}});
+  rich.policy.applications.push_back(ue::IdValue{fs::Text("urn:app:voice")});
+  rich.policy.responders.push_back(ue::IdValue{fs::Text(fs::kTeam)});
+  const ue::RequestInit rich_request = Request(p, rich);
+  KmsChecked(kRequest, rich_request.bytes, "REQUEST_INIT_PSK by IDRpsk, SHA-1, keys, TRs/TRe/TRr, IDRapp, group", ok);
+
+  // Alice resolves the group ticket as a member of sip:team@example.org,
+  // naming herself only through IDRpsk.
+  const ue::TicketGrant team = Grant(p, rich_request);
+  auto alice_resolve = fs::BobResolveParams(team.ticket, 0x41424344u);
+  alice_resolve.psk = fs::AlicePsk();
+  alice_resolve.psk_id = fs::AlicePskId();
+  alice_resolve.responder.id = fs::Text(fs::kAlice);
+  alice_resolve.responder.send = false;
+  KmsChecked(kResolve, Resolve(p, alice_resolve).bytes, "RESOLVE_INIT_PSK alice as group member", ok);
+
+  // Alice resolves Bob's plain ticket: not a recipient (7, authenticated).
+  const ue::TicketGrant plain = Grant(p, fixed.plain_request);
+  auto not_recipient = fs::BobResolveParams(plain.ticket, 0x51525354u);
+  not_recipient.psk = fs::AlicePsk();
+  not_recipient.responder.id = fs::Text(fs::kAlice);
+  KmsChecked(kResolve, Resolve(p, not_recipient).bytes, "resolve by a non-recipient", err, 7);
+
+  // The forking ticket resolved without its Initiator Data (14). The UE
+  // library refuses to build that (composition rules), so the fixed resolve
+  // is re-sealed without it.
+  {
+    const ue::ResolveInit& r = fixed.forking_resolve;
+    mikey::Message m = r.message;
+    for (auto& payload : m.payloads) {
+      if (auto* t = std::get_if<mikey::TicketPayload>(&payload)) t->initiator_data.reset();
+    }
+    auto key = p.ImportTransientKey(r.auth_key);
+    if (!key.ok()) Fail("auth key");
+    const tkms::ByteSpan ids[] = {r.responder_identity, r.kms_identity};
+    auto sealed = tkms::mikey::crypto::SealWithV(p, m, **key, ids);
+    if (!sealed.ok()) Fail("SealWithV: " + sealed.error().ToString());
+    KmsChecked(kResolve, *sealed, "forking ticket without Initiator Data", err, 14);
+  }
+
+  // Bob (policy class "strict") asks for forking and reuse: granted without
+  // them, K flag set. With two keys: refused (15, max_keys 1).
+  auto bob = fs::AliceRequestParams(true);
+  bob.psk = fs::BobPsk();
+  bob.initiator.id = fs::Text(fs::kBob);
+  bob.csb_id = 0x71727374u;
+  bob.policy.flags = static_cast<uint16_t>(bob.policy.flags | mikey::kFlagJ);
+  bob.policy.responders = {ue::IdValue{fs::Text(fs::kAlice)}};
+  KmsChecked(kRequest, Request(p, bob).bytes, "strict class: forking and reuse cleared (K)", ok);
+  bob.policy.keys.push_back(ue::RequestedKey{static_cast<uint8_t>(mikey::KeyType::kTek), 16, 0, {}});
+  bob.policy.keys.push_back(ue::RequestedKey{static_cast<uint8_t>(mikey::KeyType::kGtgk), 16, 0, {}});
+  KmsChecked(kRequest, Request(p, bob).bytes, "strict class: two keys refused", err, 15);
+
+  // A validity that ended before now (15).
+  auto past = fs::AliceRequestParams(false);
+  past.csb_id = 0x81828384u;
+  past.policy.valid_to = ue::TsValue{0, fs::NowNtp() - (uint64_t{60} << 32)};
+  KmsChecked(kRequest, Request(p, past).bytes, "TRe in the past", err, 15);
+
+  // Timestamps: an hour old (1), COUNTER (1), NTP-UTC-32 within the window (ok).
+  auto stale = fs::AliceRequestParams(false);
+  stale.timestamp.value = fs::NowNtp() - (uint64_t{3600} << 32);
+  KmsChecked(kRequest, Request(p, stale).bytes, "stale T", err, 1);
+  auto counter = fs::AliceRequestParams(false);
+  counter.timestamp = ue::TimestampSpec{static_cast<uint8_t>(mikey::TsType::kCounter), 42};
+  KmsChecked(kRequest, Request(p, counter).bytes, "COUNTER T", err, 1);
+  auto ntp32 = fs::AliceRequestParams(false);
+  ntp32.timestamp = ue::TimestampSpec{static_cast<uint8_t>(mikey::TsType::kNtpUtc32), fs::NowNtp() >> 32};
+  KmsChecked(kRequest, Request(p, ntp32).bytes, "NTP-UTC-32 T", ok);
+
+  // Identities: another KMS named in IDRkms (7); an unknown user (0).
+  auto other_kms = fs::AliceRequestParams(false);
+  other_kms.kms.id = fs::Text("kms.other.example");
+  KmsChecked(kRequest, Request(p, other_kms).bytes, "IDRkms names another KMS", err, 7);
+  auto carol = fs::AliceRequestParams(false);
+  carol.initiator.id = fs::Text("sip:carol@example.org");
+  KmsChecked(kRequest, Request(p, carol).bytes, "unknown user", err, 0);
+
+  // Mutations of the plain request.
+  const Bytes& req = fixed.plain_request.bytes;
+  Bytes bad_mac = req;
+  bad_mac.back() ^= 0x01;
+  KmsChecked(kRequest, bad_mac, "V MAC wrong", err, 0);
+  KmsChecked(kResolve, req, "REQUEST_INIT_PSK on requesttype=ticketresolve", err, 11);
+  Bytes pk = req;
+  pk[1] = static_cast<uint8_t>(mikey::DataType::kRequestInitPk);
+  KmsChecked(kRequest, pk, "REQUEST_INIT_PK", err, 13);
+  Bytes v2 = req;
+  v2[0] = 2;
+  KmsChecked(kRequest, v2, "version 2", bad);
+  KmsChecked(kRequest, Truncated(req, 9), "nine bytes", bad);
+  KmsChecked(kRequest, Truncated(req, req.size() / 2), "truncated REQUEST_INIT_PSK", err);
+  KmsChecked(kResolve, Truncated(fixed.forking_resolve.bytes, fixed.forking_resolve.bytes.size() - 1),
+             "truncated RESOLVE_INIT_PSK", err);
+}
+
+void UeSeeds() {
+  const fs::FixedExchanges& fixed = fs::Fixed();
+  const Bytes plain = Run(kRequest, fixed.plain_request.bytes).mikey;
+  const Bytes forking = Run(kRequest, fixed.forking_request.bytes).mikey;
+  const Bytes plain_resolved = Run(kResolve, fixed.plain_resolve.bytes).mikey;
+  const Bytes forking_resolved = Run(kResolve, fixed.forking_resolve.bytes).mikey;
+  Write("ue_response_fuzz", With(0, plain), "REQUEST_RESP to the plain request");
+  Write("ue_response_fuzz", With(1, forking), "REQUEST_RESP to the forking request");
+  Write("ue_response_fuzz", With(2, plain_resolved), "RESOLVE_RESP to the plain resolve");
+  Write("ue_response_fuzz", With(3, forking_resolved), "RESOLVE_RESP to the forking resolve");
+
+  // An authenticated Error message: the same request twice (replay, error 1).
+  fs::FreshKms k;
+  (void)k.Handle(kms::RequestType::kTicketRequest, fixed.plain_request.bytes);
+  const kms::KmsReply replay = k.Handle(kms::RequestType::kTicketRequest, fixed.plain_request.bytes);
+  if (replay.refusal != kms::Refusal::kReplay) Fail("expected a replay refusal");
+  // An unauthenticated one: bad MAC (error 0, no V).
+  Bytes bad_mac = fixed.plain_request.bytes;
+  bad_mac.back() ^= 0x01;
+  const Bytes unauthenticated = Run(kRequest, bad_mac).mikey;
+  Write("ue_response_fuzz", With(0, replay.mikey), "authenticated Error (replay) to the plain request");
+  Write("ue_response_fuzz", With(4, replay.mikey), "authenticated Error, ParseErrorMessage with the key");
+  Write("ue_response_fuzz", With(5, unauthenticated), "unauthenticated Error, ParseErrorMessage without key");
+  Write("ue_response_fuzz", With(2, unauthenticated), "unauthenticated Error to a resolve");
+  // Cross-wired answers and a truncation.
+  Write("ue_response_fuzz", With(2, plain), "REQUEST_RESP where a RESOLVE_RESP is expected");
+  Write("ue_response_fuzz", With(1, plain), "plain REQUEST_RESP to the forking request");
+  Write("ue_response_fuzz", With(0, Truncated(plain, plain.size() - 1)), "truncated REQUEST_RESP");
+}
+
+void WebSeeds() {
+  const std::vector<std::string> texts = {
+      "requesttype=ticketrequest",
+      "requesttype=ticketresolve",
+      "a=b&requesttype=ticket%72esolve&&c",
+      "request%74ype=ticketrequest&x=%41+b",
+      "requesttype=ticketrequest&requesttype=ticketresolve",
+      "requesttype=ticket+request",
+      "requesttype",
+      "requesttype=%zz",
+      "x=%4",
+      "application/mikey",
+      " Application/MIKEY ;version=1",
+      "application/mikey2",
+      "keep-alive, Upgrade",
+      std::string("Close,\tkeep-alive\0close", 23),
+      "",
+  };
+  for (const auto& t : texts) Write("web_annex_a_fuzz", Bytes(t.begin(), t.end()), "text");
+  // A real body: the plain request in base64, wrapped in CRLF lines.
+  std::string b64 = tkms::Base64Encode(fs::Fixed().plain_request.bytes);
+  std::string body;
+  for (size_t i = 0; i < b64.size(); i += 64) body += b64.substr(i, 64) + "\r\n";
+  Write("web_annex_a_fuzz", Bytes(body.begin(), body.end()), "base64 body with CRLF");
+  Write("web_annex_a_fuzz", Bytes{'A', 'Q', '=', '='}, "base64 with non-zero unused bits");
+  Write("web_annex_a_fuzz", Bytes{' ', '\t', '\r', '\n'}, "whitespace only");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: fuzz_service_seeds OUTDIR\n");
+    return 2;
+  }
+  g_out = argv[1];
+  KmsSeeds();
+  UeSeeds();
+  WebSeeds();
+  std::printf("%d seeds\n", g_written);
+  return 0;
+}
