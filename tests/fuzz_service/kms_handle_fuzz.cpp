@@ -2,9 +2,19 @@
 // on arbitrary bytes.
 //
 // Input: byte 0 selects the Annex A requesttype (bit 0: 0 = ticketrequest,
-// 1 = ticketresolve); the rest is the MIKEY message. Every input gets a fresh
-// Kms (service_env.h: fake in-memory keys, counter RNG, ManualClock at a
-// fixed time, empty replay cache), so the outcome depends on the input only.
+// 1 = ticketresolve) and the mode (bit 1); the rest is the MIKEY message.
+// Every input gets a fresh Kms (service_env.h: fake in-memory keys, counter
+// RNG, ManualClock at a fixed time, empty replay cache), so the outcome
+// depends on the input only.
+//
+// Mode bit 1 = "re-seal": if the message decodes (without the composition
+// rules, as the KMS reads it), ends with an HMAC V and names one of the two
+// users (IDRpsk, else IDRi / IDRr), the target recomputes its V MAC with that
+// user's PSK the way the UE does (RFC 6043 §5.1.2 auth_key, §5.5 identities)
+// before handing it to the KMS. A mutated request then passes authentication
+// and reaches the timestamp, replay, policy (DecideTicketPolicy on fuzzed
+// Ticket Policies) and ticket code; without the bit, mutations stop at the
+// V MAC. The properties below are checked on the bytes the KMS received.
 //
 // Properties checked on every input:
 //   * Handle returns (no crash, throw, leak or UB) with outcome kOk,
@@ -23,15 +33,18 @@
 //     error number, no refusal, an authenticated user;
 //   * kOk answers what the project's UE (tools/ue/ticket_client.h) accepts:
 //     ParseRequestResp / ParseResolveResp with the request rebuilt from the
-//     input and the user's PSK succeed (only valid, MAC-correct requests get
-//     here, i.e. the seeds).
+//     input and the user's PSK succeed (every request the KMS grants: the
+//     seeds, and in re-seal mode whatever mutation still gets a grant).
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <variant>
 
 #include "firmware/base/encoding.h"
 #include "firmware/mikey/codec.h"
+#include "firmware/mikey/crypto/derivation.h"
 #include "firmware/mikey/crypto/kemac_cipher.h"
+#include "firmware/mikey/crypto/protect.h"
 #include "tests/fuzz/fuzz_target.h"
 #include "tests/fuzz_service/service_env.h"
 
@@ -45,8 +58,17 @@ using tkms::ByteSpan;
 
 constexpr const char* kTarget = "kms_handle_fuzz";
 
+// In re-seal mode, the bytes the KMS received (printed with a violation, so
+// the report has a reproducer that needs no re-sealing).
+ByteSpan g_resealed;
+
 void Check(bool ok, const char* property) {
-  if (!ok) tkms::fuzz::Violation(kTarget, property);
+  if (ok) return;
+  if (!g_resealed.empty()) {
+    std::fprintf(stderr, "%s: re-sealed MIKEY message the KMS received: %s\n", kTarget,
+                 tkms::HexEncode(g_resealed).c_str());
+  }
+  tkms::fuzz::Violation(kTarget, property);
 }
 
 uint32_t CsbIdOf(ByteSpan m) {
@@ -128,12 +150,80 @@ void CheckUeAccepts(kms::RequestType type, ByteSpan request, const kms::KmsReply
   }
 }
 
+// Mode "re-seal": the request with its V MAC recomputed for the user it
+// names, or nullopt if it does not get that far.
+std::optional<mikey::Bytes> Reseal(kms::RequestType type, ByteSpan request) {
+  mikey::DecodeOptions lenient;
+  lenient.check_composition = false;
+  auto m = mikey::Decode(request, lenient);
+  if (!m.ok() || m->payloads.empty()) return std::nullopt;
+  const auto* v = std::get_if<mikey::VPayload>(&m->payloads.back());
+  if (v == nullptr || v->auth_alg == static_cast<uint8_t>(mikey::MacAlg::kNull)) return std::nullopt;
+  const bool is_request = type == kms::RequestType::kTicketRequest;
+  const uint8_t peer_role = static_cast<uint8_t>(is_request ? mikey::IdRole::kInitiator : mikey::IdRole::kResponder);
+  const mikey::IdrPayload* peer = nullptr;
+  const mikey::IdrPayload* kms_idr = nullptr;
+  const mikey::IdrPayload* psk_idr = nullptr;
+  for (const auto& p : m->payloads) {
+    const auto* idr = std::get_if<mikey::IdrPayload>(&p);
+    if (idr == nullptr) continue;
+    if (idr->role == peer_role && peer == nullptr) peer = idr;
+    if (idr->role == static_cast<uint8_t>(mikey::IdRole::kKms) && kms_idr == nullptr) kms_idr = idr;
+    if (idr->role == static_cast<uint8_t>(mikey::IdRole::kPsk) && psk_idr == nullptr) psk_idr = idr;
+  }
+  const auto* rand = FindRandr(*m, is_request ? mikey::RandRole::kInitiator : mikey::RandRole::kResponder);
+  if (rand == nullptr) return std::nullopt;
+  const tkms::SecretBytes* psk = nullptr;
+  mikey::Bytes identity;
+  if (psk_idr != nullptr) {
+    if (psk_idr->data == fs::AlicePskId()) {
+      psk = &fs::AlicePsk();
+      identity = fs::Text(fs::kAlice);
+    } else if (psk_idr->data == fs::BobPskId()) {
+      psk = &fs::BobPsk();
+      identity = fs::Text(fs::kBob);
+    }
+  } else if (peer != nullptr) {
+    if (peer->data == fs::Text(fs::kAlice)) psk = &fs::AlicePsk();
+    if (peer->data == fs::Text(fs::kBob)) psk = &fs::BobPsk();
+  }
+  if (psk == nullptr) return std::nullopt;
+  if (peer != nullptr) identity = peer->data;
+  const mikey::Bytes kms_identity = kms_idr != nullptr ? kms_idr->data : fs::Text(fs::kKmsIdentity);
+
+  auto& provider = fs::UeProvider();
+  auto psk_key = provider.ImportTransientKey(*psk);
+  if (!psk_key.ok()) return std::nullopt;
+  const ByteSpan rand_bytes(rand->rand);
+  auto keys = mikey::crypto::DeriveMessageKeys(
+      provider, static_cast<mikey::PrfFunc>(m->header.prf_func), **psk_key, mikey::crypto::Direction::kInitial,
+      m->header.csb_id, is_request ? std::optional<ByteSpan>(rand_bytes) : std::nullopt,
+      is_request ? std::nullopt : std::optional<ByteSpan>(rand_bytes), mikey::EncrAlg::kNull,
+      static_cast<mikey::MacAlg>(v->auth_alg));
+  if (!keys.ok()) return std::nullopt;
+  auto auth = provider.ImportTransientKey(keys->auth_key);
+  if (!auth.ok()) return std::nullopt;
+  const ByteSpan appended[] = {identity, kms_identity};
+  auto sealed = mikey::crypto::SealWithV(provider, *m, **auth, appended);
+  if (!sealed.ok()) return std::nullopt;
+  return std::move(*sealed);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const auto type = (data[0] & 1) != 0 ? kms::RequestType::kTicketResolve : kms::RequestType::kTicketRequest;
-  const ByteSpan request(data + 1, size - 1);
+  ByteSpan request(data + 1, size - 1);
+  std::optional<mikey::Bytes> resealed;
+  if ((data[0] & 2) != 0) {
+    resealed = Reseal(type, request);
+    if (resealed) request = *resealed;
+  }
+  g_resealed = resealed ? ByteSpan(*resealed) : ByteSpan();
+  struct ClearOnReturn {
+    ~ClearOnReturn() { g_resealed = ByteSpan(); }
+  } clear_on_return;
 
   fs::FreshKms kms;
   const kms::KmsReply reply = kms.Handle(type, request);
@@ -152,7 +242,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::fprintf(stderr, "%s: outcome %s, refusal %s: %s\n", kTarget,
                    std::string(kms::OutcomeName(reply.outcome)).c_str(),
                    std::string(kms::RefusalName(reply.refusal)).c_str(), reply.detail.c_str());
-      tkms::fuzz::Violation(kTarget, "outcome is kOk, kMikeyError or kBadRequest (fake keys never fail)");
+      Check(false, "outcome is kOk, kMikeyError or kBadRequest (fake keys never fail)");
+      return 0;
   }
   Check(header_readable, "a readable common header is never kBadRequest");
 

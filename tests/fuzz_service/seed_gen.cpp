@@ -64,6 +64,8 @@ Bytes With(uint8_t selector, const Bytes& message) {
 constexpr uint8_t kRequest = 0;
 constexpr uint8_t kResolve = 1;
 
+constexpr uint8_t kReseal = 2;  // kms_handle_fuzz mode bit: recompute V before the KMS sees it
+
 void Kms(uint8_t type, const Bytes& message, const char* what) {
   Write("kms_handle_fuzz", With(type, message), what);
 }
@@ -215,6 +217,12 @@ void KmsSeeds() {
   auto carol = fs::AliceRequestParams(false);
   carol.initiator.id = fs::Text("sip:carol@example.org");
   KmsChecked(kRequest, Request(p, carol).bytes, "unknown user", err, 0);
+
+  // Re-seal mode (the target recomputes V): the valid messages, whose V is
+  // already right, as starting points for mutations past authentication.
+  Kms(kRequest | kReseal, fixed.plain_request.bytes, "re-seal: REQUEST_INIT_PSK alice->bob");
+  Kms(kRequest | kReseal, rich_request.bytes, "re-seal: REQUEST_INIT_PSK by IDRpsk with keys");
+  Kms(kResolve | kReseal, fixed.forking_resolve.bytes, "re-seal: RESOLVE_INIT_PSK forking");
 
   // Mutations of the plain request.
   const Bytes& req = fixed.plain_request.bytes;
