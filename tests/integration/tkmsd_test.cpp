@@ -444,7 +444,14 @@ TEST_F(TkmsdTest, UnknownTicketKeyAndForgedTicketAreRefused) {
   auto forged = grant->ticket;
   forged.policy.flags ^= mikey::kFlagJ;  // covered by the ticket MAC
   ExpectMikeyError(client.ResolveTicket(Resolve(forged, bob_psk_)), 14, true);
-  EXPECT_EQ(Metric("tkms_refusals_total{refusal=\"invalid_ticket\"}"), 2);
+
+  // Mode 3 (a ticket made by the initiator, D = 0) is not supported.
+  auto mode3 = grant->ticket;
+  mode3.policy.flags &= static_cast<uint16_t>(~mikey::kFlagD);
+  mode3.policy.flags |= mikey::kFlagL;  // ¬D ⇒ L (RFC 6043 §6.10)
+  ExpectMikeyError(client.ResolveTicket(Resolve(mode3, bob_psk_)), 14, true);
+  EXPECT_NE(kms_->Log().find("D = 0, mode 3"), std::string::npos);  // refused for D, not the MAC
+  EXPECT_EQ(Metric("tkms_refusals_total{refusal=\"invalid_ticket\"}"), 3);
   ExpectServing();
 }
 
