@@ -121,6 +121,13 @@ class Kms::Exchange {
   // Finds the user, verifies V, checks identities, timestamp and replays.
   std::optional<KmsReply> Authenticate(bool initiator_rand);
 
+  // The response (REQUEST_RESP / RESOLVE_RESP): HDR copied from the request
+  // with `data_type` and V = 0, fresh T, IDRkms, `before_kemac`, the KEMAC
+  // of `kemac_keys` (keys from the PSK, direction 0x02, the request's RAND),
+  // `after_kemac`, and V over response || request (RFC 6043 §4.2.1.5,
+  // §4.2.3.5, §5.5).
+  KmsReply Respond(mikey::DataType data_type, std::vector<mikey::Payload> before_kemac,
+                   const std::vector<mikey::KeyDataPayload>& kemac_keys, std::vector<mikey::Payload> after_kemac);
   KmsReply MikeyError(uint8_t error_no, Refusal refusal, std::string detail);
   KmsReply Failure(const Status& s, std::string_view what);
   KmsReply Ok(Bytes message);
@@ -450,17 +457,6 @@ KmsReply Kms::Exchange::Request() {
   auto sealed = format->Seal(decision->granted, mpk_spi, std::move(session_keys), now_);
   if (!sealed.ok()) return Failure(sealed.error(), "sealing the ticket");
 
-  // REQUEST_RESP (§4.2.1.5).
-  const auto encr_alg = KemacEncrAlg();
-  const auto mac_alg = static_cast<mikey::MacAlg>(f_.v->auth_alg);
-  auto keys = mc::DeriveMessageKeys(provider_, static_cast<mikey::PrfFunc>(hdr_->prf_func), *psk_,
-                                    mc::Direction::kResponse, hdr_->csb_id, ByteSpan(f_.randr->rand), std::nullopt,
-                                    encr_alg, mac_alg);
-  if (!keys.ok()) return Failure(keys.error(), "deriving REQUEST_RESP keys");
-  auto ts = FreshTimestamp();
-  if (!ts.ok()) return Failure(ts.error(), "timestamp");
-  auto ts64 = mc::TimestampForIv(static_cast<mikey::TsType>(ts->first), ts->second);
-  if (!ts64.ok()) return Failure(ts64.error(), "timestamp");
   std::vector<mikey::KeyDataPayload> kemac_keys;
   const auto mpk_type = static_cast<uint8_t>(mikey::KeyType::kMpk);
   kemac_keys.push_back(mikey::KeyDataPayload{mpk_type, sealed->keys.mpki, std::nullopt, Spi(mpk_spi, kMpkiSpiSuffix)});
@@ -469,24 +465,9 @@ KmsReply Kms::Exchange::Request() {
         mikey::KeyDataPayload{mpk_type, sealed->keys.mpkr, std::nullopt, Spi(mpk_spi, kMpkrSpiSuffix)});
   }
   for (const auto& k : sealed->keys.session_keys) kemac_keys.push_back(k);
-  auto kemac = mc::SealKemac(provider_, encr_alg, *keys, hdr_->csb_id, *ts64, kemac_keys);
-  if (!kemac.ok()) return Failure(kemac.error(), "REQUEST_RESP KEMAC");
-
-  mikey::Message resp;
-  resp.header = msg_.header;
-  resp.header.data_type = static_cast<uint8_t>(mikey::DataType::kRequestResp);
-  resp.header.v = false;
-  resp.payloads.emplace_back(mikey::TPayload{ts->first, ts->second});
-  resp.payloads.emplace_back(UriIdr(IdRole::kKms, kms_identity()));
-  resp.payloads.emplace_back(mikey::TicketPayload{decision->granted, std::move(sealed->ticket_data), std::nullopt});
-  resp.payloads.emplace_back(std::move(*kemac));
-  resp.payloads.emplace_back(mikey::VPayload{f_.v->auth_alg, {}});
-  auto resp_auth = provider_.ImportTransientKey(keys->auth_key);
-  if (!resp_auth.ok()) return Failure(resp_auth.error(), "auth key");
-  const ByteSpan appended[] = {bytes_};
-  auto out = mc::SealWithV(provider_, resp, **resp_auth, appended);
-  if (!out.ok()) return Failure(out.error(), "sealing REQUEST_RESP");
-  return Ok(std::move(*out));
+  std::vector<mikey::Payload> before;
+  before.emplace_back(mikey::TicketPayload{decision->granted, std::move(sealed->ticket_data), std::nullopt});
+  return Respond(mikey::DataType::kRequestResp, std::move(before), kemac_keys, {});
 }
 
 KmsReply Kms::Exchange::Resolve() {
@@ -600,17 +581,6 @@ KmsReply Kms::Exchange::Resolve() {
     }
   }
 
-  // RESOLVE_RESP (§4.2.3.5).
-  const auto encr_alg = KemacEncrAlg();
-  const auto mac_alg = static_cast<mikey::MacAlg>(f_.v->auth_alg);
-  auto keys = mc::DeriveMessageKeys(provider_, static_cast<mikey::PrfFunc>(hdr_->prf_func), *psk_,
-                                    mc::Direction::kResponse, hdr_->csb_id, std::nullopt, ByteSpan(f_.randr->rand),
-                                    encr_alg, mac_alg);
-  if (!keys.ok()) return Failure(keys.error(), "deriving RESOLVE_RESP keys");
-  auto ts = FreshTimestamp();
-  if (!ts.ok()) return Failure(ts.error(), "timestamp");
-  auto ts64 = mc::TimestampForIv(static_cast<mikey::TsType>(ts->first), ts->second);
-  if (!ts64.ok()) return Failure(ts64.error(), "timestamp");
   const auto mpk_type = static_cast<uint8_t>(mikey::KeyType::kMpk);
   std::vector<mikey::KeyDataPayload> kemac_keys;
   kemac_keys.push_back(mikey::KeyDataPayload{mpk_type, tk.mpki, std::nullopt, Spi(tk.mpk_spi, kMpkiSpiSuffix)});
@@ -619,26 +589,50 @@ KmsReply Kms::Exchange::Resolve() {
         mikey::KeyDataPayload{mpk_type, mpkr_forked, std::nullopt, Spi(tk.mpk_spi, kMpkrSpiSuffix)});
   }
   for (const auto& k : tk.session_keys) kemac_keys.push_back(k);
+  std::vector<mikey::Payload> after;
+  if (forking) {
+    after.emplace_back(UriIdr(IdRole::kResponder, *answered));
+    after.emplace_back(mikey::RandrPayload{static_cast<uint8_t>(mikey::RandRole::kKms), randr_kms});
+  }
+  return Respond(mikey::DataType::kResolveResp, {}, kemac_keys, std::move(after));
+}
+
+KmsReply Kms::Exchange::Respond(mikey::DataType data_type, std::vector<mikey::Payload> before_kemac,
+                                const std::vector<mikey::KeyDataPayload>& kemac_keys,
+                                std::vector<mikey::Payload> after_kemac) {
+  const bool request = data_type == mikey::DataType::kRequestResp;
+  const char* name = request ? "REQUEST_RESP" : "RESOLVE_RESP";
+  const ByteSpan rand = f_.randr->rand;
+  const auto encr_alg = KemacEncrAlg();
+  const auto mac_alg = static_cast<mikey::MacAlg>(f_.v->auth_alg);
+  auto keys = mc::DeriveMessageKeys(provider_, static_cast<mikey::PrfFunc>(hdr_->prf_func), *psk_,
+                                    mc::Direction::kResponse, hdr_->csb_id,
+                                    request ? std::optional<ByteSpan>(rand) : std::nullopt,
+                                    request ? std::nullopt : std::optional<ByteSpan>(rand), encr_alg, mac_alg);
+  if (!keys.ok()) return Failure(keys.error(), std::string("deriving ") + name + " keys");
+  auto ts = FreshTimestamp();
+  if (!ts.ok()) return Failure(ts.error(), "timestamp");
+  auto ts64 = mc::TimestampForIv(static_cast<mikey::TsType>(ts->first), ts->second);
+  if (!ts64.ok()) return Failure(ts64.error(), "timestamp");
+  // The KEMAC's IV uses this response's CSB ID and T (docs/kms.md).
   auto kemac = mc::SealKemac(provider_, encr_alg, *keys, hdr_->csb_id, *ts64, kemac_keys);
-  if (!kemac.ok()) return Failure(kemac.error(), "RESOLVE_RESP KEMAC");
+  if (!kemac.ok()) return Failure(kemac.error(), std::string(name) + " KEMAC");
 
   mikey::Message resp;
   resp.header = msg_.header;
-  resp.header.data_type = static_cast<uint8_t>(mikey::DataType::kResolveResp);
+  resp.header.data_type = static_cast<uint8_t>(data_type);
   resp.header.v = false;
   resp.payloads.emplace_back(mikey::TPayload{ts->first, ts->second});
   resp.payloads.emplace_back(UriIdr(IdRole::kKms, kms_identity()));
+  for (auto& p : before_kemac) resp.payloads.push_back(std::move(p));
   resp.payloads.emplace_back(std::move(*kemac));
-  if (forking) {
-    resp.payloads.emplace_back(UriIdr(IdRole::kResponder, *answered));
-    resp.payloads.emplace_back(mikey::RandrPayload{static_cast<uint8_t>(mikey::RandRole::kKms), randr_kms});
-  }
+  for (auto& p : after_kemac) resp.payloads.push_back(std::move(p));
   resp.payloads.emplace_back(mikey::VPayload{f_.v->auth_alg, {}});
   auto resp_auth = provider_.ImportTransientKey(keys->auth_key);
   if (!resp_auth.ok()) return Failure(resp_auth.error(), "auth key");
   const ByteSpan appended[] = {bytes_};
   auto out = mc::SealWithV(provider_, resp, **resp_auth, appended);
-  if (!out.ok()) return Failure(out.error(), "sealing RESOLVE_RESP");
+  if (!out.ok()) return Failure(out.error(), std::string("sealing ") + name);
   return Ok(std::move(*out));
 }
 
