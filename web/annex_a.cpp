@@ -129,6 +129,8 @@ Result<ListenAddress> ParseListenAddress(std::string_view text) {
     return InvalidArgument("invalid listen address \"" + std::string(text) +
                            "\" (want IPv4 ADDR:PORT, e.g. 127.0.0.1:8080)");
   };
+  // inet_pton stops at a NUL: "127.0.0.1\0junk:80" must not pass as 127.0.0.1.
+  if (text.find('\0') != std::string_view::npos) return invalid();
   const size_t colon = text.rfind(':');
   if (colon == std::string_view::npos) return invalid();
   const std::string address(text.substr(0, colon));

@@ -299,6 +299,14 @@ std::optional<KmsReply> Kms::Exchange::Gather(uint8_t peer_role, uint8_t rand_ro
     }
   }
   if (f_.t == nullptr) return MikeyError(kErrUnspecified, Refusal::kMalformed, "no T payload");
+  // RFC 6043 §4.2.1.1 / §4.2.3.1: "#CS MUST be set to '0' and the CS ID map
+  // type SHALL be the Empty map"; the response copies both, so a request that
+  // breaks the rule would get a response that breaks it too.
+  if (msg_.header.cs_count != 0 ||
+      msg_.header.cs_id_map_type != static_cast<uint8_t>(mikey::CsIdMapType::kEmpty)) {
+    return MikeyError(static_cast<uint8_t>(mikey::RuleErrorNo(mikey::Rule::kHeader)), Refusal::kMalformed,
+                      "#CS must be 0 with the Empty CS ID map (RFC 6043 §4.2.1.1, §4.2.3.1)");
+  }
   if (f_.randr == nullptr) {
     return MikeyError(kErrUnspecified, Refusal::kMalformed,
                       rand_role == static_cast<uint8_t>(mikey::RandRole::kInitiator) ? "no RANDRi payload"

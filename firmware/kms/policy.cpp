@@ -99,7 +99,12 @@ Result<PolicyDecision, PolicyRefusal> DecideTicketPolicy(const mikey::TicketPoli
       switch (static_cast<TsRole>(tr->role)) {
         case TsRole::kStart: trs = *tr; break;
         case TsRole::kEnd: tre = *tr; break;
-        case TsRole::kRekeying: trr = *tr; break;
+        case TsRole::kRekeying:
+          if (tr->ts_type != static_cast<uint8_t>(mikey::TsType::kNtpUtc32)) {
+            return Refuse("TRr must use TS type NTP-UTC-32 (RFC 6043 §6.10)");
+          }
+          trr = *tr;
+          break;
         default: break;
       }
     } else if (const auto* kemac = std::get_if<KemacPayload>(&item)) {

@@ -64,14 +64,13 @@ Bytes With(uint8_t selector, const Bytes& message) {
 constexpr uint8_t kRequest = 0;
 constexpr uint8_t kResolve = 1;
 
-constexpr uint8_t kReseal = 2;  // kms_handle_fuzz mode bit: recompute V before the KMS sees it
+constexpr uint8_t kKmsReseal = 2;  // kms_handle_fuzz mode bit: recompute V before the KMS sees it
 
 void Kms(uint8_t type, const Bytes& message, const char* what) {
   Write("kms_handle_fuzz", With(type, message), what);
 }
 
-// Runs the message on a fresh KMS and prints what it answered (so the seed
-// list shows that each seed reaches the branch it is meant for).
+// Runs the message on a fresh KMS (what kms_handle_fuzz does with a seed).
 kms::KmsReply Run(uint8_t type, const Bytes& message) {
   fs::FreshKms k;
   return k.Handle(type == kResolve ? kms::RequestType::kTicketResolve : kms::RequestType::kTicketRequest, message);
@@ -79,7 +78,9 @@ kms::KmsReply Run(uint8_t type, const Bytes& message) {
 
 constexpr int kAnyError = -1;
 
-// `error_no`: the expected MIKEY error number of a kMikeyError, or kAnyError.
+// Writes a kms_handle_fuzz seed after checking that the KMS answers it as
+// intended, so each seed reaches the branch it is meant for. `error_no`: the
+// expected MIKEY error number of a kMikeyError, or kAnyError.
 void KmsChecked(uint8_t type, const Bytes& message, const char* what, kms::Outcome expected,
                 int error_no = kAnyError) {
   const kms::KmsReply r = Run(type, message);
@@ -220,9 +221,9 @@ void KmsSeeds() {
 
   // Re-seal mode (the target recomputes V): the valid messages, whose V is
   // already right, as starting points for mutations past authentication.
-  Kms(kRequest | kReseal, fixed.plain_request.bytes, "re-seal: REQUEST_INIT_PSK alice->bob");
-  Kms(kRequest | kReseal, rich_request.bytes, "re-seal: REQUEST_INIT_PSK by IDRpsk with keys");
-  Kms(kResolve | kReseal, fixed.forking_resolve.bytes, "re-seal: RESOLVE_INIT_PSK forking");
+  Kms(kRequest | kKmsReseal, fixed.plain_request.bytes, "re-seal: REQUEST_INIT_PSK alice->bob");
+  Kms(kRequest | kKmsReseal, rich_request.bytes, "re-seal: REQUEST_INIT_PSK by IDRpsk with keys");
+  Kms(kResolve | kKmsReseal, fixed.forking_resolve.bytes, "re-seal: RESOLVE_INIT_PSK forking");
 
   // Mutations of the plain request.
   const Bytes& req = fixed.plain_request.bytes;
@@ -270,6 +271,30 @@ void UeSeeds() {
   Write("ue_response_fuzz", With(2, plain), "REQUEST_RESP where a RESOLVE_RESP is expected");
   Write("ue_response_fuzz", With(1, plain), "plain REQUEST_RESP to the forking request");
   Write("ue_response_fuzz", With(0, Truncated(plain, plain.size() - 1)), "truncated REQUEST_RESP");
+
+  // Re-seal mode (bit 7): the answers with their KEMAC in plaintext; the
+  // target encrypts it and recomputes V, giving the valid answer back.
+  constexpr uint8_t kUeReseal = 0x80;
+  struct Plain {
+    uint8_t check;
+    const Bytes* answer;
+    fs::AnswerContext ctx;
+    const char* what;
+  };
+  const Plain plains[] = {
+      {0, &plain, fs::ContextOf(fixed.plain_request), "re-seal: REQUEST_RESP, KEMAC in plaintext"},
+      {1, &forking, fs::ContextOf(fixed.forking_request), "re-seal: forking REQUEST_RESP, KEMAC in plaintext"},
+      {2, &plain_resolved, fs::ContextOf(fixed.plain_resolve), "re-seal: RESOLVE_RESP, KEMAC in plaintext"},
+      {3, &forking_resolved, fs::ContextOf(fixed.forking_resolve), "re-seal: forking RESOLVE_RESP, KEMAC in plaintext"},
+  };
+  for (const Plain& x : plains) {
+    auto opened = fs::WithPlaintextKemac(*x.answer, x.ctx);
+    if (!opened) Fail(std::string("WithPlaintextKemac: ") + x.what);
+    auto again = fs::ResealAnswer(*opened, x.ctx);
+    if (!again || *again != *x.answer) Fail(std::string("ResealAnswer does not give the answer back: ") + x.what);
+    Write("ue_response_fuzz", With(static_cast<uint8_t>(kUeReseal | x.check), *opened), x.what);
+  }
+  Write("ue_response_fuzz", With(kUeReseal | 4, replay.mikey), "re-seal: authenticated Error");
 }
 
 void WebSeeds() {

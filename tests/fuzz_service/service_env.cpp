@@ -5,6 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "firmware/mikey/codec.h"
+#include "firmware/mikey/crypto/derivation.h"
+#include "firmware/mikey/crypto/kemac_cipher.h"
+#include "firmware/mikey/crypto/protect.h"
 #include "pkcs11/user_psk.h"
 
 namespace tkms::fuzz_service {
@@ -221,6 +225,91 @@ const FixedExchanges& Fixed() {
     return f;
   }();
   return fixed;
+}
+
+// ---- re-sealing answers ---------------------------------------------------------------
+
+AnswerContext ContextOf(const ue::RequestInit& r) {
+  return AnswerContext{&r.bytes, &r.psk, ByteSpan(r.randri), std::nullopt, &r.auth_key};
+}
+
+AnswerContext ContextOf(const ue::ResolveInit& r) {
+  return AnswerContext{&r.bytes, &r.psk, std::nullopt, ByteSpan(r.randrr), &r.auth_key};
+}
+
+namespace {
+
+bool IsAesCm(uint8_t encr_alg) {
+  return encr_alg == static_cast<uint8_t>(mikey::EncrAlg::kAesCm128) ||
+         encr_alg == static_cast<uint8_t>(mikey::EncrAlg::kAesCm256);
+}
+
+// Decodes `answer` and derives its message keys; applies `transform` (the
+// KEMAC cipher, either direction) to the first AES-CM KEMAC's data. With
+// `seal`, recomputes V; otherwise re-encodes as is.
+std::optional<Bytes> Rework(ByteSpan answer, const AnswerContext& ctx, bool seal) {
+  mikey::DecodeOptions lenient;
+  lenient.check_composition = false;
+  auto decoded = mikey::Decode(answer, lenient);
+  if (!decoded.ok() || decoded->payloads.empty()) return std::nullopt;
+  mikey::Message& m = *decoded;
+  const auto* v = std::get_if<mikey::VPayload>(&m.payloads.back());
+  if (v == nullptr || v->auth_alg == static_cast<uint8_t>(mikey::MacAlg::kNull) ||
+      !mikey::IsKnownMacAlg(v->auth_alg)) {
+    return std::nullopt;
+  }
+  mc::CryptoProvider& provider = UeProvider();
+  if (m.header.data_type == static_cast<uint8_t>(mikey::DataType::kError)) {
+    if (!seal) return std::nullopt;
+    auto key = provider.ImportTransientKey(*ctx.request_auth_key);
+    if (!key.ok()) return std::nullopt;
+    auto sealed = mc::SealWithV(provider, m, **key, {});
+    if (!sealed.ok()) return std::nullopt;
+    return std::move(*sealed);
+  }
+  mikey::KemacPayload* kemac = nullptr;
+  for (auto& p : m.payloads) {
+    if ((kemac = std::get_if<mikey::KemacPayload>(&p)) != nullptr) break;
+  }
+  const uint8_t encr_alg = kemac != nullptr ? kemac->encr_alg : static_cast<uint8_t>(mikey::EncrAlg::kNull);
+  if (!mikey::IsKnownEncrAlg(encr_alg) || !mikey::IsKnownPrf(m.header.prf_func)) return std::nullopt;
+  auto psk = provider.ImportTransientKey(*ctx.psk);
+  if (!psk.ok()) return std::nullopt;
+  auto keys = mc::DeriveMessageKeys(provider, static_cast<mikey::PrfFunc>(m.header.prf_func), **psk,
+                                    mc::Direction::kResponse, m.header.csb_id, ctx.randri, ctx.randrr,
+                                    static_cast<mikey::EncrAlg>(encr_alg), static_cast<mikey::MacAlg>(v->auth_alg));
+  if (!keys.ok()) return std::nullopt;
+  const auto* t = std::get_if<mikey::TPayload>(&m.payloads.front());
+  if (kemac != nullptr && IsAesCm(encr_alg) && t != nullptr) {
+    auto ts64 = mc::TimestampForIv(static_cast<mikey::TsType>(t->ts_type), t->value);
+    auto encr_key = provider.ImportTransientKey(keys->encr_key);
+    if (ts64.ok() && encr_key.ok()) {
+      // AES-CM is its own inverse: the same call encrypts and decrypts.
+      auto out = mc::KemacEncrypt(provider, static_cast<mikey::EncrAlg>(encr_alg), **encr_key, keys->salt_key,
+                                  m.header.csb_id, *ts64, kemac->encr_data);
+      if (!out.ok()) return std::nullopt;
+      kemac->encr_data.assign(out->begin(), out->end());
+    }
+  }
+  if (!seal) {
+    auto encoded = mikey::Encode(m);
+    if (!encoded.ok()) return std::nullopt;
+    return std::move(*encoded);
+  }
+  auto auth = provider.ImportTransientKey(keys->auth_key);
+  if (!auth.ok()) return std::nullopt;
+  const ByteSpan appended[] = {*ctx.request};
+  auto sealed = mc::SealWithV(provider, m, **auth, appended);
+  if (!sealed.ok()) return std::nullopt;
+  return std::move(*sealed);
+}
+
+}  // namespace
+
+std::optional<Bytes> ResealAnswer(ByteSpan answer, const AnswerContext& ctx) { return Rework(answer, ctx, true); }
+
+std::optional<Bytes> WithPlaintextKemac(ByteSpan answer, const AnswerContext& ctx) {
+  return Rework(answer, ctx, false);
 }
 
 }  // namespace tkms::fuzz_service

@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 
@@ -136,5 +137,30 @@ const FixedExchanges& Fixed();
 
 // The UE's provider (counter RNG), shared by the targets.
 mc::CryptoProvider& UeProvider();
+
+// ---- re-sealing KMS answers (ue_response_fuzz "re-seal" mode) -----------------------
+
+// What the UE knows about the request an answer is for.
+struct AnswerContext {
+  const Bytes* request = nullptr;            // the complete initial message
+  const SecretBytes* psk = nullptr;
+  std::optional<ByteSpan> randri;            // REQUEST: RANDRi
+  std::optional<ByteSpan> randrr;            // RESOLVE: RANDRr
+  const SecretBytes* request_auth_key = nullptr;  // keys the V of Error messages
+};
+AnswerContext ContextOf(const ue::RequestInit& request);
+AnswerContext ContextOf(const ue::ResolveInit& request);
+
+// Plays a KMS that holds the PSK: decodes `answer` (without the composition
+// rules) and, if its last payload is an HMAC V, re-encrypts the first KEMAC
+// (if AES-CM) treating its encr_data as the plaintext Key data chain, with the
+// keys of RFC 6043 §5.1.2 (direction 0x02, the request's RAND, the answer's
+// HDR PRF / CSB ID and T), and recomputes V over answer || request. An Error
+// message (data type 6) gets its V recomputed with the request's auth_key
+// over itself (§5.4). nullopt if the answer does not get that far.
+std::optional<Bytes> ResealAnswer(ByteSpan answer, const AnswerContext& ctx);
+// The inverse for seeds: `answer` with its first KEMAC decrypted in place
+// (V left stale), so that ResealAnswer gives `answer` back.
+std::optional<Bytes> WithPlaintextKemac(ByteSpan answer, const AnswerContext& ctx);
 
 }  // namespace tkms::fuzz_service

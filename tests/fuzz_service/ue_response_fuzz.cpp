@@ -1,7 +1,8 @@
 // Fuzz target: the UE's checks of untrusted KMS answers (tools/ue/ticket_client.h
 // ParseRequestResp, ParseResolveResp, ParseErrorMessage).
 //
-// Input: byte 0 selects the check (value mod 6), the rest is the KMS's answer:
+// Input: byte 0 selects the check ((byte & 0x7F) mod 6) and the mode (bit 7);
+// the rest is the KMS's answer:
 //   0  ParseRequestResp  against Alice's plain REQUEST_INIT_PSK
 //   1  ParseRequestResp  against Alice's forking REQUEST_INIT_PSK (I flag)
 //   2  ParseResolveResp  against Bob's RESOLVE_INIT_PSK of the plain ticket
@@ -10,6 +11,15 @@
 //   5  ParseErrorMessage without a key
 // The four requests are fixed (service_env.h: fixed PSKs, CSB IDs, RANDs and
 // timestamp) and built once; nothing else persists between inputs.
+//
+// Mode bit 7 = "re-seal" (service_env.h ResealAnswer): the target plays a
+// KMS that holds the PSK. If the answer decodes and ends with an HMAC V, its
+// first AES-CM KEMAC's data is taken as the plaintext Key data chain and
+// encrypted with the answer's keys, and V is recomputed (for an Error
+// message, with the request's auth_key). Mutations then get past the V MAC
+// and the KEMAC cipher into the key-data, key-order, SPI, MPK-count and
+// forking checks; without the bit they stop at V. Properties are checked on
+// the bytes the UE received.
 //
 // Properties checked on every input:
 //   * no crash, leak or UB; the failure kind is one that describes the
@@ -30,8 +40,10 @@
 //     6, the reported CSB ID is the header's, the error numbers are the ERR
 //     payloads in order, and `authenticated` implies a V was checked.
 #include <cstdio>
+#include <optional>
 #include <variant>
 
+#include "firmware/base/encoding.h"
 #include "firmware/mikey/codec.h"
 #include "tests/fuzz/fuzz_target.h"
 #include "tests/fuzz_service/service_env.h"
@@ -45,8 +57,16 @@ using tkms::ByteSpan;
 
 constexpr const char* kTarget = "ue_response_fuzz";
 
+// In re-seal mode, the bytes the UE received (printed with a violation, so
+// the report has a reproducer that needs no re-sealing).
+ByteSpan g_resealed;
+
 void Check(bool ok, const char* property) {
-  if (!ok) tkms::fuzz::Violation(kTarget, property);
+  if (ok) return;
+  if (!g_resealed.empty()) {
+    std::fprintf(stderr, "%s: re-sealed answer the UE received: %s\n", kTarget, tkms::HexEncode(g_resealed).c_str());
+  }
+  tkms::fuzz::Violation(kTarget, property);
 }
 
 void CheckFailure(const ue::UeError& e, ByteSpan answer) {
@@ -158,8 +178,22 @@ void ErrorMessage(ByteSpan answer, const ue::ErrorAuthKey& key) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const fs::FixedExchanges& fixed = fs::Fixed();
-  const ByteSpan answer(data + 1, size - 1);
-  switch (data[0] % 6) {
+  const int check = (data[0] & 0x7F) % 6;
+  ByteSpan answer(data + 1, size - 1);
+  std::optional<mikey::Bytes> resealed;
+  if ((data[0] & 0x80) != 0) {
+    const fs::AnswerContext ctx = check == 2   ? fs::ContextOf(fixed.plain_resolve)
+                                  : check == 3 ? fs::ContextOf(fixed.forking_resolve)
+                                  : check == 1 ? fs::ContextOf(fixed.forking_request)
+                                               : fs::ContextOf(fixed.plain_request);
+    resealed = fs::ResealAnswer(answer, ctx);
+    if (resealed) answer = *resealed;
+  }
+  g_resealed = resealed ? ByteSpan(*resealed) : ByteSpan();
+  struct ClearOnReturn {
+    ~ClearOnReturn() { g_resealed = ByteSpan(); }
+  } clear_on_return;
+  switch (check) {
     case 0: RequestResp(answer, fixed.plain_request); break;
     case 1: RequestResp(answer, fixed.forking_request); break;
     case 2: ResolveResp(answer, fixed.plain_resolve); break;

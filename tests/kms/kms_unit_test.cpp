@@ -131,6 +131,19 @@ TEST(KmsPolicy, LifetimeIsCappedAndPastValidityRefused) {
   EXPECT_FALSE(DecideTicketPolicy(inverted, c, Context()).ok());
 }
 
+TEST(KmsPolicy, RekeyIntervalMustBeNtpUtc32) {
+  auto req = Requested();
+  req.tp_data.insert(req.tp_data.begin(), Tr(mikey::TsRole::kRekeying, kNow));  // NTP-UTC: wrong type
+  auto refused = DecideTicketPolicy(req, provisioning::PolicyClass{}, Context());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().detail.find("TRr"), std::string::npos);
+  req.tp_data[0] = TrPayload{static_cast<uint8_t>(mikey::TsRole::kRekeying),
+                             static_cast<uint8_t>(mikey::TsType::kNtpUtc32), 300};
+  auto d = DecideTicketPolicy(req, provisioning::PolicyClass{}, Context());
+  ASSERT_TRUE(d.ok()) << d.error().detail;
+  EXPECT_TRUE(mikey::EncodePayload(mikey::TpPayload{d->granted}, 0).ok());
+}
+
 TEST(KmsPolicy, ResponderCountIsChecked) {
   TicketPolicy none = Requested();
   none.tp_data.clear();

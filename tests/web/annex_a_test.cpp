@@ -148,6 +148,8 @@ TEST(AnnexA, ListenAddress) {
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code(), StatusCode::kInvalidArgument);
   }
+  // inet_pton would stop at the NUL and read 127.0.0.1.
+  EXPECT_FALSE(ParseListenAddress(std::string_view("127.0.0.1\0evil:8080", 19)).ok());
 }
 
 TEST(AnnexA, SerializeResponse) {
