@@ -98,7 +98,7 @@ run: build
 	@echo "       --initiator sip:alice@example.org --initiator-psk $(RUN_DIR)/ue/alice.psk \\"
 	@echo "       --responder sip:bob@example.org --responder-psk $(RUN_DIR)/ue/bob.psk --duration 2"
 	@echo "     curl -s http://127.0.0.1:8081/metrics | grep '^tkms_requests_total'"
-	@echo "     SOFTHSM2_CONF=$(RUN_DIR)/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --list-objects"
+	@echo "     SOFTHSM2_CONF=$(RUN_DIR)/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --list-objects --login   # PIN: $(RUN_DIR)/token.pin"
 	$(TKMSD) --dev --state-dir $(RUN_DIR)
 
 clean:

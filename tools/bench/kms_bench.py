@@ -87,8 +87,8 @@ def main():
     log = open(os.path.join(state, "tkmsd.log"), "w")
     print("== tkmsd --dev --state-dir %s" % state, flush=True)
     kms = subprocess.Popen([os.path.join(b, "firmware/tkmsd/tkmsd"), "--dev", "--state-dir", os.path.join(state, "s"),
-                            "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--ready-file", ready,
-                            "--log-level", "warn"], stderr=log)
+                            "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--ready-file", ready],
+                           stderr=log)  # the per-request log is on, as in production
     try:
         ports = wait_ready(ready, kms)
         url = "http://127.0.0.1:%d" % ports["ua_port"]
