@@ -534,9 +534,22 @@ Status ReadToken(const Json* value, TokenConfig& out) {
 
 Status ReadMikey(const Json& value, MikeyConfig& out) {
   const std::string path = "mikey";
-  TKMS_RETURN_IF_ERROR(CheckObject(value, path, {"timestamp_window_s", "replay_cache_entries"}));
+  TKMS_RETURN_IF_ERROR(
+      CheckObject(value, path, {"timestamp_window_s", "replay_cache_entries", "kemac_iv_timestamp"}));
   TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "timestamp_window_s", 1, 3600, out.timestamp_window_s));
   TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "replay_cache_entries", 1, 10000000, out.replay_cache_entries));
+  if (const Json* iv = Member(value, "kemac_iv_timestamp")) {
+    const std::string iv_path = KeyPath(path, "kemac_iv_timestamp");
+    std::string text;
+    TKMS_RETURN_IF_ERROR(ParseString(*iv, iv_path, text));
+    if (text == "response") {
+      out.kemac_iv_timestamp = KemacIvTimestamp::kResponse;
+    } else if (text == "request") {
+      out.kemac_iv_timestamp = KemacIvTimestamp::kRequest;
+    } else {
+      return Invalid(iv_path, "must be \"response\" or \"request\"");
+    }
+  }
   return Status::Ok();
 }
 
@@ -867,6 +880,8 @@ std::string ConfigToJson(const KmsConfig& config) {
   Json mikey = Json::object();
   mikey["timestamp_window_s"] = config.mikey.timestamp_window_s;
   mikey["replay_cache_entries"] = config.mikey.replay_cache_entries;
+  mikey["kemac_iv_timestamp"] =
+      config.mikey.kemac_iv_timestamp == KemacIvTimestamp::kRequest ? "request" : "response";
 
   Json classes = Json::object();
   for (const auto& [name, policy] : config.policy_classes) {

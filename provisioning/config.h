@@ -55,6 +55,13 @@ struct TokenConfig {
   bool operator==(const TokenConfig&) const = default;
 };
 
+// Which timestamp enters the AES-CM IV of the KEMAC in REQUEST_RESP and
+// RESOLVE_RESP (RFC 3830 §4.2.3 "T is the 64-bit timestamp sent by the
+// Initiator" predates responders that send a fresh T, RFC 6043 §4.2.1.5):
+// the response's own T (default, docs/kms.md) or the request's T, for UEs
+// that read the RFC 3830 text literally.
+enum class KemacIvTimestamp : uint8_t { kResponse, kRequest };
+
 struct MikeyConfig {
   // A request's T must be within this many seconds of the KMS clock.
   unsigned timestamp_window_s = 60;  // 1..3600
@@ -63,6 +70,7 @@ struct MikeyConfig {
   // 503, so size it for peak rate x (2 x window): 1,000,000 covers 8,000
   // requests/s with the default 60 s window.
   size_t replay_cache_entries = 1000000;
+  KemacIvTimestamp kemac_iv_timestamp = KemacIvTimestamp::kResponse;  // "response" | "request"
   bool operator==(const MikeyConfig&) const = default;
 };
 

@@ -620,9 +620,13 @@ KmsReply Kms::Exchange::Respond(mikey::DataType data_type, std::vector<mikey::Pa
   if (!keys.ok()) return Failure(keys.error(), std::string("deriving ") + name + " keys");
   auto ts = FreshTimestamp();
   if (!ts.ok()) return Failure(ts.error(), "timestamp");
-  auto ts64 = mc::TimestampForIv(static_cast<mikey::TsType>(ts->first), ts->second);
+  // The KEMAC's IV uses this response's CSB ID and, by default, this
+  // response's T; mikey.kemac_iv_timestamp = request selects the request's T
+  // (docs/kms.md).
+  const bool request_t = snap_->config.mikey.kemac_iv_timestamp == provisioning::KemacIvTimestamp::kRequest;
+  auto ts64 = request_t ? mc::TimestampForIv(static_cast<mikey::TsType>(f_.t->ts_type), f_.t->value)
+                        : mc::TimestampForIv(static_cast<mikey::TsType>(ts->first), ts->second);
   if (!ts64.ok()) return Failure(ts64.error(), "timestamp");
-  // The KEMAC's IV uses this response's CSB ID and T (docs/kms.md).
   auto kemac = mc::SealKemac(provider_, encr_alg, *keys, hdr_->csb_id, *ts64, kemac_keys);
   if (!kemac.ok()) return Failure(kemac.error(), std::string(name) + " KEMAC");
 

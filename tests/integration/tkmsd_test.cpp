@@ -558,6 +558,34 @@ TEST_F(TkmsdTest, ConfigModeWithGroupAndRotation) {
   ASSERT_TRUE(client.ResolveTicket(Resolve(fresh->ticket, bob_psk_)).ok());
 }
 
+TEST_F(TkmsdTest, KemacIvTimestampFollowsTheConfiguration) {
+  // mikey.kemac_iv_timestamp = request: the KEMAC IV of REQUEST_RESP and
+  // RESOLVE_RESP uses the request's T (RFC 3830 §4.2.3 read literally).
+  ASSERT_EQ(kms_->Stop(), 0);
+  kms_.reset();
+  const std::string config = dir_.path() + "/tkmsd.json";
+  std::ofstream(config) << nlohmann::json{
+      {"kms_identity", kKmsId},
+      {"token", {{"module_path", FaultModulePath()}, {"token", "tkms"}, {"pin_file", state_ + "/token.pin"},
+                 {"softhsm2_conf", state_ + "/softhsm2.conf"}}},
+      {"mikey", {{"kemac_iv_timestamp", "request"}}}}.dump(2);
+  Start({"--config", config});
+  auto client = Client();
+  auto request = AliceRequest();
+  request.checks.iv_timestamp = ue::IvTimestamp::kRequestT;
+  auto grant = client.RequestTicket(request);
+  ASSERT_TRUE(grant.ok()) << grant.error().ToString();
+  auto resolve = Resolve(grant->ticket, bob_psk_);
+  resolve.checks.iv_timestamp = ue::IvTimestamp::kRequestT;
+  auto resolved = client.ResolveTicket(resolve);
+  ASSERT_TRUE(resolved.ok()) << resolved.error().ToString();
+  EXPECT_EQ(resolved->session_keys[0].key, grant->session_keys[0].key);
+  // A UE that uses the response's T cannot open this KMS's KEMAC.
+  auto mismatch = client.RequestTicket(AliceRequest());
+  ASSERT_FALSE(mismatch.ok());
+  EXPECT_EQ(mismatch.error().kind, UeErrorKind::kVerification) << mismatch.error().ToString();
+}
+
 TEST_F(TkmsdTest, BadConfigurationFailsToStartWithTheField) {
   ASSERT_EQ(kms_->Stop(), 0);
   kms_.reset();

@@ -201,6 +201,23 @@ TEST(ConfigTest, RoundTripOfEveryFieldChanged) {
   ExpectRoundTrip(config);
 }
 
+TEST(ConfigTest, KemacIvTimestampChoice) {
+  auto def = ParseConfig(kMinimal);
+  ASSERT_TRUE(def.ok());
+  EXPECT_EQ(def->mikey.kemac_iv_timestamp, KemacIvTimestamp::kResponse);
+  auto request = ParseConfig(
+      R"({"kms_identity": "k", "token": {"pin_file": "p"}, "mikey": {"kemac_iv_timestamp": "request"}})");
+  ASSERT_TRUE(request.ok()) << request.error().message();
+  EXPECT_EQ(request->mikey.kemac_iv_timestamp, KemacIvTimestamp::kRequest);
+  auto back = ParseConfig(ConfigToJson(*request));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->mikey.kemac_iv_timestamp, KemacIvTimestamp::kRequest);
+  auto bad = ParseConfig(
+      R"({"kms_identity": "k", "token": {"pin_file": "p"}, "mikey": {"kemac_iv_timestamp": "initiator"}})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.error().message(), StartsWith("mikey.kemac_iv_timestamp: "));
+}
+
 TEST(ConfigTest, CanonicalFormIsCompactSortedAndLowercaseHex) {
   auto config = LoadConfigFile(ExamplePath());
   ASSERT_TRUE(config.ok());
