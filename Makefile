@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 PACKAGES := build-essential cmake pkg-config g++ clang-14 libclang-rt-14-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libmbedtls-dev nlohmann-json3-dev \
   libcli11-dev python3 openssl tshark softhsm2 opensc p11-kit libp11-kit-dev \
-  civetweb libcivetweb-dev curl
+  civetweb libcivetweb-dev curl libsrtp2-dev
 
 .PHONY: all deps build release release-check test test-debug test-asan fuzz fuzz-run bench run clean
 
@@ -59,7 +59,7 @@ release-check: deps
 # build/fuzz/corpus/<target>/, crashes to build/fuzz/artifacts/ (docs/fuzzing.md).
 FUZZERS := mikey_codec_fuzz mikey_keydata_fuzz mikey_base_ticket_fuzz base64_fuzz \
   tkmsctl_input_fuzz tkmsctl_json_fuzz pkcs11_uri_fuzz provisioning_config_fuzz \
-  kms_handle_fuzz web_annex_a_fuzz ue_response_fuzz
+  kms_handle_fuzz web_annex_a_fuzz ue_response_fuzz rtp_parse_fuzz
 FUZZ_SECONDS ?= 60
 
 fuzz: deps
