@@ -1,0 +1,114 @@
+// tkms-ue call: one end-to-end MIKEY-TICKET call (RFC 6043 §4.2, TS 33.328)
+// between an Initiator and one or more Responder end-points on loopback,
+// proven by SRTP media (RFC 3711) in both directions.
+//
+// Process model: the Initiator runs in the calling process; every Responder
+// end-point is a fork()ed child. They share nothing but a socketpair, over
+// which the SDP offer (TRANSFER_INIT, RFC 4567 a=key-mgmt:mikey) and the SDP
+// answer (TRANSFER_RESP) travel as length-prefixed frames (at most
+// ue::kMaxSdpBytes, read with a timeout), standing in for SIP. Each side
+// talks to the KMS over its own HTTP connection with its own PSK, derives its
+// SRTP keys from its own view (ue::DeriveSrtpKeys) and binds its own UDP
+// socket on 127.0.0.1:0, announced in its SDP.
+//
+// Steps, each printed as one line ("initiator: ..." / "responder N: ..."):
+//   1. Initiator: Ticket Request (REQUEST_INIT_PSK) for the Responder;
+//   2. Initiator: TRANSFER_INIT in an SDP offer (one CS: the Initiator's
+//      send stream), sent to every end-point;
+//   3. Responder: extracts it, resolves the ticket with the KMS, verifies the
+//      TRANSFER_INIT, builds the TRANSFER_RESP (F flag; adds its own send
+//      stream as CS 2 with add_ssrcs) in an SDP answer;
+//   4. Initiator: verifies each TRANSFER_RESP (ParseTransferResp: with the I
+//      flag, each end-point gets its own forked keys);
+//   5. media: N RTP packets each way per end-point, protected with the
+//      sender's CS; every receiver unprotects them and checks the payload,
+//      and first unprotects one packet with a wrong key (one key bit flipped)
+//      and requires srtp auth_fail. With several end-points, the Initiator
+//      also requires that end-point 1's packet fails with end-point 2's keys.
+// Keys are never printed: only CS IDs, SSRCs and SPIs.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "firmware/base/secret_bytes.h"
+#include "firmware/base/status.h"
+
+namespace tkms::ue_cli {
+
+struct CallConfig {
+  std::string kms_url;       // http://host:port
+  std::string kms_identity;  // IDRkms ID Data
+  std::string initiator;
+  SecretBytes initiator_psk;
+  std::string responder;
+  SecretBytes responder_psk;
+  int packets = 10;          // RTP packets each way per end-point
+  bool forking = false;      // request the I flag
+  int endpoints = 1;         // Responder end-points (--fork M; M > 1 needs forking)
+  std::chrono::milliseconds timeout{5000};  // per SDP frame / media wait
+};
+
+// The default KMS identity for a KMS URL: the URL's host, except
+// kms.example.org (tkmsd --dev) for loopback hosts.
+Result<std::string> DefaultKmsIdentity(const std::string& kms_url);
+
+// Runs the call; progress lines go to `out`. It fork()s one child per
+// end-point (which runs the Responder and _exit()s), so call it from a
+// single-threaded process (the tkms-ue command line). Ok only if every end-point's
+// keys agreed (its media decrypted) and media flowed both ways; otherwise the
+// reason.
+Status RunCall(const CallConfig& config, std::FILE* out);
+
+// ---- The same call in three steps over files (offer / answer / finish) ----------
+//
+// offer (Initiator): Ticket Request, TRANSFER_INIT in an SDP offer written to
+//   sdp_out, and a state file for finish. The state file holds NO keys: the
+//   request's public inputs (CSB ID, RANDRi, T, identities, flags), the
+//   REQUEST_RESP and the TRANSFER_INIT as bytes; finish rebuilds the same
+//   REQUEST_INIT from them and the Initiator's PSK (read again) and verifies
+//   the saved REQUEST_RESP to recover the grant. It is still created
+//   exclusively with mode 0600 (it holds a ticket), and never overwritten.
+// answer (Responder): reads the offer, resolves the ticket with the KMS,
+//   verifies the TRANSFER_INIT, writes the TRANSFER_RESP (with its own send
+//   stream added as CS 2) in an SDP answer.
+// finish (Initiator): reads the state and the answer, verifies the
+//   TRANSFER_RESP and derives the SRTP keys.
+// answer and finish print each crypto session's CS ID, SSRC and SPI (never key
+// bytes) as "cs <id> ssrc 0x<ssrc> spi <hex>" lines, which match when both
+// sides agree.
+struct OfferConfig {
+  std::string kms_url;
+  std::string kms_identity;
+  std::string initiator;
+  SecretBytes initiator_psk;
+  std::string responder;
+  bool forking = false;
+  uint16_t rtp_port = 49170;
+  std::string sdp_out;
+  std::string state_out;
+  std::chrono::milliseconds timeout{5000};
+};
+Status RunOffer(const OfferConfig& config, std::FILE* out);
+
+struct AnswerConfig {
+  std::string kms_url;
+  std::string kms_identity;
+  std::string responder;
+  SecretBytes responder_psk;
+  uint16_t rtp_port = 49172;
+  std::string sdp_in;
+  std::string sdp_out;
+  std::chrono::milliseconds timeout{5000};
+};
+Status RunAnswer(const AnswerConfig& config, std::FILE* out);
+
+struct FinishConfig {
+  std::string state_in;
+  SecretBytes initiator_psk;
+  std::string sdp_in;
+};
+Status RunFinish(const FinishConfig& config, std::FILE* out);
+
+}  // namespace tkms::ue_cli
