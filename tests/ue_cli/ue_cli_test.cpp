@@ -7,10 +7,18 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "tests/integration/tkmsd_process.h"
 #include "tools/ue/http_client.h"
@@ -21,6 +29,7 @@ namespace {
 
 constexpr const char* kAlice = "sip:alice@example.org";
 constexpr const char* kBob = "sip:bob@example.org";
+constexpr const char* kTeam = "sip:team@example.org";
 
 class UeCliTest : public ::testing::Test {
  protected:
@@ -51,6 +60,63 @@ class UeCliTest : public ::testing::Test {
                                   "--packets", "5"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return RunCommand(argv);
+  }
+
+  // tkms-ue with stderr merged into the output (the failure reasons).
+  std::pair<int, std::string> Ue(std::vector<std::string> args) {
+    std::vector<std::string> argv{"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh", TKMS_UE_PATH};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto result = RunCommand(argv);
+    // UE_CLI_TEST_VERBOSE=1: show every run's output (exit status, reasons).
+    if (std::getenv("UE_CLI_TEST_VERBOSE") != nullptr) {
+      std::fprintf(stderr, "tkms-ue %s -> %d\n%s", args.empty() ? "" : args[0].c_str(), result.first,
+                   result.second.c_str());
+    }
+    return result;
+  }
+
+  // tkms-ue call from alice to `responder`, answered with `responder_psk`.
+  std::pair<int, std::string> CallTo(const std::string& responder, const std::string& responder_psk,
+                                     std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"call", "--kms", kms_->ua_url(), "--initiator", kAlice, "--initiator-psk",
+                                  Psk("alice"), "--responder", responder, "--responder-psk", responder_psk,
+                                  "--packets", "3"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Ue(args);
+  }
+
+  std::pair<int, std::string> Offer(const std::string& sdp, const std::string& state,
+                                    std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"offer", "--kms", kms_->ua_url(), "--initiator", kAlice, "--initiator-psk",
+                                  Psk("alice"), "--responder", kBob, "--sdp-out", sdp, "--state-out", state};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Ue(args);
+  }
+  std::pair<int, std::string> Answer(const std::string& offer, const std::string& answer) {
+    return Ue({"answer", "--kms", kms_->ua_url(), "--responder", kBob, "--responder-psk", Psk("bob"), "--sdp-in",
+               offer, "--sdp-out", answer});
+  }
+  std::pair<int, std::string> Finish(const std::string& state, const std::string& answer) {
+    return Ue({"finish", "--state", state, "--initiator-psk", Psk("alice"), "--sdp-in", answer});
+  }
+
+  // The dev token served from a --config file with the group sip:team = {bob}.
+  void RestartWithGroup() {
+    ASSERT_EQ(kms_->Stop(), 0) << kms_->Log();
+    kms_.reset();
+    const std::string config = dir_.path() + "/tkmsd.json";
+    std::ofstream(config) << nlohmann::json{
+        {"kms_identity", "kms.example.org"},
+        {"token", {{"module_path", FaultModulePath()}, {"token", "tkms"}, {"pin_file", state_ + "/token.pin"},
+                   {"softhsm2_conf", state_ + "/softhsm2.conf"}}},
+        {"groups", {{{"identity", kTeam}, {"members", {kBob}}}}}}.dump(2);
+    TkmsdProcess::Options o;
+    o.args = {"--config", config};
+    o.env = {{"TKMS_PKCS11_MODULE", FaultModulePath()}, {"TKMS_FAULT_TRIGGER", dir_.path() + "/fault"}};
+    o.work_dir = dir_.path();
+    auto p = TkmsdProcess::Start(o);
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    kms_ = std::move(*p);
   }
 
   double Metric(const std::string& series) {
@@ -171,6 +237,155 @@ TEST_F(UeCliTest, AnswerWithWrongPskFails) {
   auto [ac, aout] = RunCommand({TKMS_UE_PATH, "answer", "--kms", kms_->ua_url(), "--responder", kBob,
                                 "--responder-psk", Psk("alice"), "--sdp-in", offer, "--sdp-out", answer});
   EXPECT_NE(ac, 0) << aout;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Replaces one base64 character of the a=key-mgmt:mikey value by another
+// valid one: the value still decodes as base64, to other bytes. `from_end` 0:
+// the middle character (here, a length inside the message); 12: a character
+// inside the last 9 bytes, i.e. the V payload's MAC (the message still
+// parses; only the MAC check can catch it).
+void TamperKeyMgmt(const std::string& path, size_t from_end) {
+  std::string sdp = ReadAll(path);
+  const std::string tag = "a=key-mgmt:mikey ";
+  const size_t start = sdp.find(tag);
+  ASSERT_NE(start, std::string::npos) << sdp;
+  const size_t b64 = start + tag.size();
+  const size_t end = sdp.find_first_of("\r\n", b64);
+  ASSERT_NE(end, std::string::npos);
+  ASSERT_GT(end - b64, 2 * from_end);
+  const size_t mid = from_end == 0 ? b64 + (end - b64) / 2 : end - from_end;
+  sdp[mid] = sdp[mid] == 'A' ? 'B' : 'A';
+  std::ofstream(path, std::ios::trunc) << sdp;
+}
+
+constexpr const char* kRequestOk = "tkms_requests_total{type=\"ticketrequest\",outcome=\"ok\"}";
+constexpr const char* kResolveOk = "tkms_requests_total{type=\"ticketresolve\",outcome=\"ok\"}";
+
+TEST_F(UeCliTest, ReusableTicketServesTwoCalls) {
+  auto [code, out] = CallTo(kBob, Psk("bob"), {"--calls", "2"});
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("(reusable: J flag)"), std::string::npos) << out;
+  EXPECT_NE(out.find("initiator: call 2 of 2"), std::string::npos) << out;
+  // One TRANSFER_INIT per call, each with its own CSB ID.
+  std::set<std::string> csb_ids;
+  const std::regex sent("initiator: TRANSFER_INIT sent in the SDP offer \\(CSB ID ([0-9]+),");
+  for (auto it = std::sregex_iterator(out.begin(), out.end(), sent); it != std::sregex_iterator(); ++it) {
+    csb_ids.insert((*it)[1].str());
+  }
+  EXPECT_EQ(csb_ids.size(), 2u) << out;
+  size_t media = 0;
+  for (size_t at = 0; (at = out.find("initiator: received and decrypted 3 SRTP packets from responder 1", at)) !=
+                      std::string::npos;
+       ++at) {
+    ++media;
+  }
+  EXPECT_EQ(media, 2u) << out;
+  EXPECT_EQ(Metric(kRequestOk), 1);
+  EXPECT_EQ(Metric(kResolveOk), 2);
+}
+
+TEST_F(UeCliTest, GroupTicketAnsweredByAMember) {
+  RestartWithGroup();
+  auto [code, out] = CallTo(kTeam, Psk("bob"), {"--responder-identity", kBob});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("initiator: ticket granted by the KMS for sip:team@example.org"), std::string::npos) << out;
+  EXPECT_NE(out.find("call: keys agree"), std::string::npos) << out;
+  // alice is not a member of the group.
+  auto [acode, aout] = CallTo(kTeam, Psk("alice"), {"--responder-identity", kAlice});
+  EXPECT_NE(acode, 0) << aout;
+  EXPECT_NE(aout.find("ticket resolve failed: mikey_error: MIKEY error"), std::string::npos) << aout;
+  EXPECT_EQ(aout.find("call: keys agree"), std::string::npos) << aout;
+}
+
+TEST_F(UeCliTest, ResponderKmsGivenExplicitly) {
+  auto [code, out] = CallTo(kBob, Psk("bob"), {"--responder-kms", kms_->ua_url(), "--responder-kms-identity",
+                                               "kms.example.org"});
+  EXPECT_EQ(code, 0) << out;
+  auto [wcode, wout] = CallTo(kBob, Psk("bob"), {"--responder-kms", kms_->ua_url(), "--responder-kms-identity",
+                                                 "kms.other.example.org"});
+  EXPECT_NE(wcode, 0) << wout;
+  EXPECT_NE(wout.find("ticket resolve failed"), std::string::npos) << wout;
+}
+
+TEST_F(UeCliTest, WrongInitiatorPskFailsAtTheTicketRequest) {
+  // alice's request MACed with bob's PSK.
+  auto [code, out] = Ue({"call", "--kms", kms_->ua_url(), "--initiator", kAlice, "--initiator-psk", Psk("bob"),
+                         "--responder", kBob, "--responder-psk", Psk("bob"), "--packets", "3"});
+  EXPECT_NE(code, 0) << out;
+  EXPECT_NE(out.find("ticket request failed"), std::string::npos) << out;
+  EXPECT_EQ(Metric(kResolveOk), 0);
+}
+
+TEST_F(UeCliTest, TicketForSomeoneElseIsRefused) {
+  // bob's ticket, answered by alice with her own PSK.
+  auto [code, out] = CallTo(kBob, Psk("alice"), {"--responder-identity", kAlice});
+  EXPECT_NE(code, 0) << out;
+  EXPECT_NE(out.find("ticket resolve failed: mikey_error: MIKEY error"), std::string::npos) << out;
+  EXPECT_EQ(Metric(kResolveOk), 0);
+}
+
+TEST_F(UeCliTest, ExpiredTicketIsRefused) {
+  const std::string d = dir_.path();
+  // A lifetime within reach works (finish rebuilds the request with its TRe).
+  auto [oc, oout] = Offer(d + "/live.sdp", d + "/live.state", {"--ticket-lifetime", "60"});
+  ASSERT_EQ(oc, 0) << oout;
+  auto [ac, aout] = Answer(d + "/live.sdp", d + "/live-answer.sdp");
+  ASSERT_EQ(ac, 0) << aout;
+  auto [fc, fout] = Finish(d + "/live.state", d + "/live-answer.sdp");
+  ASSERT_EQ(fc, 0) << fout;
+
+  auto [ec, eout] = Offer(d + "/old.sdp", d + "/old.state", {"--ticket-lifetime", "1"});
+  ASSERT_EQ(ec, 0) << eout;
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  auto [xc, xout] = Answer(d + "/old.sdp", d + "/old-answer.sdp");
+  EXPECT_NE(xc, 0) << xout;
+  EXPECT_NE(xout.find("MIKEY error 14"), std::string::npos) << xout;
+}
+
+TEST_F(UeCliTest, TamperedTransferInitIsRefused) {
+  const std::string d = dir_.path();
+  auto [oc, oout] = Offer(d + "/offer.sdp", d + "/call.state");
+  ASSERT_EQ(oc, 0) << oout;
+  const std::string pristine = ReadAll(d + "/offer.sdp");
+  TamperKeyMgmt(d + "/offer.sdp", 0);
+  auto [ac, aout] = Answer(d + "/offer.sdp", d + "/answer.sdp");
+  EXPECT_NE(ac, 0) << aout;
+  EXPECT_NE(aout.find("answer failed"), std::string::npos) << aout;
+  // The same offer with only its MAC changed: the ticket resolves, the
+  // TRANSFER_INIT's MAC does not verify.
+  std::ofstream(d + "/offer.sdp", std::ios::trunc) << pristine;
+  TamperKeyMgmt(d + "/offer.sdp", 12);
+  auto [mc, mout] = Answer(d + "/offer.sdp", d + "/answer.sdp");
+  EXPECT_NE(mc, 0) << mout;
+  EXPECT_NE(mout.find("ticket resolved by the KMS"), std::string::npos) << mout;
+  EXPECT_NE(mout.find("answer failed: PERMISSION_DENIED: TRANSFER_INIT refused"), std::string::npos) << mout;
+}
+
+TEST_F(UeCliTest, TamperedTransferRespIsRefused) {
+  const std::string d = dir_.path();
+  auto [oc, oout] = Offer(d + "/offer.sdp", d + "/call.state");
+  ASSERT_EQ(oc, 0) << oout;
+  auto [ac, aout] = Answer(d + "/offer.sdp", d + "/answer.sdp");
+  ASSERT_EQ(ac, 0) << aout;
+  const std::string pristine = ReadAll(d + "/answer.sdp");
+  TamperKeyMgmt(d + "/answer.sdp", 0);
+  auto [fc, fout] = Finish(d + "/call.state", d + "/answer.sdp");
+  EXPECT_NE(fc, 0) << fout;
+  EXPECT_NE(fout.find("finish failed: PERMISSION_DENIED: TRANSFER_RESP does not verify"), std::string::npos) << fout;
+  std::ofstream(d + "/answer.sdp", std::ios::trunc) << pristine;
+  TamperKeyMgmt(d + "/answer.sdp", 12);
+  auto [mc, mout] = Finish(d + "/call.state", d + "/answer.sdp");
+  EXPECT_NE(mc, 0) << mout;
+  EXPECT_NE(mout.find("finish failed: PERMISSION_DENIED: TRANSFER_RESP does not verify"), std::string::npos) << mout;
+  // Untampered, it still verifies.
+  std::ofstream(d + "/answer.sdp", std::ios::trunc) << pristine;
+  auto [pc, pout] = Finish(d + "/call.state", d + "/answer.sdp");
+  EXPECT_EQ(pc, 0) << pout;
 }
 
 TEST(UeCliDefaults, KmsIdentity) {

@@ -336,17 +336,30 @@ Status ReceiveMedia(const UdpSocket& udp, std::vector<Inbound>& peers, int packe
   return Status::Ok();
 }
 
-Result<ue::KmsClient> Kms(const CallConfig& c) {
+Result<ue::KmsClient> KmsAt(const std::string& url, std::chrono::milliseconds timeout) {
   ue::HttpClientOptions options;
-  options.timeout = c.timeout;
-  auto http = ue::HttpClient::FromUrl(c.kms_url, options);
+  options.timeout = timeout;
+  auto http = ue::HttpClient::FromUrl(url, options);
   if (!http.ok()) return http.error();
   return ue::KmsClient(std::move(*http));
 }
 
+Result<ue::KmsClient> Kms(const CallConfig& c) { return KmsAt(c.kms_url, c.timeout); }
+
+const std::string& ResponderIdentity(const CallConfig& c) {
+  return c.responder_identity.empty() ? c.responder : c.responder_identity;
+}
+
+// TRe = now + lifetime (NTP-UTC), if a lifetime is asked for.
+void SetLifetime(ue::DesiredTicketPolicy& policy, uint32_t lifetime_s, uint64_t now) {
+  if (lifetime_s == 0) return;
+  policy.valid_to = ue::TsValue{static_cast<uint8_t>(mikey::TsType::kNtpUtc), now + (uint64_t{lifetime_s} << 32)};
+}
+
 // ---- Responder end-point (a child process) -------------------------------------
 
-Status Responder(const CallConfig& c, int sock, const std::string& who, const std::string& tag, std::FILE* out) {
+Status ResponderOnce(const CallConfig& c, int sock, const std::string& who, const std::string& tag,
+                     std::FILE* out) {
   auto offer = ReadFrame(sock, c.timeout * 4);
   if (!offer.ok()) return offer.error();
   if (offer->type != 'O') return InvalidArgument("expected an SDP offer");
@@ -363,13 +376,13 @@ Status Responder(const CallConfig& c, int sock, const std::string& who, const st
   if (ticket == nullptr) return InvalidArgument("the TRANSFER_INIT has no TICKET payload");
   Line(out, who, "TRANSFER_INIT extracted from the SDP offer (" + std::to_string(mikey_bytes->size()) + " bytes)");
 
-  auto kms = Kms(c);
+  auto kms = KmsAt(c.responder_kms_url.empty() ? c.kms_url : c.responder_kms_url, c.timeout);
   if (!kms.ok()) return kms.error();
   mikey::crypto::TransientCryptoProvider provider;
   ue::ResolveInitParams rp;
   rp.psk = c.responder_psk;
-  rp.responder.id = B(c.responder);
-  rp.kms.id = B(c.kms_identity);
+  rp.responder.id = B(ResponderIdentity(c));
+  rp.kms.id = B(c.responder_kms_identity.empty() ? c.kms_identity : c.responder_kms_identity);
   rp.ticket = *ticket;
   auto resolved = kms->ResolveTicket(rp);
   if (!resolved.ok()) return Unavailable("ticket resolve failed: " + resolved.error().ToString());
@@ -385,7 +398,7 @@ Status Responder(const CallConfig& c, int sock, const std::string& who, const st
   UdpSocket udp;
   TKMS_RETURN_IF_ERROR(udp.Bind());
   ue::TransferRespParams tp;
-  tp.responder.id = B(c.responder);
+  tp.responder.id = B(ResponderIdentity(c));
   uint32_t my_ssrc = RandomU32();
   tp.add_ssrcs = {my_ssrc};
   auto resp = ue::BuildTransferResp(provider, *mikey_bytes, *resolved, tp);
@@ -412,6 +425,15 @@ Status Responder(const CallConfig& c, int sock, const std::string& who, const st
   return ReceiveMedia(udp, peers, c.packets, c.timeout, out, who);
 }
 
+// Every call of the Responder end-point (one TRANSFER_INIT each).
+Status Responder(const CallConfig& c, int sock, const std::string& who, const std::string& tag, std::FILE* out) {
+  for (int k = 1; k <= c.calls; ++k) {
+    if (c.calls > 1) Line(out, who, "call " + std::to_string(k) + " of " + std::to_string(c.calls));
+    TKMS_RETURN_IF_ERROR(ResponderOnce(c, sock, who, tag, out));
+  }
+  return Status::Ok();
+}
+
 // Kills and reaps the children still running when a call ends early.
 struct Children {
   std::vector<pid_t> pids;
@@ -429,11 +451,14 @@ struct Children {
   }
 };
 
+// One call with the ticket in `grant`: a fresh TRANSFER_INIT (new CSB ID, new
+// RANDRi: RFC 6043 §5.3), the answers, media both ways.
+Status InitiatorCall(const CallConfig& c, Children& children, ue::KmsClient& kms,
+                     mikey::crypto::CryptoProvider& provider, const ue::TicketGrant& grant, std::FILE* out);
+
 Status Initiator(const CallConfig& c, Children& children, std::FILE* out) {
   const std::string who = "initiator";
   const size_t m = children.socks.size();
-  UdpSocket udp;
-  TKMS_RETURN_IF_ERROR(udp.Bind());
   auto kms = Kms(c);
   if (!kms.ok()) return kms.error();
   mikey::crypto::TransientCryptoProvider provider;
@@ -444,16 +469,47 @@ Status Initiator(const CallConfig& c, Children& children, std::FILE* out) {
   rp.kms.id = B(c.kms_identity);
   rp.policy.responders.push_back(ue::IdValue{B(c.responder)});
   if (c.forking) rp.policy.flags |= mikey::kFlagI;
+  if (c.calls > 1) rp.policy.flags |= mikey::kFlagJ;
+  SetLifetime(rp.policy, c.ticket_lifetime_s, ue::NtpUtcNow());
   auto grant = kms->RequestTicket(rp);
   if (!grant.ok()) return Unavailable("ticket request failed: " + grant.error().ToString());
   Line(out, who, "ticket granted by the KMS for " + c.responder +
-                     ((grant->policy.flags & mikey::kFlagI) != 0 ? " (forking: I flag)" : ""));
+                     ((grant->policy.flags & mikey::kFlagI) != 0 ? " (forking: I flag)" : "") +
+                     ((grant->policy.flags & mikey::kFlagJ) != 0 ? " (reusable: J flag)" : ""));
   if (c.forking && (grant->policy.flags & mikey::kFlagI) == 0) return PermissionDenied("the KMS refused the I flag");
+  if (c.calls > 1 && (grant->policy.flags & mikey::kFlagJ) == 0) {
+    return PermissionDenied("the KMS refused the J flag (reusable ticket) needed for --calls > 1");
+  }
+  for (int k = 1; k <= c.calls; ++k) {
+    if (c.calls > 1) Line(out, who, "call " + std::to_string(k) + " of " + std::to_string(c.calls));
+    TKMS_RETURN_IF_ERROR(InitiatorCall(c, children, *kms, provider, *grant, out));
+  }
 
+  for (size_t e = 0; e < m; ++e) {
+    const std::string name = "responder " + std::to_string(e + 1);
+    auto result = ReadFrame(children.socks[e], c.timeout * 2);
+    if (!result.ok()) return Unavailable(name + ": no result: " + result.error().message());
+    if (result->type != 'D') return Unavailable(name + " failed: " + result->body);
+    int st = 0;
+    pid_t pid = children.pids[e];
+    children.pids[e] = -1;
+    if (::waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+      return Unavailable(name + " exited abnormally");
+    }
+  }
+  return Status::Ok();
+}
+
+Status InitiatorCall(const CallConfig& c, Children& children, ue::KmsClient& kms,
+                     mikey::crypto::CryptoProvider& provider, const ue::TicketGrant& grant, std::FILE* out) {
+  const std::string who = "initiator";
+  const size_t m = children.socks.size();
+  UdpSocket udp;
+  TKMS_RETURN_IF_ERROR(udp.Bind());
   ue::TransferInitParams tp;
   tp.initiator.id = B(c.initiator);
   tp.responder.id = B(c.responder);
-  auto init = ue::BuildTransferInit(kms->provider(), *grant, tp);
+  auto init = ue::BuildTransferInit(kms.provider(), grant, tp);
   if (!init.ok()) return Internal("cannot build the TRANSFER_INIT: " + init.error().ToString());
   ue::AudioSdpParams sp;
   sp.session_id = RandomU32();
@@ -461,7 +517,8 @@ Status Initiator(const CallConfig& c, Children& children, std::FILE* out) {
   auto offer = ue::BuildAudioSdp(sp, init->bytes);
   if (!offer.ok()) return offer.error();
   for (int s : children.socks) TKMS_RETURN_IF_ERROR(WriteFrame(s, 'O', *offer));
-  Line(out, who, "TRANSFER_INIT sent in the SDP offer (RTP port " + std::to_string(udp.port()) + ") to " +
+  Line(out, who, "TRANSFER_INIT sent in the SDP offer (CSB ID " + std::to_string(init->csb_id) + ", RTP port " +
+                     std::to_string(udp.port()) + ") to " +
                      std::to_string(m) + " end-point(s)");
 
   std::vector<MediaKeys> endpoint_keys;
@@ -477,7 +534,7 @@ Status Initiator(const CallConfig& c, Children& children, std::FILE* out) {
     if (!resp.ok()) return resp.error();
     auto port = ue::AudioRtpPort(answer->body);
     if (!port.ok()) return port.error();
-    auto session = ue::ParseTransferResp(provider, *resp, *grant, *init);
+    auto session = ue::ParseTransferResp(provider, *resp, grant, *init);
     if (!session.ok()) return PermissionDenied(name + ": TRANSFER_RESP does not verify: " + session.error().ToString());
     Line(out, who, "TRANSFER_RESP of " + name + " verified");
     auto keys = ue::DeriveSrtpKeys(provider, *session);
@@ -497,21 +554,7 @@ Status Initiator(const CallConfig& c, Children& children, std::FILE* out) {
     peers[e].keys = std::move(endpoint_keys[e]);
     peers[e].tag = "responder " + std::to_string(e + 1);
   }
-  TKMS_RETURN_IF_ERROR(ReceiveMedia(udp, peers, c.packets, c.timeout, out, who));
-
-  for (size_t e = 0; e < m; ++e) {
-    const std::string name = "responder " + std::to_string(e + 1);
-    auto result = ReadFrame(children.socks[e], c.timeout * 2);
-    if (!result.ok()) return Unavailable(name + ": no result: " + result.error().message());
-    if (result->type != 'D') return Unavailable(name + " failed: " + result->body);
-    int st = 0;
-    pid_t pid = children.pids[e];
-    children.pids[e] = -1;
-    if (::waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-      return Unavailable(name + " exited abnormally");
-    }
-  }
-  return Status::Ok();
+  return ReceiveMedia(udp, peers, c.packets, c.timeout, out, who);
 }
 
 
@@ -556,12 +599,13 @@ void PrintCryptoSessions(std::FILE* out, const std::string& who, const ue::Trans
 }
 
 ue::RequestInitParams OfferRequestParams(const std::string& initiator, const std::string& kms_identity,
-                                         const std::string& responder, bool forking) {
+                                         const std::string& responder, bool forking, uint64_t valid_to) {
   ue::RequestInitParams rp;
   rp.initiator.id = B(initiator);
   rp.kms.id = B(kms_identity);
   rp.policy.responders.push_back(ue::IdValue{B(responder)});
   if (forking) rp.policy.flags |= mikey::kFlagI;
+  if (valid_to != 0) rp.policy.valid_to = ue::TsValue{static_cast<uint8_t>(mikey::TsType::kNtpUtc), valid_to};
   return rp;
 }
 
@@ -610,7 +654,9 @@ Status RunOffer(const OfferConfig& c, std::FILE* out) {
   auto kms = Kms(kc);
   if (!kms.ok()) return kms.error();
 
-  ue::RequestInitParams rp = OfferRequestParams(c.initiator, c.kms_identity, c.responder, c.forking);
+  const uint64_t ts = ue::NtpUtcNow();
+  const uint64_t valid_to = c.ticket_lifetime_s == 0 ? 0 : ts + (uint64_t{c.ticket_lifetime_s} << 32);
+  ue::RequestInitParams rp = OfferRequestParams(c.initiator, c.kms_identity, c.responder, c.forking, valid_to);
   rp.psk = c.initiator_psk;
   // Fixed here (not drawn inside the library) so that finish can rebuild the
   // identical REQUEST_INIT from the state file and the PSK.
@@ -619,7 +665,6 @@ Status RunOffer(const OfferConfig& c, std::FILE* out) {
   Bytes csb(4);
   TKMS_RETURN_IF_ERROR(kms->provider().Random(csb));
   const uint32_t csb_id = (uint32_t{csb[0]} << 24) | (uint32_t{csb[1]} << 16) | (uint32_t{csb[2]} << 8) | csb[3];
-  const uint64_t ts = ue::NtpUtcNow();
   rp.csb_id = csb_id;
   rp.randri = randri;
   rp.timestamp.value = ts;
@@ -646,6 +691,7 @@ Status RunOffer(const OfferConfig& c, std::FILE* out) {
   state += "csb_id " + std::to_string(csb_id) + "\n";
   state += "randri " + HexEncode(randri) + "\n";
   state += "timestamp " + std::to_string(ts) + "\n";
+  state += "valid_to " + std::to_string(valid_to) + "\n";
   state += "request_resp " + HexEncode(grant->response) + "\n";
   state += "transfer_init " + HexEncode(init->bytes) + "\n";
   SecretBytes state_bytes(state.begin(), state.end());
@@ -725,17 +771,18 @@ Status RunFinish(const FinishConfig& c, std::FILE* out) {
   auto transfer_init = HexDecode(fields["transfer_init"]);
   if (!randri || !request_resp || !transfer_init) return InvalidArgument("state file: bad hex");
   uint32_t csb_id = 0;
-  uint64_t ts = 0;
+  uint64_t ts = 0, valid_to = 0;
   try {
     csb_id = static_cast<uint32_t>(std::stoul(fields["csb_id"]));
     ts = std::stoull(fields["timestamp"]);
+    if (fields.contains("valid_to")) valid_to = std::stoull(fields["valid_to"]);
   } catch (const std::exception&) {
     return InvalidArgument("state file: bad number");
   }
 
   mikey::crypto::TransientCryptoProvider provider;
   ue::RequestInitParams rp =
-      OfferRequestParams(fields["initiator"], fields["kms_identity"], fields["responder"], fields["forking"] == "1");
+      OfferRequestParams(fields["initiator"], fields["kms_identity"], fields["responder"], fields["forking"] == "1", valid_to);
   rp.psk = c.initiator_psk;
   rp.csb_id = csb_id;
   rp.randri = *randri;
@@ -778,6 +825,7 @@ Status RunCall(const CallConfig& c, std::FILE* out) {
   if (c.endpoints < 1 || c.endpoints > 16) return InvalidArgument("--fork must be 1-16");
   if (c.endpoints > 1 && !c.forking) return InvalidArgument("--fork M with M > 1 needs --forking (the I flag)");
   if (c.initiator_psk.empty() || c.responder_psk.empty()) return InvalidArgument("both PSKs are needed");
+  if (c.calls < 1 || c.calls > 100) return InvalidArgument("--calls must be 1-100");
 
   Children children;
   std::fflush(out);

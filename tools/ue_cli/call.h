@@ -12,10 +12,16 @@
 // socket on 127.0.0.1:0, announced in its SDP.
 //
 // Steps, each printed as one line ("initiator: ..." / "responder N: ..."):
-//   1. Initiator: Ticket Request (REQUEST_INIT_PSK) for the Responder;
+//   1. Initiator: Ticket Request (REQUEST_INIT_PSK) for the Responder (a
+//      user or a group; with calls > 1 a reusable ticket, J flag; with a
+//      lifetime, TRe = now + lifetime);
+//   then, for each of the `calls` calls, steps 2-5 with the same ticket:
 //   2. Initiator: TRANSFER_INIT in an SDP offer (one CS: the Initiator's
-//      send stream), sent to every end-point;
-//   3. Responder: extracts it, resolves the ticket with the KMS, verifies the
+//      send stream; a new CSB ID and RANDRi per call, RFC 6043 §5.3), sent
+//      to every end-point;
+//   3. Responder: extracts it, resolves the ticket with its KMS
+//      (responder_kms_url / responder_kms_identity) as responder_identity
+//      (its own identity, a member when the ticket is for a group), verifies the
 //      TRANSFER_INIT, builds the TRANSFER_RESP (F flag; adds its own send
 //      stream as CS 2 with add_ssrcs) in an SDP answer;
 //   4. Initiator: verifies each TRANSFER_RESP (ParseTransferResp: with the I
@@ -42,8 +48,17 @@ struct CallConfig {
   std::string kms_identity;  // IDRkms ID Data
   std::string initiator;
   SecretBytes initiator_psk;
-  std::string responder;
+  std::string responder;      // IDRr of the ticket and TRANSFER_INIT (may be a group)
   SecretBytes responder_psk;
+  // The end-point's own identity (IDRr of its RESOLVE_INIT, owner of
+  // responder_psk); empty: `responder`.
+  std::string responder_identity;
+  // The Responder's KMS (URL, IDRkms of its RESOLVE_INIT); empty: kms_url /
+  // kms_identity.
+  std::string responder_kms_url;
+  std::string responder_kms_identity;
+  int calls = 1;             // calls made with one ticket (> 1: reusable ticket, J flag)
+  uint32_t ticket_lifetime_s = 0;  // > 0: request TRe = now + this; 0: the KMS default
   int packets = 10;          // RTP packets each way per end-point
   bool forking = false;      // request the I flag
   int endpoints = 1;         // Responder end-points (--fork M; M > 1 needs forking)
@@ -85,6 +100,7 @@ struct OfferConfig {
   SecretBytes initiator_psk;
   std::string responder;
   bool forking = false;
+  uint32_t ticket_lifetime_s = 0;  // > 0: request TRe = now + this (saved in the state)
   uint16_t rtp_port = 49170;
   std::string sdp_out;
   std::string state_out;

@@ -4,6 +4,8 @@
 //       --initiator sip:alice@example.org --initiator-psk build/run/ue/alice.psk
 //       --responder sip:bob@example.org --responder-psk build/run/ue/bob.psk
 //       [--packets 10] [--kms-identity kms.example.org] [--forking [--fork 2]]
+//       [--calls K] [--ticket-lifetime S] [--responder-identity URI]
+//       [--responder-kms URL] [--responder-kms-identity ID]
 // and the same call in three steps over files (no media):
 //   tkms-ue offer  --kms URL --initiator URI --initiator-psk FILE --responder URI
 //                  [--forking] --sdp-out offer.sdp --state-out call.state
@@ -48,6 +50,16 @@ int main(int argc, char** argv) {
   call->add_option("--initiator-psk", initiator_psk_file, "hex PSK file of the Initiator")->required();
   call->add_option("--responder", config.responder, "the Responder's URI")->required();
   call->add_option("--responder-psk", responder_psk_file, "hex PSK file of the Responder")->required();
+  call->add_option("--responder-identity", config.responder_identity,
+                   "the answering end-point's own identity (IDRr of its RESOLVE_INIT, owner of "
+                   "--responder-psk); default: --responder. Use it when --responder is a group");
+  call->add_option("--responder-kms", config.responder_kms_url, "the Responder's KMS URL (default: --kms)");
+  call->add_option("--responder-kms-identity", config.responder_kms_identity,
+                   "the Responder's KMS identity (default: the Initiator's KMS identity)");
+  call->add_option("--calls", config.calls, "calls made with one reusable ticket (J flag if > 1)")
+      ->capture_default_str();
+  call->add_option("--ticket-lifetime", config.ticket_lifetime_s,
+                   "request TRe = now + SECONDS (default: the KMS's)");
   call->add_option("--packets", config.packets, "RTP packets each way per end-point")->capture_default_str();
   call->add_flag("--forking", config.forking, "request key forking (I flag)");
   call->add_option("--fork", config.endpoints, "Responder end-points (> 1 needs --forking)")->capture_default_str();
@@ -62,6 +74,7 @@ int main(int argc, char** argv) {
   offer->add_option("--initiator-psk", o_psk, "hex PSK file of the Initiator")->required();
   offer->add_option("--responder", oc.responder, "the Responder's URI")->required();
   offer->add_flag("--forking", oc.forking, "request key forking (I flag)");
+  offer->add_option("--ticket-lifetime", oc.ticket_lifetime_s, "request TRe = now + SECONDS (default: the KMS's)");
   offer->add_option("--rtp-port", oc.rtp_port, "RTP port announced in the offer")->capture_default_str();
   offer->add_option("--sdp-out", oc.sdp_out, "where to write the SDP offer")->required();
   offer->add_option("--state-out", oc.state_out, "new state file for finish (created 0600)")->required();
