@@ -657,4 +657,50 @@ UeResult<std::vector<SrtpSessionKeys>> DeriveSrtpKeys(crypto::CryptoProvider& pr
   return out;
 }
 
+Result<void, UeError> CheckTransferInitEarly(const mikey::Message& transfer_init,
+                                             const std::vector<Bytes>& acceptable, uint64_t now_ntp) {
+  const auto refuse = [](std::string why) {
+    UeError e;
+    e.kind = UeErrorKind::kVerification;
+    e.detail = "TRANSFER_INIT rejected before resolving: " + std::move(why);
+    return e;
+  };
+  const mikey::TicketPayload* ticket = nullptr;
+  for (const auto& p : transfer_init.payloads) {
+    if (const auto* t = std::get_if<mikey::TicketPayload>(&p)) ticket = t;
+  }
+  if (ticket == nullptr) return refuse("no TICKET payload");
+  const auto& policy = ticket->policy;
+  if ((policy.flags & mikey::kFlagO) == 0) return refuse("the O flag is 0 (the ticket needs processing beyond RFC 6043)");
+  if ((policy.flags & mikey::kFlagI) != 0 && !ticket->initiator_data) {
+    return refuse("the I flag is set but the TICKET has no Initiator Data");
+  }
+  // NTP-UTC-32 values are compared as seconds; 64-bit values as they are.
+  const auto as_ntp64 = [](const mikey::TrPayload& tr) -> std::optional<uint64_t> {
+    if (tr.ts_type == static_cast<uint8_t>(mikey::TsType::kNtpUtc32)) return tr.value << 32;
+    if (tr.ts_type == static_cast<uint8_t>(mikey::TsType::kNtpUtc) ||
+        tr.ts_type == static_cast<uint8_t>(mikey::TsType::kNtp)) {
+      return tr.value;
+    }
+    return std::nullopt;
+  };
+  bool listed = false;
+  for (const auto& item : policy.tp_data) {
+    if (const auto* tr = std::get_if<mikey::TrPayload>(&item)) {
+      const auto value = as_ntp64(*tr);
+      if (tr->role == static_cast<uint8_t>(mikey::TsRole::kStart) && value && now_ntp < *value) {
+        return refuse("the ticket is not valid yet (TRs)");
+      }
+      if (tr->role == static_cast<uint8_t>(mikey::TsRole::kEnd) && value && now_ntp > *value) {
+        return refuse("the ticket has expired (TRe)");
+      }
+    } else if (const auto* idr = std::get_if<mikey::IdrPayload>(&item)) {
+      if (idr->role != static_cast<uint8_t>(mikey::IdRole::kResponder)) continue;
+      for (const auto& id : acceptable) listed = listed || idr->data == id;
+    }
+  }
+  if (!listed) return refuse("none of this end-point's identities is a responder (IDRr) of the ticket");
+  return {};
+}
+
 }  // namespace tkms::ue

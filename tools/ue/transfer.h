@@ -149,6 +149,18 @@ UeResult<TransferSession> ParseTransferResp(mikey::crypto::CryptoProvider& provi
 
 // F = 0 (reading 15): the Initiator's session without a TRANSFER_RESP.
 // kInvalidArgument if the ticket's F flag is set.
+// The Responder's early check of a received TRANSFER_INIT, before it asks a
+// KMS to resolve the ticket (RFC 6043 §4.2.2.2: "the Responder SHOULD check
+// the Ticket Policy ... otherwise reject without contacting the KMS"):
+//   - the O flag is set (a plain RFC 6043 Responder can process the ticket);
+//   - now (an NTP-UTC timestamp) is within the TP's TRs..TRe, if given;
+//   - one of the TP's IDRr identities is in `acceptable` (the end-point's own
+//     identity, and the identity it was called as, which may be a group);
+//   - with the I flag, the TICKET carries Initiator Data.
+// kVerification with the reason on failure.
+Result<void, UeError> CheckTransferInitEarly(const mikey::Message& transfer_init,
+                                             const std::vector<Bytes>& acceptable, uint64_t now_ntp);
+
 UeResult<TransferSession> InitiatorSessionWithoutResponse(const TicketGrant& grant,
                                                           const TransferInit& sent);
 

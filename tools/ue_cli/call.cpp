@@ -375,6 +375,13 @@ Status ResponderOnce(const CallConfig& c, int sock, const std::string& who, cons
   }
   if (ticket == nullptr) return InvalidArgument("the TRANSFER_INIT has no TICKET payload");
   Line(out, who, "TRANSFER_INIT extracted from the SDP offer (" + std::to_string(mikey_bytes->size()) + " bytes)");
+  // Early check before contacting the KMS (RFC 6043 §4.2.2.2): the end-point
+  // answers as its own identity or as the identity it was called as (a group).
+  if (auto early = ue::CheckTransferInitEarly(*message, {B(ResponderIdentity(c)), B(c.responder)}, ue::NtpUtcNow());
+      !early.ok()) {
+    return PermissionDenied(early.error().ToString());
+  }
+  Line(out, who, "TRANSFER_INIT ticket policy accepted (O flag, validity, responder identity)");
 
   auto kms = KmsAt(c.responder_kms_url.empty() ? c.kms_url : c.responder_kms_url, c.timeout);
   if (!kms.ok()) return kms.error();
@@ -711,6 +718,14 @@ Status RunAnswer(const AnswerConfig& c, std::FILE* out) {
   auto ticket = TicketOf(*mikey_bytes);
   if (!ticket.ok()) return ticket.error();
   Line(out, who, "TRANSFER_INIT extracted from the SDP offer");
+  {
+    auto message = mikey::Decode(*mikey_bytes);
+    if (!message.ok()) return InvalidArgument("TRANSFER_INIT does not decode: " + message.error().ToString());
+    if (auto early = ue::CheckTransferInitEarly(*message, {B(c.responder)}, ue::NtpUtcNow()); !early.ok()) {
+      return PermissionDenied(early.error().ToString());
+    }
+    Line(out, who, "TRANSFER_INIT ticket policy accepted (O flag, validity, responder identity)");
+  }
 
   CallConfig kc;
   kc.kms_url = c.kms_url;
