@@ -1,5 +1,6 @@
 #include "firmware/kms/base_ticket.h"
 
+#include <algorithm>
 #include <array>
 
 #include "firmware/mikey/codec.h"
@@ -91,9 +92,12 @@ Result<SealedTicket> BaseTicketFormat::Seal(const mikey::TicketPolicy& policy, c
   const ByteSpan parts[] = {*mac_input};
   auto mac = mc::ComputeMac(provider, kTicketMacAlg, **auth_key, parts);
   if (!mac.ok()) return mac.error();
-  data.v.mac = std::move(*mac);
-  encoded = mikey::EncodeBaseTicketData(data);
-  if (!encoded.ok()) return Internal("encoding base ticket: " + encoded.error().ToString());
+  // V is the last payload of Ticket Data and its MAC the last bytes: put the
+  // MAC in place rather than encoding the Ticket Data a second time.
+  if (mac->size() != data.v.mac.size() || encoded->size() < mac->size()) {
+    return Internal("base ticket MAC length");
+  }
+  std::copy(mac->begin(), mac->end(), encoded->end() - static_cast<std::ptrdiff_t>(mac->size()));
 
   auto mpk_key = provider.ImportTransientKey(mpk);
   if (!mpk_key.ok()) return mpk_key.error();

@@ -8,6 +8,7 @@
 #include "firmware/base/encoding.h"
 #include "firmware/kms/base_ticket.h"
 #include "firmware/kms/policy.h"
+#include "firmware/kms/payload_helpers.h"
 #include "firmware/mikey/codec.h"
 #include "firmware/mikey/coverage.h"
 #include "firmware/mikey/crypto/derivation.h"
@@ -61,17 +62,7 @@ bool IsTokenTrouble(const Status& s) {
   return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kResourceExhausted;
 }
 
-std::string Str(const Bytes& b) { return std::string(b.begin(), b.end()); }
 Bytes ToBytes(std::string_view s) { return Bytes(s.begin(), s.end()); }
-
-mikey::IdrPayload UriIdr(IdRole role, std::string_view identity) {
-  return mikey::IdrPayload{static_cast<uint8_t>(role), static_cast<uint8_t>(mikey::IdType::kUri), ToBytes(identity)};
-}
-
-bool IsTgk(uint8_t key_type) {
-  return key_type == static_cast<uint8_t>(mikey::KeyType::kTgk) ||
-         key_type == static_cast<uint8_t>(mikey::KeyType::kTgkSalt);
-}
 
 // RFC 6043 §6.2.1: "An SPI (or MKI) MUST be specified for each key". The
 // ticket's MPK has a random 4-byte SPI; MPKi / MPKr(') are sent with that SPI
@@ -324,9 +315,9 @@ std::optional<KmsReply> Kms::Exchange::Authenticate(bool initiator_rand) {
                         "no user with PSK id " + HexEncode(f_.idr_psk->data));
     }
   } else if (f_.idr_peer != nullptr) {
-    user_ = users.FindByIdentity(Str(f_.idr_peer->data));
+    user_ = users.FindByIdentity(IdText(f_.idr_peer->data));
     if (user_ == nullptr) {
-      return MikeyError(kErrAuthFailure, Refusal::kUnknownUser, "no user with identity '" + Str(f_.idr_peer->data) + "'");
+      return MikeyError(kErrAuthFailure, Refusal::kUnknownUser, "no user with identity '" + IdText(f_.idr_peer->data) + "'");
     }
   } else {
     return MikeyError(kErrAuthFailure, Refusal::kUnknownUser, "neither IDRpsk nor an identity names the user");
@@ -356,13 +347,13 @@ std::optional<KmsReply> Kms::Exchange::Authenticate(bool initiator_rand) {
   // Identity_i/r || Identity_kms follow the message in the MAC (§5.5).
   std::vector<std::string> candidates;
   if (f_.idr_peer != nullptr) {
-    candidates.push_back(Str(f_.idr_peer->data));
+    candidates.push_back(IdText(f_.idr_peer->data));
   } else {
     for (size_t i = 0; i < user_->identities.size() && i < kMaxIdentityCandidates; ++i) {
       candidates.push_back(user_->identities[i]);
     }
   }
-  const std::string kms_id = f_.idr_kms != nullptr ? Str(f_.idr_kms->data) : kms_identity();
+  const std::string kms_id = f_.idr_kms != nullptr ? IdText(f_.idr_kms->data) : kms_identity();
   bool verified = false;
   for (const auto& candidate : candidates) {
     const ByteSpan appended[] = {ByteSpan(reinterpret_cast<const uint8_t*>(candidate.data()), candidate.size()),
@@ -490,12 +481,12 @@ KmsReply Kms::Exchange::Resolve() {
   std::vector<std::string> recipients;
   for (const auto& item : policy.tp_data) {
     if (const auto* idr = std::get_if<mikey::IdrPayload>(&item)) {
-      if (idr->role == static_cast<uint8_t>(IdRole::kKms) && Str(idr->data) != kms_identity()) {
+      if (idr->role == static_cast<uint8_t>(IdRole::kKms) && IdText(idr->data) != kms_identity()) {
         return MikeyError(kErrInvalidTicket, Refusal::kInvalidTicket,
-                          "ticket was issued by KMS '" + Str(idr->data) +
+                          "ticket was issued by KMS '" + IdText(idr->data) +
                               "' (KMS-to-KMS resolution is not configured)");
       }
-      if (idr->role == static_cast<uint8_t>(IdRole::kResponder)) recipients.push_back(Str(idr->data));
+      if (idr->role == static_cast<uint8_t>(IdRole::kResponder)) recipients.push_back(IdText(idr->data));
     } else if (const auto* tr = std::get_if<mikey::TrPayload>(&item)) {
       if (tr->role == static_cast<uint8_t>(mikey::TsRole::kStart)) valid_from = TimeFromTimestamp(tr->ts_type, tr->value);
       if (tr->role == static_cast<uint8_t>(mikey::TsRole::kEnd)) valid_to = TimeFromTimestamp(tr->ts_type, tr->value);

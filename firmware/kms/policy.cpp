@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "firmware/kms/payload_helpers.h"
 #include "firmware/mikey/codec.h"
 #include "firmware/mikey/composition.h"
 
@@ -15,13 +16,6 @@ using mikey::TrPayload;
 using mikey::TsRole;
 
 PolicyRefusal Refuse(std::string detail) { return PolicyRefusal{15, std::move(detail)}; }
-
-std::string Str(const mikey::Bytes& b) { return std::string(b.begin(), b.end()); }
-
-IdrPayload UriIdr(IdRole role, const std::string& identity) {
-  return IdrPayload{static_cast<uint8_t>(role), static_cast<uint8_t>(mikey::IdType::kUri),
-                    mikey::Bytes(identity.begin(), identity.end())};
-}
 
 TrPayload NtpTr(TsRole role, TimePoint t) {
   return TrPayload{static_cast<uint8_t>(role), static_cast<uint8_t>(mikey::TsType::kNtpUtc), NtpFromTime(t)};
@@ -64,11 +58,6 @@ Result<std::vector<KeySpec>, PolicyRefusal> RequestedKeys(const KemacPayload& ke
   return keys;
 }
 
-bool IsTgk(uint8_t key_type) {
-  return key_type == static_cast<uint8_t>(mikey::KeyType::kTgk) ||
-         key_type == static_cast<uint8_t>(mikey::KeyType::kTgkSalt);
-}
-
 }  // namespace
 
 Result<PolicyDecision, PolicyRefusal> DecideTicketPolicy(const mikey::TicketPolicy& requested,
@@ -82,13 +71,13 @@ Result<PolicyDecision, PolicyRefusal> DecideTicketPolicy(const mikey::TicketPoli
     if (const auto* idr = std::get_if<IdrPayload>(&item)) {
       switch (static_cast<IdRole>(idr->role)) {
         case IdRole::kKms:
-          if (Str(idr->data) != context.kms_identity) {
-            return Refuse("TP names KMS '" + Str(idr->data) + "'; this KMS is '" + context.kms_identity + "'");
+          if (IdText(idr->data) != context.kms_identity) {
+            return Refuse("TP names KMS '" + IdText(idr->data) + "'; this KMS is '" + context.kms_identity + "'");
           }
           break;
         case IdRole::kInitiator:
-          if (Str(idr->data) != context.initiator_identity) {
-            return Refuse("TP names initiator '" + Str(idr->data) + "', not the requester");
+          if (IdText(idr->data) != context.initiator_identity) {
+            return Refuse("TP names initiator '" + IdText(idr->data) + "', not the requester");
           }
           break;
         case IdRole::kResponder: responders.push_back(*idr); break;
@@ -120,7 +109,7 @@ Result<PolicyDecision, PolicyRefusal> DecideTicketPolicy(const mikey::TicketPoli
   }
   for (const auto& r : responders) {
     if (r.data.empty()) return Refuse("an IDRr in the TP is empty");
-    d.responders.push_back(Str(r.data));
+    d.responders.push_back(IdText(r.data));
   }
 
   // Keys.

@@ -78,6 +78,12 @@ UeResult<Bytes> RandOrRandom(crypto::CryptoProvider& provider, const std::option
   return RandomBytes(provider, std::clamp(default_length, kMinRandBytes, kMaxRandBytes));
 }
 
+// The CSB ID the caller chose, or a random one (RFC 3830 §6.1).
+UeResult<uint32_t> CsbIdOrRandom(crypto::CryptoProvider& provider, std::optional<uint32_t> chosen) {
+  if (chosen) return *chosen;
+  return RandomU32(provider);
+}
+
 UeResult<TPayload> MakeTimestamp(const TimestampSpec& spec) {
   if (!mikey::IsKnownTsType(spec.ts_type)) return Invalid("unknown timestamp type");
   const auto type = static_cast<mikey::TsType>(spec.ts_type);
@@ -454,14 +460,9 @@ UeResult<RequestInit> BuildRequestInitPsk(crypto::CryptoProvider& provider,
   if (auto ok = CheckAlgorithms(params.prf_func, params.mac_alg); !ok.ok()) return std::move(ok).error();
   auto policy = BuildDesiredPolicy(params.policy);
   if (!policy.ok()) return Invalid(policy.error().message());
-  uint32_t csb_id = 0;
-  if (params.csb_id) {
-    csb_id = *params.csb_id;
-  } else {
-    auto r = RandomU32(provider);
-    if (!r.ok()) return std::move(r).error();
-    csb_id = *r;
-  }
+  auto chosen_csb_id = CsbIdOrRandom(provider, params.csb_id);
+  if (!chosen_csb_id.ok()) return std::move(chosen_csb_id).error();
+  const uint32_t csb_id = *chosen_csb_id;
   auto t = MakeTimestamp(params.timestamp);
   if (!t.ok()) return std::move(t).error();
   auto ts64 = Ts64(*t);
@@ -555,14 +556,9 @@ UeResult<TransferInit> BuildTransferInit(crypto::CryptoProvider& provider, const
   if (forking && (!grant.mpkr.has_value() || grant.mpkr->empty())) {
     return Invalid("the ticket uses key forking (I flag) but the grant has no MPKr");
   }
-  uint32_t csb_id = 0;
-  if (params.csb_id) {
-    csb_id = *params.csb_id;
-  } else {
-    auto r = RandomU32(provider);
-    if (!r.ok()) return std::move(r).error();
-    csb_id = *r;
-  }
+  auto chosen_csb_id = CsbIdOrRandom(provider, params.csb_id);
+  if (!chosen_csb_id.ok()) return std::move(chosen_csb_id).error();
+  const uint32_t csb_id = *chosen_csb_id;
   auto t = MakeTimestamp(params.timestamp);
   if (!t.ok()) return std::move(t).error();
   size_t longest = grant.mpki.size();
@@ -656,14 +652,9 @@ UeResult<ResolveInit> BuildResolveInitPsk(crypto::CryptoProvider& provider,
                                           const ResolveInitParams& params) {
   if (params.psk.empty()) return Invalid("the PSK is empty");
   if (auto ok = CheckAlgorithms(params.prf_func, params.mac_alg); !ok.ok()) return std::move(ok).error();
-  uint32_t csb_id = 0;
-  if (params.csb_id) {
-    csb_id = *params.csb_id;
-  } else {
-    auto r = RandomU32(provider);
-    if (!r.ok()) return std::move(r).error();
-    csb_id = *r;
-  }
+  auto chosen_csb_id = CsbIdOrRandom(provider, params.csb_id);
+  if (!chosen_csb_id.ok()) return std::move(chosen_csb_id).error();
+  const uint32_t csb_id = *chosen_csb_id;
   auto t = MakeTimestamp(params.timestamp);
   if (!t.ok()) return std::move(t).error();
   auto ts64 = Ts64(*t);
