@@ -81,5 +81,41 @@ TEST(UeEarlyCheck, RejectsEachCondition) {
   EXPECT_NE(Reason(no_ticket, bob).find("no TICKET"), std::string::npos);
 }
 
+TEST(UeEarlyCheck, RejectsTheSrtpIdMapAndUndefinedMapTypes) {
+  const std::vector<Bytes> bob{B("sip:bob@example.org")};
+  auto m = TransferInitWith(kFlags, {Responder("sip:bob@example.org")}, false);
+  m.header.cs_id_map_type = static_cast<uint8_t>(mikey::CsIdMapType::kGenericId);
+  EXPECT_EQ(Reason(m, bob), "accepted");
+  m.header.cs_id_map_type = static_cast<uint8_t>(mikey::CsIdMapType::kEmpty);
+  EXPECT_EQ(Reason(m, bob), "accepted");
+  // RFC 6043 §6.1: "The map type SRTP-ID SHALL NOT be used."
+  m.header.cs_id_map_type = static_cast<uint8_t>(mikey::CsIdMapType::kSrtpId);
+  m.header.srtp_map = {mikey::SrtpIdEntry{0, 0x11223344, 0}};
+  m.header.cs_count = 1;
+  const std::string srtp_id = Reason(m, bob);
+  EXPECT_NE(srtp_id.find("SRTP-ID"), std::string::npos) << srtp_id;
+  EXPECT_NE(srtp_id.find("RFC 6043 §6.1"), std::string::npos) << srtp_id;
+  m.header.srtp_map.clear();
+  m.header.cs_id_map_type = 9;
+  EXPECT_NE(Reason(m, bob).find("CS ID map type 9"), std::string::npos) << Reason(m, bob);
+  auto r = CheckTransferInitEarly(m, bob, kNow);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, UeErrorKind::kVerification);
+}
+
+TEST(UeEarlyCheck, ValidityPeriodAlone) {
+  mikey::TicketPolicy policy;
+  EXPECT_TRUE(CheckTicketValidityPeriod(policy, kNow).ok());  // no TRs / TRe: always
+  policy.tp_data = {Tr(mikey::TsRole::kEnd, kNow)};
+  EXPECT_TRUE(CheckTicketValidityPeriod(policy, kNow).ok());  // TRe itself is still valid
+  EXPECT_NE(CheckTicketValidityPeriod(policy, kNow + 1).error().detail.find("expired (TRe)"), std::string::npos);
+  // NTP-UTC-32 values are seconds.
+  policy.tp_data = {mikey::TrPayload{static_cast<uint8_t>(mikey::TsRole::kEnd),
+                                     static_cast<uint8_t>(mikey::TsType::kNtpUtc32), (kNow >> 32) - 1}};
+  EXPECT_FALSE(CheckTicketValidityPeriod(policy, kNow).ok());
+  policy.tp_data = {Tr(mikey::TsRole::kStart, kNow + 1)};
+  EXPECT_NE(CheckTicketValidityPeriod(policy, kNow).error().detail.find("not valid yet (TRs)"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace tkms::ue

@@ -89,5 +89,29 @@ TEST(SdpTest, AudioPort) {
   EXPECT_FALSE(AudioRtpPort("v=0").ok());
 }
 
+TEST(SdpTest, AudioConnectionAddress) {
+  AudioSdpParams p;
+  p.rtp_port = 5004;
+  p.address = "127.0.0.2";
+  EXPECT_EQ(*AudioConnectionAddress(*BuildAudioSdp(p, kMessage)), "127.0.0.2");
+  // Media level wins over session level; another stream's c= does not count.
+  EXPECT_EQ(*AudioConnectionAddress("v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 5004 RTP/SAVP 0\r\nc=IN IP4 10.0.0.2\r\n"),
+            "10.0.0.2");
+  EXPECT_EQ(*AudioConnectionAddress("c=IN IP4 10.0.0.1\nm=video 1 RTP/AVP 0\nc=IN IP4 10.9.9.9\nm=audio 2 RTP/AVP 0\n"),
+            "10.0.0.1");
+  EXPECT_EQ(*AudioConnectionAddress("c=IN IP4 10.0.0.1\nm=audio 2 RTP/AVP 0\nm=video 1 RTP/AVP 0\nc=IN IP4 10.9.9.9\n"),
+            "10.0.0.1");
+  // Refused: no m=audio, no c=, two c= at one level, IP6, multicast TTL, not a literal, lower case.
+  EXPECT_FALSE(AudioConnectionAddress("c=IN IP4 10.0.0.1\r\n").ok());
+  EXPECT_FALSE(AudioConnectionAddress("v=0\r\nm=audio 5004 RTP/SAVP 0\r\n").ok());
+  EXPECT_FALSE(AudioConnectionAddress("c=IN IP4 10.0.0.1\nc=IN IP4 10.0.0.2\nm=audio 2 RTP/AVP 0\n").ok());
+  EXPECT_FALSE(AudioConnectionAddress("m=audio 2 RTP/AVP 0\nc=IN IP4 10.0.0.1\nc=IN IP4 10.0.0.2\n").ok());
+  EXPECT_FALSE(AudioConnectionAddress("c=IN IP6 ::1\nm=audio 2 RTP/AVP 0\n").ok());
+  EXPECT_FALSE(AudioConnectionAddress("c=IN IP4 224.2.1.1/127\nm=audio 2 RTP/AVP 0\n").ok());
+  EXPECT_FALSE(AudioConnectionAddress("c=IN IP4 host.example\nm=audio 2 RTP/AVP 0\n").ok());
+  EXPECT_FALSE(AudioConnectionAddress("c=in ip4 10.0.0.1\nm=audio 2 RTP/AVP 0\n").ok());
+  EXPECT_FALSE(AudioConnectionAddress(std::string(kMaxSdpBytes + 1, 'x')).ok());
+}
+
 }  // namespace
 }  // namespace tkms::ue

@@ -428,6 +428,91 @@ TEST_F(TransferTest, ResponderRefusesATransferInitThatDoesNotVerify) {
   EXPECT_EQ(resp.error().kind, UeErrorKind::kVerification);
 }
 
+// ---- RFC 6043 §6.1: "The map type SRTP-ID SHALL NOT be used" (transfer.h reading 17).
+
+// `m` with the SRTP-ID map (one entry) in place of its CS ID map.
+mikey::Message WithSrtpIdMap(mikey::Message m) {
+  m.header.cs_id_map_type = static_cast<uint8_t>(mikey::CsIdMapType::kSrtpId);
+  m.header.generic_map.clear();
+  m.header.srtp_map = {mikey::SrtpIdEntry{0, 0x01020304, 0}};
+  m.header.cs_count = 1;
+  return m;
+}
+
+// The map type byte of the common header (offset 9) replaced.
+Bytes WithMapTypeByte(Bytes bytes, uint8_t map_type) {
+  bytes.at(9) = map_type;
+  return bytes;
+}
+
+// A refusal by the map check: kVerification naming the map and the RFC (not
+// the codec's "undecodable", which is kBadResponse).
+void ExpectMapRefused(const UeError& e, const std::string& what) {
+  EXPECT_EQ(e.kind, UeErrorKind::kVerification) << e.ToString();
+  EXPECT_NE(e.detail.find(what), std::string::npos) << e.ToString();
+  EXPECT_NE(e.detail.find("RFC 6043 §6.1"), std::string::npos) << e.ToString();
+}
+
+TEST_F(TransferTest, ResponderRefusesSrtpIdAndUnknownMapTypes) {
+  TicketGrant grant = Request(kBase, {kBob});
+  TransferInit init = Transfer(grant, kBob);
+  ResolvedTicket resolved = Resolve(init, kBob);
+  auto srtp_id = mikey::Encode(WithSrtpIdMap(init.message));  // Encode applies no composition rules
+  ASSERT_TRUE(srtp_id.ok());
+  ASSERT_EQ((*srtp_id)[9], 0);
+
+  ExpectMapRefused(DecodeTransferInit(*srtp_id).error(), "SRTP-ID");
+  ExpectMapRefused(VerifyTransferInit(provider_, *srtp_id, resolved).error(), "SRTP-ID");
+  ExpectMapRefused(BuildTransferResp(provider_, *srtp_id, resolved, {}).error(), "SRTP-ID");
+  TransferRespParams unverified;
+  unverified.verify_transfer_init = false;
+  ExpectMapRefused(BuildTransferResp(provider_, *srtp_id, resolved, unverified).error(), "SRTP-ID");
+  ExpectMapRefused(ResponderSessionWithoutResponse(provider_, *srtp_id, resolved, false).error(), "SRTP-ID");
+  // Decoded by a decoder without the composition rules, the early check still refuses it.
+  mikey::DecodeOptions lax;
+  lax.check_composition = false;
+  auto decoded = mikey::Decode(*srtp_id, lax);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().ToString();
+  auto early = CheckTransferInitEarly(*decoded, {B(kBob)}, NtpUtcNow());
+  ASSERT_FALSE(early.ok());
+  ExpectMapRefused(early.error(), "SRTP-ID");
+
+  // Map types RFC 3830 / RFC 6043 do not define: refused by name (the codec
+  // could not even parse past them).
+  for (uint8_t type : {uint8_t{3}, uint8_t{255}}) {
+    const Bytes unknown = WithMapTypeByte(init.bytes, type);
+    const std::string name = "CS ID map type " + std::to_string(type);
+    ExpectMapRefused(DecodeTransferInit(unknown).error(), name);
+    ExpectMapRefused(VerifyTransferInit(provider_, unknown, resolved).error(), name);
+    ExpectMapRefused(BuildTransferResp(provider_, unknown, resolved, {}).error(), name);
+    ExpectMapRefused(ResponderSessionWithoutResponse(provider_, unknown, resolved).error(), name);
+  }
+  // The TRANSFER_INIT as sent is answered.
+  EXPECT_TRUE(BuildTransferResp(provider_, init.bytes, resolved, {}).ok());
+  EXPECT_TRUE(DecodeTransferInit(init.bytes).ok());
+}
+
+TEST_F(TransferTest, InitiatorRefusesAnSrtpIdTransferResp) {
+  TicketGrant grant = Request(kBase, {kBob});
+  TransferInit init = Transfer(grant, kBob);
+  ResponderSide bob = Answer(init, kBob);
+  ASSERT_TRUE(ParseTransferResp(provider_, bob.resp.bytes, grant, init).ok());
+  // Correctly MACed (a Responder that uses SRTP-ID on purpose): only the map check can refuse it.
+  const Bytes srtp_id =
+      Reseal(WithSrtpIdMap(bob.resp.message), bob.resolved.mpki, init, ByteSpan(*bob.resp.session.randrr));
+  ASSERT_EQ(srtp_id.at(9), 0);
+  ExpectMapRefused(ParseTransferResp(provider_, srtp_id, grant, init).error(), "SRTP-ID");
+  ExpectMapRefused(ParseTransferResp(provider_, WithMapTypeByte(bob.resp.bytes, 7), grant, init).error(),
+                   "CS ID map type 7");
+  // The caller's own TRANSFER_INIT with the SRTP-ID map: its mistake.
+  TransferInit own = init;
+  own.message = WithSrtpIdMap(init.message);
+  auto refused = ParseTransferResp(provider_, bob.resp.bytes, grant, own);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().kind, UeErrorKind::kInvalidArgument);
+  EXPECT_NE(refused.error().detail.find("SRTP-ID"), std::string::npos);
+}
+
 TEST(SrtpPolicyTest, AcceptsTheProfileAndDefaultsRefusesOthers) {
   EXPECT_TRUE(IsAcceptableSrtpPolicy(SrtpAesCm128HmacSha1_80Policy(3)));
   mikey::SpPayload defaults;  // no parameters: RFC 3830 / RFC 3711 defaults

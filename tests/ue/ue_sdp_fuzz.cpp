@@ -6,8 +6,10 @@
 //   * AddMikeyKeyMgmt(input, m) accepted => ExtractMikeyKeyMgmt of the result
 //     is m (the round trip), for m = a few bytes of the input;
 //   * AudioRtpPort accepted => a port in 1..65535;
+//   * AudioConnectionAddress accepted => 7-15 characters of digits and dots
+//     found in the input;
 //   * BuildAudioSdp with a message taken from the input round-trips through
-//     ExtractMikeyKeyMgmt and AudioRtpPort.
+//     ExtractMikeyKeyMgmt, AudioRtpPort and AudioConnectionAddress.
 #include <algorithm>
 #include <string>
 #include <string_view>
@@ -34,6 +36,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(text.find("a=key-mgmt:") != std::string_view::npos, "extracted from a key-mgmt line");
   }
   if (auto port = tkms::ue::AudioRtpPort(text); port.ok()) Check(*port >= 1, "port >= 1");
+  if (auto address = tkms::ue::AudioConnectionAddress(text); address.ok()) {
+    Check(address->size() >= 7 && address->size() <= 15 &&
+              address->find_first_not_of("0123456789.") == std::string::npos,
+          "address is a dotted IPv4 literal");
+    Check(text.find(*address) != std::string_view::npos, "address taken from the input");
+  }
 
   const std::vector<uint8_t> message(data, data + std::min<size_t>(size, 64));
   if (!message.empty()) {
@@ -50,6 +58,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(back.ok() && *back == message, "Extract(Build(m)) == m");
     auto port = tkms::ue::AudioRtpPort(*sdp);
     Check(port.ok() && *port == p.rtp_port, "AudioRtpPort(Build(port)) == port");
+    auto address = tkms::ue::AudioConnectionAddress(*sdp);
+    Check(address.ok() && *address == p.address, "AudioConnectionAddress(Build(address)) == address");
   }
   return 0;
 }

@@ -1,15 +1,22 @@
-// tkms-ue call against a real tkmsd --dev (SoftHSM2 token behind the
-// fault-injection module, demo users alice and bob) on free loopback ports:
-// the command runs as its own process (it forks its Responder end-points),
-// its exit status and progress lines are checked, and the daemon's metrics
-// must show exactly the exchanges the call made.
+// tkms-ue call and offer / answer / finish against a real tkmsd --dev
+// (SoftHSM2 token behind the fault-injection module, demo users alice and bob)
+// on free loopback ports: each command runs as its own process (call forks its
+// Responder end-points; `answer --media` runs in the background while `finish`
+// runs), exit statuses and progress lines are checked, and the daemon's
+// metrics must show exactly the exchanges the commands made.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -20,9 +27,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "firmware/mikey/codec.h"
 #include "tests/integration/tkmsd_process.h"
 #include "tools/ue/http_client.h"
+#include "tools/ue/sdp.h"
 #include "tools/ue_cli/call.h"
+
+extern char** environ;
 
 namespace tkms::test {
 namespace {
@@ -86,18 +97,31 @@ class UeCliTest : public ::testing::Test {
   }
 
   std::pair<int, std::string> Offer(const std::string& sdp, const std::string& state,
-                                    std::vector<std::string> extra = {}) {
+                                    std::vector<std::string> extra = {}, const std::string& responder = kBob) {
     std::vector<std::string> args{"offer", "--kms", kms_->ua_url(), "--initiator", kAlice, "--initiator-psk",
-                                  Psk("alice"), "--responder", kBob, "--sdp-out", sdp, "--state-out", state};
+                                  Psk("alice"), "--responder", responder, "--sdp-out", sdp, "--state-out", state};
     args.insert(args.end(), extra.begin(), extra.end());
     return Ue(args);
   }
-  std::pair<int, std::string> Answer(const std::string& offer, const std::string& answer) {
-    return Ue({"answer", "--kms", kms_->ua_url(), "--responder", kBob, "--responder-psk", Psk("bob"), "--sdp-in",
-               offer, "--sdp-out", answer});
+  // answer as `who` (PSK <name>.psk of the same name part), with extra options.
+  std::vector<std::string> AnswerArgs(const std::string& offer, const std::string& answer,
+                                      std::vector<std::string> extra = {}, const std::string& who = kBob,
+                                      const std::string& psk_name = "bob") {
+    std::vector<std::string> args{"answer", "--kms", kms_->ua_url(), "--responder", who, "--responder-psk",
+                                  Psk(psk_name), "--sdp-in", offer, "--sdp-out", answer};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
   }
-  std::pair<int, std::string> Finish(const std::string& state, const std::string& answer) {
-    return Ue({"finish", "--state", state, "--initiator-psk", Psk("alice"), "--sdp-in", answer});
+  std::pair<int, std::string> Answer(const std::string& offer, const std::string& answer,
+                                     std::vector<std::string> extra = {}, const std::string& who = kBob,
+                                     const std::string& psk_name = "bob") {
+    return Ue(AnswerArgs(offer, answer, std::move(extra), who, psk_name));
+  }
+  std::pair<int, std::string> Finish(const std::string& state, const std::string& answer,
+                                     std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"finish", "--state", state, "--initiator-psk", Psk("alice"), "--sdp-in", answer};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Ue(args);
   }
 
   // The dev token served from a --config file with the group sip:team = {bob}.
@@ -234,9 +258,12 @@ TEST_F(UeCliTest, AnswerWithWrongPskFails) {
                                 "--initiator-psk", Psk("alice"), "--responder", kBob, "--sdp-out", offer,
                                 "--state-out", dir_.path() + "/call.state"});
   ASSERT_EQ(oc, 0) << oout;
-  auto [ac, aout] = RunCommand({TKMS_UE_PATH, "answer", "--kms", kms_->ua_url(), "--responder", kBob,
-                                "--responder-psk", Psk("alice"), "--sdp-in", offer, "--sdp-out", answer});
+  auto [ac, aout] = Ue({"answer", "--kms", kms_->ua_url(), "--responder", kBob, "--responder-psk", Psk("alice"),
+                        "--sdp-in", offer, "--sdp-out", answer});
   EXPECT_NE(ac, 0) << aout;
+  EXPECT_NE(aout.find("answer failed: UNAVAILABLE: ticket resolve failed"), std::string::npos) << aout;
+  struct stat st {};
+  EXPECT_NE(::stat(answer.c_str(), &st), 0) << "no answer may be written";
 }
 
 std::string ReadAll(const std::string& path) {
@@ -392,6 +419,324 @@ TEST_F(UeCliTest, TamperedTransferRespIsRefused) {
   std::ofstream(d + "/answer.sdp", std::ios::trunc) << pristine;
   auto [pc, pout] = Finish(d + "/call.state", d + "/answer.sdp");
   EXPECT_EQ(pc, 0) << pout;
+}
+
+// ---- offer / answer / finish: media, reuse, groups, map types ----------------------
+
+// A tkms-ue run in the background (stdout and stderr to `log`), killed by the
+// destructor if still running.
+class Background {
+ public:
+  Background(const std::vector<std::string>& args, const std::string& log) : log_(log) {
+    std::vector<std::string> argv{TKMS_UE_PATH};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    if (posix_spawn(&pid_, argv[0].c_str(), &actions, nullptr, cargv.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&actions);
+  }
+  ~Background() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+
+  bool started() const { return pid_ > 0 || exited_; }
+  bool Running() {
+    if (pid_ <= 0) return false;
+    int st = 0;
+    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+      status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+      pid_ = -1;
+      exited_ = true;
+      return false;
+    }
+    return true;
+  }
+  // The exit status once it exits within `timeout`; -1: died from a signal;
+  // -2: still running (then killed).
+  int Wait(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (Running()) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+        return -2;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return exited_ ? status_ : -1;
+  }
+  std::string Output() const { return ReadAll(log_); }
+
+ private:
+  std::string log_;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int status_ = -1;
+};
+
+bool Exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+// Waits for `path` to appear while `writer` runs (false: it exited first or
+// the timeout passed).
+bool WaitForFile(const std::string& path, Background& writer, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (Exists(path)) return true;
+    if (!writer.Running()) return Exists(path);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+std::vector<std::string> CsLines(const std::string& text, const std::string& who) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(who + ": cs ", 0) == 0) lines.push_back(line.substr(who.size()));
+  }
+  return lines;
+}
+
+// The CSB ID an offer reports ("TRANSFER_INIT (CSB ID N) written ...").
+std::string OfferCsbId(const std::string& out) {
+  std::smatch m;
+  static const std::regex re("offer: TRANSFER_INIT \\(CSB ID ([0-9]+)\\)");
+  return std::regex_search(out, m, re) ? m[1].str() : std::string();
+}
+
+bool Has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+constexpr const char* kLongWait = "30000";  // --timeout-ms for media waits (sanitizer builds are slow)
+
+TEST_F(UeCliTest, OfferAnswerFinishWithMedia) {
+  const std::string d = dir_.path();
+  auto [oc, oout] = Offer(d + "/offer.sdp", d + "/call.state", {"--rtp-port", "0"});
+  ASSERT_EQ(oc, 0) << oout;
+  const std::string offer_sdp = ReadAll(d + "/offer.sdp");
+  auto offer_port = ue::AudioRtpPort(offer_sdp);
+  ASSERT_TRUE(offer_port.ok()) << offer_sdp;
+  EXPECT_NE(*offer_port, 49170);  // a picked port, recorded in the state
+  EXPECT_TRUE(Has(ReadAll(d + "/call.state"), "rtp_port " + std::to_string(*offer_port) + "\n"));
+
+  // The Responder binds first, writes its answer, then waits for media.
+  Background answer(AnswerArgs(d + "/offer.sdp", d + "/answer.sdp",
+                               {"--media", "5", "--rtp-port", "0", "--timeout-ms", kLongWait}),
+                    d + "/answer.log");
+  ASSERT_TRUE(answer.started());
+  ASSERT_TRUE(WaitForFile(d + "/answer.sdp", answer, std::chrono::seconds(30))) << answer.Output();
+  const std::string answer_sdp = ReadAll(d + "/answer.sdp");
+  auto answer_port = ue::AudioRtpPort(answer_sdp);
+  ASSERT_TRUE(answer_port.ok()) << answer_sdp;  // written whole (renamed into place)
+  EXPECT_NE(*answer_port, 49172);
+
+  auto [fc, fout] = Finish(d + "/call.state", d + "/answer.sdp", {"--media", "5", "--timeout-ms", kLongWait});
+  const int ac = answer.Wait(std::chrono::seconds(40));
+  const std::string aout = answer.Output();
+  ASSERT_EQ(fc, 0) << fout << aout;
+  ASSERT_EQ(ac, 0) << aout;
+  EXPECT_TRUE(Has(aout, "answer: waiting for 5 SRTP packets from the initiator on 127.0.0.1:" +
+                            std::to_string(*answer_port)))
+      << aout;
+  EXPECT_TRUE(Has(aout, "answer: wrong-key check: initiator packet refused with auth_fail")) << aout;
+  EXPECT_TRUE(Has(aout, "answer: received and decrypted 5 SRTP packets from initiator")) << aout;
+  EXPECT_TRUE(Has(aout, "answer: sent 5 SRTP packets to the initiator at 127.0.0.1:" + std::to_string(*offer_port)))
+      << aout;
+  EXPECT_TRUE(Has(fout, "finish: sent 5 SRTP packets to the responder at 127.0.0.1:" + std::to_string(*answer_port)))
+      << fout;
+  EXPECT_TRUE(Has(fout, "finish: wrong-key check: responder packet refused with auth_fail")) << fout;
+  EXPECT_TRUE(Has(fout, "finish: received and decrypted 5 SRTP packets from responder")) << fout;
+  EXPECT_EQ(CsLines(aout, "answer").size(), 2u) << aout;
+  EXPECT_EQ(CsLines(aout, "answer"), CsLines(fout, "finish")) << aout << fout;
+  // No temporary file left beside the SDP files.
+  for (const auto& entry : std::filesystem::directory_iterator(d)) {
+    EXPECT_FALSE(Has(entry.path().filename().string(), ".tmp-")) << entry.path();
+  }
+}
+
+TEST_F(UeCliTest, AnswerWithMediaAndAWrongPskFailsWithoutAnAnswer) {
+  const std::string d = dir_.path();
+  auto [oc, oout] = Offer(d + "/offer.sdp", d + "/call.state", {"--rtp-port", "0"});
+  ASSERT_EQ(oc, 0) << oout;
+  const auto start = std::chrono::steady_clock::now();
+  auto [ac, aout] = Answer(d + "/offer.sdp", d + "/answer.sdp", {"--media", "3", "--timeout-ms", kLongWait},
+                           kBob, "alice");
+  EXPECT_NE(ac, 0) << aout;
+  EXPECT_TRUE(Has(aout, "answer failed: UNAVAILABLE: ticket resolve failed")) << aout;
+  EXPECT_FALSE(Has(aout, "waiting for")) << aout;
+  EXPECT_FALSE(Exists(d + "/answer.sdp"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));  // it did not wait for media
+  EXPECT_EQ(Metric(kResolveOk), 0);
+}
+
+TEST_F(UeCliTest, FinishWithMediaTimesOutWithoutAResponder) {
+  const std::string d = dir_.path();
+  auto [oc, oout] = Offer(d + "/offer.sdp", d + "/call.state", {"--rtp-port", "0"});
+  ASSERT_EQ(oc, 0) << oout;
+  // The answer is written, but nobody runs it with media: finish sends into
+  // the void and must give up after its timeout, not hang.
+  auto [ac, aout] = Answer(d + "/offer.sdp", d + "/answer.sdp", {"--rtp-port", "0"});
+  ASSERT_EQ(ac, 0) << aout;
+  auto [fc, fout] = Finish(d + "/call.state", d + "/answer.sdp", {"--media", "2", "--timeout-ms", "300"});
+  EXPECT_NE(fc, 0) << fout;
+  EXPECT_TRUE(Has(fout, "timed out waiting for media (0 of 2 packets received)")) << fout;
+}
+
+TEST_F(UeCliTest, ReuseStateSkipsTheTicketRequest) {
+  const std::string d = dir_.path();
+  auto [oc, oout] = Offer(d + "/offer1.sdp", d + "/call1.state", {"--reusable"});
+  ASSERT_EQ(oc, 0) << oout;
+  EXPECT_TRUE(Has(oout, "(reusable: J flag)")) << oout;
+  auto [ac, aout] = Answer(d + "/offer1.sdp", d + "/answer1.sdp");
+  ASSERT_EQ(ac, 0) << aout;
+  auto [fc, fout] = Finish(d + "/call1.state", d + "/answer1.sdp");
+  ASSERT_EQ(fc, 0) << fout;
+
+  // The second call: no Ticket Request, a new TRANSFER_INIT (new CSB ID).
+  auto [rc, rout] = Ue({"offer", "--reuse-state", d + "/call1.state", "--initiator-psk", Psk("alice"), "--sdp-out",
+                        d + "/offer2.sdp", "--state-out", d + "/call2.state"});
+  ASSERT_EQ(rc, 0) << rout;
+  EXPECT_TRUE(Has(rout, "(no Ticket Request)")) << rout;
+  ASSERT_FALSE(OfferCsbId(oout).empty()) << oout;
+  ASSERT_FALSE(OfferCsbId(rout).empty()) << rout;
+  EXPECT_NE(OfferCsbId(oout), OfferCsbId(rout));
+  auto [a2c, a2out] = Answer(d + "/offer2.sdp", d + "/answer2.sdp");
+  ASSERT_EQ(a2c, 0) << a2out;
+  auto [f2c, f2out] = Finish(d + "/call2.state", d + "/answer2.sdp");
+  ASSERT_EQ(f2c, 0) << f2out;
+  EXPECT_EQ(CsLines(a2out, "answer"), CsLines(f2out, "finish")) << a2out << f2out;
+  EXPECT_NE(CsLines(aout, "answer"), CsLines(a2out, "answer"));  // new SSRCs per call
+  EXPECT_EQ(Metric(kRequestOk), 1);
+  EXPECT_EQ(Metric(kResolveOk), 2);
+  // Each answer belongs to its own TRANSFER_INIT.
+  auto [xc, xout] = Finish(d + "/call2.state", d + "/answer1.sdp");
+  EXPECT_NE(xc, 0) << xout;
+  EXPECT_TRUE(Has(xout, "CSB ID differs")) << xout;
+}
+
+TEST_F(UeCliTest, ReuseStateRefusesANonReusableTicket) {
+  const std::string d = dir_.path();
+  auto [oc, oout] = Offer(d + "/offer1.sdp", d + "/call1.state");
+  ASSERT_EQ(oc, 0) << oout;
+  EXPECT_FALSE(Has(oout, "(reusable: J flag)")) << oout;
+  auto [rc, rout] = Ue({"offer", "--reuse-state", d + "/call1.state", "--initiator-psk", Psk("alice"), "--sdp-out",
+                        d + "/offer2.sdp", "--state-out", d + "/call2.state"});
+  EXPECT_NE(rc, 0) << rout;
+  EXPECT_TRUE(Has(rout, "is not reusable: its ticket policy's J flag is 0")) << rout;
+  EXPECT_FALSE(Exists(d + "/offer2.sdp"));
+  EXPECT_FALSE(Exists(d + "/call2.state"));
+  // Another PSK cannot open the saved grant.
+  auto [wc, wout] = Ue({"offer", "--reuse-state", d + "/call1.state", "--initiator-psk", Psk("bob"), "--sdp-out",
+                        d + "/offer3.sdp", "--state-out", d + "/call3.state"});
+  EXPECT_NE(wc, 0) << wout;
+  EXPECT_TRUE(Has(wout, "does not verify with this PSK")) << wout;
+  // The ticket options come from the state: giving them again is an error.
+  auto [xc, xout] = Ue({"offer", "--reuse-state", d + "/call1.state", "--initiator-psk", Psk("alice"), "--kms",
+                        kms_->ua_url(), "--sdp-out", d + "/offer4.sdp", "--state-out", d + "/call4.state"});
+  EXPECT_NE(xc, 0) << xout;
+  EXPECT_FALSE(Exists(d + "/call4.state"));
+  EXPECT_EQ(Metric(kRequestOk), 1);
+}
+
+TEST_F(UeCliTest, ReuseStateRefusesAnExpiredTicket) {
+  const std::string d = dir_.path();
+  auto [oc, oout] = Offer(d + "/offer1.sdp", d + "/call1.state", {"--reusable", "--ticket-lifetime", "1"});
+  ASSERT_EQ(oc, 0) << oout;
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  auto [rc, rout] = Ue({"offer", "--reuse-state", d + "/call1.state", "--initiator-psk", Psk("alice"), "--sdp-out",
+                        d + "/offer2.sdp", "--state-out", d + "/call2.state"});
+  EXPECT_NE(rc, 0) << rout;
+  EXPECT_TRUE(Has(rout, "cannot be reused: the ticket has expired (TRe)")) << rout;
+  EXPECT_FALSE(Exists(d + "/call2.state"));
+}
+
+TEST_F(UeCliTest, GroupOfferAnsweredWithCalledAs) {
+  RestartWithGroup();
+  const std::string d = dir_.path();
+  auto [oc, oout] = Offer(d + "/offer.sdp", d + "/call.state", {}, kTeam);
+  ASSERT_EQ(oc, 0) << oout;
+  EXPECT_TRUE(Has(oout, "ticket granted by the KMS for sip:team@example.org")) << oout;
+  // Without --called-as, bob is not an IDRr of the ticket: refused before resolving.
+  auto [nc, nout] = Answer(d + "/offer.sdp", d + "/answer.sdp");
+  EXPECT_NE(nc, 0) << nout;
+  EXPECT_TRUE(Has(nout, "none of this end-point's identities is a responder (IDRr)")) << nout;
+  EXPECT_EQ(Metric(kResolveOk), 0);
+  // bob, a member, called as the group.
+  auto [ac, aout] = Answer(d + "/offer.sdp", d + "/answer.sdp", {"--called-as", kTeam});
+  ASSERT_EQ(ac, 0) << aout;
+  auto [fc, fout] = Finish(d + "/call.state", d + "/answer.sdp");
+  ASSERT_EQ(fc, 0) << fout;
+  EXPECT_EQ(CsLines(aout, "answer"), CsLines(fout, "finish")) << aout << fout;
+  // alice is not a member: the KMS refuses to resolve the group's ticket for her.
+  auto [xc, xout] = Answer(d + "/offer.sdp", d + "/answer-alice.sdp", {"--called-as", kTeam}, kAlice, "alice");
+  EXPECT_NE(xc, 0) << xout;
+  EXPECT_TRUE(Has(xout, "ticket resolve failed: mikey_error: MIKEY error")) << xout;
+  EXPECT_FALSE(Exists(d + "/answer-alice.sdp"));
+  EXPECT_EQ(Metric(kResolveOk), 1);
+}
+
+// An offer whose TRANSFER_INIT is re-encoded with another CS ID map type.
+void RewriteOfferMap(const std::string& path, bool srtp_id, uint8_t raw_type = 0) {
+  const std::string sdp = ReadAll(path);
+  auto bytes = ue::ExtractMikeyKeyMgmt(sdp);
+  ASSERT_TRUE(bytes.ok()) << sdp;
+  mikey::Bytes out;
+  if (srtp_id) {
+    auto m = mikey::Decode(*bytes);
+    ASSERT_TRUE(m.ok());
+    m->header.cs_id_map_type = static_cast<uint8_t>(mikey::CsIdMapType::kSrtpId);
+    m->header.generic_map.clear();
+    m->header.srtp_map = {mikey::SrtpIdEntry{0, 0x0A0B0C0D, 0}};
+    m->header.cs_count = 1;
+    auto encoded = mikey::Encode(*m);  // no composition rules on encode
+    ASSERT_TRUE(encoded.ok()) << encoded.error().ToString();
+    out = std::move(*encoded);
+  } else {
+    out = *bytes;
+    out.at(9) = raw_type;
+  }
+  ue::AudioSdpParams p;
+  p.session_id = 7;
+  p.rtp_port = 49170;
+  auto rewritten = ue::BuildAudioSdp(p, out);
+  ASSERT_TRUE(rewritten.ok());
+  std::ofstream(path, std::ios::trunc) << *rewritten;
+}
+
+TEST_F(UeCliTest, AnswerRefusesAnSrtpIdTransferInit) {
+  const std::string d = dir_.path();
+  auto [oc, oout] = Offer(d + "/offer.sdp", d + "/call.state");
+  ASSERT_EQ(oc, 0) << oout;
+  RewriteOfferMap(d + "/offer.sdp", true);
+  auto [ac, aout] = Answer(d + "/offer.sdp", d + "/answer.sdp");
+  EXPECT_NE(ac, 0) << aout;
+  EXPECT_TRUE(Has(aout, "TRANSFER_INIT refused: verification: TRANSFER_INIT uses the SRTP-ID CS ID map")) << aout;
+  EXPECT_TRUE(Has(aout, "(RFC 6043 §6.1)")) << aout;
+  // Refused before any KMS was asked.
+  EXPECT_EQ(Metric(kResolveOk), 0);
+  EXPECT_EQ(Metric("tkms_requests_total{type=\"ticketresolve\",outcome=\"mikey_error\"}"), 0);
+  EXPECT_FALSE(Exists(d + "/answer.sdp"));
+
+  auto [o2c, o2out] = Offer(d + "/offer2.sdp", d + "/call2.state");
+  ASSERT_EQ(o2c, 0) << o2out;
+  RewriteOfferMap(d + "/offer2.sdp", false, 4);
+  auto [uc, uout] = Answer(d + "/offer2.sdp", d + "/answer2.sdp");
+  EXPECT_NE(uc, 0) << uout;
+  EXPECT_TRUE(Has(uout, "uses CS ID map type 4, which is not defined")) << uout;
+  EXPECT_EQ(Metric(kResolveOk), 0);
 }
 
 TEST(UeCliDefaults, KmsIdentity) {

@@ -165,4 +165,38 @@ Result<uint16_t> AudioRtpPort(std::string_view sdp) {
   return InvalidArgument("no m=audio line");
 }
 
+Result<std::string> AudioConnectionAddress(std::string_view sdp) {
+  if (sdp.size() > kMaxSdpBytes) return InvalidArgument("the SDP is longer than kMaxSdpBytes");
+  constexpr std::string_view kAudio = "m=audio ";
+  constexpr std::string_view kIp4 = "c=IN IP4 ";
+  std::optional<std::string_view> session_c, media_c;
+  bool in_session = true, in_audio = false;
+  Lines lines(sdp);
+  std::string_view line;
+  size_t start = 0;
+  while (lines.Next(line, start)) {
+    if (line.substr(0, 2) == "m=") {
+      if (in_audio) break;  // the end of the first audio stream's section
+      in_session = false;
+      in_audio = line.substr(0, kAudio.size()) == kAudio;
+      continue;
+    }
+    if (line.substr(0, 2) != "c=") continue;
+    if (in_session) {
+      if (session_c) return InvalidArgument("two session-level c= lines");
+      session_c = line;
+    } else if (in_audio) {
+      if (media_c) return InvalidArgument("two c= lines in the audio stream");
+      media_c = line;
+    }
+  }
+  if (!in_audio) return InvalidArgument("no m=audio line");
+  const std::optional<std::string_view> c = media_c ? media_c : session_c;
+  if (!c) return InvalidArgument("no c= line for the audio stream");
+  if (c->substr(0, kIp4.size()) != kIp4) return InvalidArgument("the audio stream's c= line is not \"c=IN IP4 ADDRESS\"");
+  const std::string_view address = c->substr(kIp4.size());
+  if (!IsIpv4Literal(address)) return InvalidArgument("the audio stream's c= address is not a dotted IPv4 literal");
+  return std::string(address);
+}
+
 }  // namespace tkms::ue

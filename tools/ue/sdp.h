@@ -56,4 +56,11 @@ Result<mikey::Bytes> ExtractMikeyKeyMgmt(std::string_view sdp);
 // The port of the first m=audio line (1-65535).
 Result<uint16_t> AudioRtpPort(std::string_view sdp);
 
+// The connection address of the first m=audio stream (RFC 4566 §5.7): its
+// media-level c= line if it has one, else the session-level c= line. Only
+// "c=IN IP4 <dotted IPv4 literal>" is taken (no /TTL multicast suffix, no
+// IP6); two c= lines at one level are refused. kInvalidArgument if there is
+// no m=audio line or no applicable c= line.
+Result<std::string> AudioConnectionAddress(std::string_view sdp);
+
 }  // namespace tkms::ue

@@ -11,6 +11,7 @@
 #include "firmware/mikey/crypto/kemac_cipher.h"
 #include "firmware/mikey/crypto/mac.h"
 #include "firmware/mikey/crypto/protect.h"
+#include "tools/ue/transfer.h"
 
 namespace tkms::ue {
 
@@ -743,6 +744,10 @@ Result<void, UeError> VerifyTransferInit(crypto::CryptoProvider& provider, ByteS
                                          const ResolvedTicket& resolved,
                                          const std::optional<Bytes>& identity_i,
                                          const std::optional<Bytes>& identity_r) {
+  // transfer.h reading 17: no SRTP-ID (or undefined) CS ID map.
+  if (auto map = CheckTransferMapTypeBytes(transfer_init, DataType::kTransferInit); !map.ok()) {
+    return std::move(map).error();
+  }
   std::vector<mikey::PayloadExtent> extents;
   auto decoded = mikey::Decode(transfer_init, {}, extents);
   if (!decoded.ok()) {
@@ -753,6 +758,9 @@ Result<void, UeError> VerifyTransferInit(crypto::CryptoProvider& provider, ByteS
   const Message& m = *decoded;
   if (m.header.data_type != static_cast<uint8_t>(DataType::kTransferInit)) {
     return Verification("expected TRANSFER_INIT, received " + Name(m.header.data_type));
+  }
+  if (auto map = CheckTransferMapType(m.header.cs_id_map_type, "TRANSFER_INIT"); !map.ok()) {
+    return std::move(map).error();
   }
   const RandrPayload* randri = FindRandr(m, mikey::RandRole::kInitiator);
   const TicketPayload* ticket = Find<TicketPayload>(m);

@@ -336,7 +336,8 @@ UeResult<ResolvedTicket> ParseResolveResp(mikey::crypto::CryptoProvider& provide
 // After a resolve, the Responder checks the TRANSFER_INIT (§4.2.3.6): its V
 // with MPKi, Identity_i || Identity_r appended (unset: the ID Data of the
 // message's IDRi / IDRr, or nothing), and with the I flag that the V MAC
-// equals Vi's MAC in the Initiator Data.
+// equals Vi's MAC in the Initiator Data. A TRANSFER_INIT with the SRTP-ID or
+// an undefined CS ID map is refused first (kVerification, transfer.h reading 17).
 Result<void, UeError> VerifyTransferInit(mikey::crypto::CryptoProvider& provider,
                                          ByteSpan transfer_init, const ResolvedTicket& resolved,
                                          const std::optional<Bytes>& identity_i = std::nullopt,

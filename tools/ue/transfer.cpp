@@ -130,14 +130,10 @@ struct InitView {
 };
 
 UeResult<InitView> ReadTransferInit(ByteSpan bytes) {
-  std::vector<mikey::PayloadExtent> extents;
-  auto m = DecodeWithExtents(bytes, extents, "TRANSFER_INIT");
+  auto m = DecodeTransferInit(bytes);
   if (!m.ok()) return std::move(m).error();
   InitView view;
   view.message = std::move(*m);
-  if (view.message.header.data_type != static_cast<uint8_t>(DataType::kTransferInit)) {
-    return Verification("expected TRANSFER_INIT");
-  }
   view.randri = FindRandr(view.message, mikey::RandRole::kInitiator);
   view.ticket = Find<TicketPayload>(view.message);
   view.v = std::get_if<VPayload>(&view.message.payloads.back());
@@ -251,7 +247,72 @@ UeResult<TPayload> FreshTimestamp(const std::optional<TimestampSpec>& spec, cons
   return t;
 }
 
+// RFC 3830 §6.1 common header: data type at offset 1, CS ID map type at 9.
+constexpr size_t kHdrDataTypeOffset = 1;
+constexpr size_t kHdrMapTypeOffset = 9;
+
+std::string MessageName(DataType type) { return std::string(mikey::DataTypeName(static_cast<uint8_t>(type))); }
+
 }  // namespace
+
+// ---- Checks of received messages ------------------------------------------------
+
+Result<void, UeError> CheckTransferMapType(uint8_t map_type, std::string_view what) {
+  if (map_type == static_cast<uint8_t>(mikey::CsIdMapType::kGenericId) ||
+      map_type == static_cast<uint8_t>(mikey::CsIdMapType::kEmpty)) {
+    return {};
+  }
+  if (map_type == static_cast<uint8_t>(mikey::CsIdMapType::kSrtpId)) {
+    return Verification(std::string(what) +
+                        " uses the SRTP-ID CS ID map (type 0), which SHALL NOT be used in the Ticket Transfer "
+                        "exchange (RFC 6043 §6.1)");
+  }
+  return Verification(std::string(what) + " uses CS ID map type " + std::to_string(map_type) +
+                      ", which is not defined (RFC 6043 §6.1: GENERIC-ID, 2; RFC 3830 §6.1: Empty, 1)");
+}
+
+Result<void, UeError> CheckTransferMapTypeBytes(ByteSpan message, DataType expected) {
+  if (message.size() <= kHdrMapTypeOffset || message[kHdrDataTypeOffset] != static_cast<uint8_t>(expected)) return {};
+  return CheckTransferMapType(message[kHdrMapTypeOffset], MessageName(expected));
+}
+
+UeResult<Message> DecodeTransferInit(ByteSpan bytes) {
+  auto raw = CheckTransferMapTypeBytes(bytes, DataType::kTransferInit);
+  if (!raw.ok()) return std::move(raw).error();
+  std::vector<mikey::PayloadExtent> extents;
+  auto m = DecodeWithExtents(bytes, extents, "TRANSFER_INIT");
+  if (!m.ok()) return std::move(m).error();
+  if (m->header.data_type != static_cast<uint8_t>(DataType::kTransferInit)) {
+    return Verification("expected TRANSFER_INIT, received " + std::string(mikey::DataTypeName(m->header.data_type)));
+  }
+  auto map = CheckTransferMapType(m->header.cs_id_map_type, "TRANSFER_INIT");
+  if (!map.ok()) return std::move(map).error();
+  return std::move(*m);
+}
+
+Result<void, UeError> CheckTicketValidityPeriod(const mikey::TicketPolicy& policy, uint64_t now_ntp) {
+  // NTP-UTC-32 values are compared as seconds; 64-bit values as they are.
+  const auto as_ntp64 = [](const mikey::TrPayload& tr) -> std::optional<uint64_t> {
+    if (tr.ts_type == static_cast<uint8_t>(mikey::TsType::kNtpUtc32)) return tr.value << 32;
+    if (tr.ts_type == static_cast<uint8_t>(mikey::TsType::kNtpUtc) ||
+        tr.ts_type == static_cast<uint8_t>(mikey::TsType::kNtp)) {
+      return tr.value;
+    }
+    return std::nullopt;
+  };
+  for (const auto& item : policy.tp_data) {
+    const auto* tr = std::get_if<mikey::TrPayload>(&item);
+    if (tr == nullptr) continue;
+    const auto value = as_ntp64(*tr);
+    if (tr->role == static_cast<uint8_t>(mikey::TsRole::kStart) && value && now_ntp < *value) {
+      return Verification("the ticket is not valid yet (TRs)");
+    }
+    if (tr->role == static_cast<uint8_t>(mikey::TsRole::kEnd) && value && now_ntp > *value) {
+      return Verification("the ticket has expired (TRe)");
+    }
+  }
+  return {};
+}
 
 // ---- SRTP policy ------------------------------------------------------------------
 
@@ -343,9 +404,12 @@ UeResult<TransferResp> BuildTransferResp(crypto::CryptoProvider& provider, ByteS
   };
   Bytes default_spi;
   if (!resolved.session_keys.empty()) default_spi = resolved.session_keys.front().kv.spi;
+  // ReadTransferInit admitted only GENERIC-ID and Empty (reading 17).
   std::vector<GenericIdEntry> map;
   if (init.header.cs_id_map_type == static_cast<uint8_t>(mikey::CsIdMapType::kGenericId)) {
     map = init.header.generic_map;
+  } else if (init.header.cs_id_map_type != static_cast<uint8_t>(mikey::CsIdMapType::kEmpty)) {
+    return Err(UeErrorKind::kInternal, "CS ID map type not checked (reading 17)");
   }
   for (GenericIdEntry& cs : map) {
     if (cs.prot_type != kProtSrtp) {
@@ -474,6 +538,10 @@ UeResult<TransferSession> ResponderSessionWithoutResponse(crypto::CryptoProvider
 UeResult<TransferSession> ParseTransferResp(crypto::CryptoProvider& provider, ByteSpan response,
                                             const TicketGrant& grant, const TransferInit& sent) {
   const CommonHeader& req = sent.message.header;
+  if (auto own = CheckTransferMapType(req.cs_id_map_type, "the TRANSFER_INIT sent"); !own.ok()) {
+    return Invalid(own.error().detail);
+  }
+  if (sent.message.payloads.empty()) return Invalid("the TRANSFER_INIT has no payloads");
   const auto* init_v = std::get_if<VPayload>(&sent.message.payloads.back());
   if (init_v == nullptr) return Invalid("the TRANSFER_INIT has no V payload");
   if (response.size() >= 2 && response[1] == static_cast<uint8_t>(DataType::kError)) {
@@ -485,12 +553,16 @@ UeResult<TransferSession> ParseTransferResp(crypto::CryptoProvider& provider, By
     if (!report.ok()) return std::move(report).error();
     return ErrorFromReport(*report);
   }
+  if (auto raw = CheckTransferMapTypeBytes(response, DataType::kTransferResp); !raw.ok()) {
+    return std::move(raw).error();
+  }
   std::vector<mikey::PayloadExtent> extents;
   auto decoded = DecodeWithExtents(response, extents, "TRANSFER_RESP");
   if (!decoded.ok()) return std::move(decoded).error();
   const Message& m = *decoded;
   const CommonHeader& h = m.header;
   if (h.data_type != static_cast<uint8_t>(DataType::kTransferResp)) return Verification("expected TRANSFER_RESP");
+  if (auto map = CheckTransferMapType(h.cs_id_map_type, "TRANSFER_RESP"); !map.ok()) return std::move(map).error();
   // RFC 6043 §4.2.2.3: version, PRF func and CSB ID identical; V ignored.
   if (h.version != req.version) return Verification("HDR version differs from the TRANSFER_INIT's");
   if (h.prf_func != req.prf_func) return Verification("HDR PRF func differs from the TRANSFER_INIT's");
@@ -669,32 +741,19 @@ Result<void, UeError> CheckTransferInitEarly(const mikey::Message& transfer_init
   for (const auto& p : transfer_init.payloads) {
     if (const auto* t = std::get_if<mikey::TicketPayload>(&p)) ticket = t;
   }
+  if (auto map = CheckTransferMapType(transfer_init.header.cs_id_map_type, "the TRANSFER_INIT"); !map.ok()) {
+    return refuse(map.error().detail);
+  }
   if (ticket == nullptr) return refuse("no TICKET payload");
   const auto& policy = ticket->policy;
   if ((policy.flags & mikey::kFlagO) == 0) return refuse("the O flag is 0 (the ticket needs processing beyond RFC 6043)");
   if ((policy.flags & mikey::kFlagI) != 0 && !ticket->initiator_data) {
     return refuse("the I flag is set but the TICKET has no Initiator Data");
   }
-  // NTP-UTC-32 values are compared as seconds; 64-bit values as they are.
-  const auto as_ntp64 = [](const mikey::TrPayload& tr) -> std::optional<uint64_t> {
-    if (tr.ts_type == static_cast<uint8_t>(mikey::TsType::kNtpUtc32)) return tr.value << 32;
-    if (tr.ts_type == static_cast<uint8_t>(mikey::TsType::kNtpUtc) ||
-        tr.ts_type == static_cast<uint8_t>(mikey::TsType::kNtp)) {
-      return tr.value;
-    }
-    return std::nullopt;
-  };
+  if (auto period = CheckTicketValidityPeriod(policy, now_ntp); !period.ok()) return refuse(period.error().detail);
   bool listed = false;
   for (const auto& item : policy.tp_data) {
-    if (const auto* tr = std::get_if<mikey::TrPayload>(&item)) {
-      const auto value = as_ntp64(*tr);
-      if (tr->role == static_cast<uint8_t>(mikey::TsRole::kStart) && value && now_ntp < *value) {
-        return refuse("the ticket is not valid yet (TRs)");
-      }
-      if (tr->role == static_cast<uint8_t>(mikey::TsRole::kEnd) && value && now_ntp > *value) {
-        return refuse("the ticket has expired (TRe)");
-      }
-    } else if (const auto* idr = std::get_if<mikey::IdrPayload>(&item)) {
+    if (const auto* idr = std::get_if<mikey::IdrPayload>(&item)) {
       if (idr->role != static_cast<uint8_t>(mikey::IdRole::kResponder)) continue;
       for (const auto& id : acceptable) listed = listed || idr->data == id;
     }

@@ -70,10 +70,26 @@
 //     derived only from TGKs; a transported TEK is the key) and must be 16
 //     bytes; its salt must be carried (TEK+SALT), since nothing defines a salt
 //     derivation from a TEK.
+// 17. CS ID map types (RFC 6043 §6.1: "In the Ticket Transfer exchange the
+//     new GENERIC-ID map type ... SHOULD be used. The map type SRTP-ID SHALL
+//     NOT be used."). The tkms-ue issue speaks of keys for "SRTP-ID and
+//     GENERIC-ID maps"; the RFC overrides it: a TRANSFER_INIT or TRANSFER_RESP
+//     with the SRTP-ID map (type 0) is refused, and so is any map type that
+//     RFC 3830 / RFC 6043 do not define. GENERIC-ID (2) is what tkms sends;
+//     the Empty map (1, #CS = 0) stays acceptable (GENERIC-ID is a SHOULD).
+//     Every entry point that receives either message (DecodeTransferInit,
+//     CheckTransferInitEarly, VerifyTransferInit, BuildTransferResp,
+//     ResponderSessionWithoutResponse, ParseTransferResp) checks the map type
+//     first -- on the raw header byte (offset 9) before decoding, since the
+//     codec cannot parse an unknown map and its composition rules would
+//     report SRTP-ID only as an undecodable message -- and refuses with
+//     kVerification naming RFC 6043 §6.1. A TRANSFER_INIT the caller itself
+//     built (ParseTransferResp's `sent`) with such a map is kInvalidArgument.
 #pragma once
 
 #include <cstdint>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "firmware/base/secret_bytes.h"
@@ -99,6 +115,28 @@ struct TransferSession {
   SecretBytes last_message_key;
   bool response = false;                         // a TRANSFER_RESP was exchanged
 };
+
+// ---- Checks of received messages (readings 17, §4.2.2.2) ------------------------
+
+// kVerification unless `map_type` is GENERIC-ID or Empty (reading 17); `what`
+// names the message in the error ("TRANSFER_INIT").
+Result<void, UeError> CheckTransferMapType(uint8_t map_type, std::string_view what);
+
+// The same check on a message's raw bytes, before decoding: applies when the
+// bytes are at least a common header long and carry data type `expected`
+// (TRANSFER_INIT or TRANSFER_RESP); anything else is left to the decoder.
+Result<void, UeError> CheckTransferMapTypeBytes(ByteSpan message, mikey::DataType expected);
+
+// A received TRANSFER_INIT, decoded by the strict codec (composition rules
+// on) after the map type check: kVerification if it is not a TRANSFER_INIT or
+// its map type is refused, kBadResponse if it does not decode.
+UeResult<mikey::Message> DecodeTransferInit(ByteSpan bytes);
+
+// now (NTP-UTC, 64 bits) within the ticket policy's TRs..TRe, where present.
+// NTP-UTC-32 values are compared as seconds; TRs / TRe of other timestamp
+// types (COUNTER) are not compared. kVerification: "the ticket is not valid
+// yet (TRs)" / "the ticket has expired (TRe)".
+Result<void, UeError> CheckTicketValidityPeriod(const mikey::TicketPolicy& policy, uint64_t now_ntp);
 
 // ---- Responder ---------------------------------------------------------------
 
@@ -128,13 +166,13 @@ struct TransferResp {
 // Builds the TRANSFER_RESP answering `transfer_init` (bytes as received) once
 // the ticket is resolved. kInvalidArgument if the ticket's F flag is 0 (use
 // ResponderSessionWithoutResponse), kVerification if the TRANSFER_INIT does
-// not verify.
+// not verify or uses a refused CS ID map type (reading 17).
 UeResult<TransferResp> BuildTransferResp(mikey::crypto::CryptoProvider& provider,
                                          ByteSpan transfer_init, const ResolvedTicket& resolved,
                                          const TransferRespParams& params);
 
 // F = 0 (reading 15): the Responder's session from the TRANSFER_INIT alone
-// (verified first unless verify is false).
+// (verified first unless verify is false; the map type is always checked).
 UeResult<TransferSession> ResponderSessionWithoutResponse(
     mikey::crypto::CryptoProvider& provider, ByteSpan transfer_init, const ResolvedTicket& resolved,
     bool verify = true);
@@ -143,12 +181,11 @@ UeResult<TransferSession> ResponderSessionWithoutResponse(
 
 // Checks a TRANSFER_RESP (or an Error message: kMikeyError, its V checked with
 // the TRANSFER_INIT's auth_key) answering `sent`, built from `grant`.
+// kVerification for a TRANSFER_RESP with a refused CS ID map type (reading 17).
 UeResult<TransferSession> ParseTransferResp(mikey::crypto::CryptoProvider& provider,
                                             ByteSpan response, const TicketGrant& grant,
                                             const TransferInit& sent);
 
-// F = 0 (reading 15): the Initiator's session without a TRANSFER_RESP.
-// kInvalidArgument if the ticket's F flag is set.
 // The Responder's early check of a received TRANSFER_INIT, before it asks a
 // KMS to resolve the ticket (RFC 6043 §4.2.2.2: "the Responder SHOULD check
 // the Ticket Policy ... otherwise reject without contacting the KMS"):
@@ -156,10 +193,14 @@ UeResult<TransferSession> ParseTransferResp(mikey::crypto::CryptoProvider& provi
 //   - now (an NTP-UTC timestamp) is within the TP's TRs..TRe, if given;
 //   - one of the TP's IDRr identities is in `acceptable` (the end-point's own
 //     identity, and the identity it was called as, which may be a group);
-//   - with the I flag, the TICKET carries Initiator Data.
+//   - with the I flag, the TICKET carries Initiator Data;
+//   - the CS ID map type is GENERIC-ID or Empty (reading 17).
 // kVerification with the reason on failure.
 Result<void, UeError> CheckTransferInitEarly(const mikey::Message& transfer_init,
                                              const std::vector<Bytes>& acceptable, uint64_t now_ntp);
+
+// F = 0 (reading 15): the Initiator's session without a TRANSFER_RESP.
+// kInvalidArgument if the ticket's F flag is set.
 
 UeResult<TransferSession> InitiatorSessionWithoutResponse(const TicketGrant& grant,
                                                           const TransferInit& sent);

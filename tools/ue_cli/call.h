@@ -19,7 +19,10 @@
 //   2. Initiator: TRANSFER_INIT in an SDP offer (one CS: the Initiator's
 //      send stream; a new CSB ID and RANDRi per call, RFC 6043 §5.3), sent
 //      to every end-point;
-//   3. Responder: extracts it, resolves the ticket with its KMS
+//   3. Responder: extracts it, checks its ticket policy before contacting a
+//      KMS (RFC 6043 §4.2.2.2: O flag, TRs..TRe, one of its identities is an
+//      IDRr, Initiator Data with the I flag; and the F flag, without which
+//      there is no TRANSFER_RESP to carry its stream), resolves the ticket with its KMS
 //      (responder_kms_url / responder_kms_identity) as responder_identity
 //      (its own identity, a member when the ticket is for a group), verifies the
 //      TRANSFER_INIT, builds the TRANSFER_RESP (F flag; adds its own send
@@ -30,7 +33,8 @@
 //      sender's CS; every receiver unprotects them and checks the payload,
 //      and first unprotects one packet with a wrong key (one key bit flipped)
 //      and requires srtp auth_fail. With several end-points, the Initiator
-//      also requires that end-point 1's packet fails with end-point 2's keys.
+//      also requires that end-point 1's packet fails with end-point 2's keys
+//      (media.h). Media goes to the c= address / m= port of the peer's SDP.
 // Keys are never printed: only CS IDs, SSRCs and SPIs.
 #pragma once
 
@@ -78,45 +82,71 @@ Status RunCall(const CallConfig& config, std::FILE* out);
 
 // ---- The same call in three steps over files (offer / answer / finish) ----------
 //
-// offer (Initiator): Ticket Request, TRANSFER_INIT in an SDP offer written to
-//   sdp_out, and a state file for finish. The state file holds NO keys: the
-//   request's public inputs (CSB ID, RANDRi, T, identities, flags), the
-//   REQUEST_RESP and the TRANSFER_INIT as bytes; finish rebuilds the same
-//   REQUEST_INIT from them and the Initiator's PSK (read again) and verifies
-//   the saved REQUEST_RESP to recover the grant. It is still created
-//   exclusively with mode 0600 (it holds a ticket), and never overwritten.
-// answer (Responder): reads the offer, resolves the ticket with the KMS,
-//   verifies the TRANSFER_INIT, writes the TRANSFER_RESP (with its own send
-//   stream added as CS 2) in an SDP answer.
+// For use with a real SIP stack, which carries the SDP files:
+// offer (Initiator): Ticket Request (I flag with `forking`, J flag with
+//   `reusable`; refused if the KMS does not grant a flag asked for), the
+//   TRANSFER_INIT in an SDP offer written to sdp_out, and a state file for
+//   finish. With `reuse_state` there is NO Ticket Request: the ticket saved
+//   in that earlier state file is re-verified with the PSK exactly as finish
+//   does, refused unless its policy has the J flag and now is within its
+//   TRs..TRe, and a new TRANSFER_INIT (new CSB ID, RANDRi and timestamp: RFC
+//   6043 §5.3) goes into the new offer and a new state file; the identities,
+//   flags and KMS identity then all come from the earlier state.
+//   The state file holds NO keys: the REQUEST_INIT's public inputs (CSB ID,
+//   RANDRi, T, identities, flags, requested TRe), the REQUEST_RESP, the
+//   TRANSFER_INIT and the RTP port the offer announced; finish (and reuse)
+//   rebuild the identical REQUEST_INIT from them and the Initiator's PSK
+//   (read again) and verify the saved REQUEST_RESP to recover the grant. It
+//   is still created exclusively with mode 0600 (it holds a ticket), and
+//   never overwritten. rtp_port 0: a free port is picked (bound and released)
+//   and recorded.
+// answer (Responder): reads the offer, checks the ticket policy early (its
+//   own identity `responder` or `called_as` must be an IDRr; RFC 6043
+//   §4.2.2.2), resolves the ticket with its KMS as `responder`, verifies the
+//   TRANSFER_INIT, writes the TRANSFER_RESP (with its own send stream added
+//   as CS 2) in an SDP answer (atomically: a temporary file in the same
+//   directory, renamed). With media > 0 it binds 127.0.0.1:rtp_port (0: a
+//   free port) BEFORE writing the answer, announces that port, prints
+//   "answer: waiting for N SRTP packets ...", receives N packets from the
+//   Initiator's SSRC (one-bit-wrong-key auth_fail check first) and then sends
+//   N packets to the c= address / m= port of the offer.
 // finish (Initiator): reads the state and the answer, verifies the
-//   TRANSFER_RESP and derives the SRTP keys.
+//   TRANSFER_RESP and derives the SRTP keys. With media > 0 it binds the RTP
+//   port the offer announced, sends N packets to the answer's c= / m=, and
+//   receives and checks N packets from the Responder.
 // answer and finish print each crypto session's CS ID, SSRC and SPI (never key
 // bytes) as "cs <id> ssrc 0x<ssrc> spi <hex>" lines, which match when both
-// sides agree.
+// sides agree. Media is on 127.0.0.0/8 only.
 struct OfferConfig {
+  // A new ticket (all of these; none of them with reuse_state):
   std::string kms_url;
   std::string kms_identity;
   std::string initiator;
-  SecretBytes initiator_psk;
   std::string responder;
-  bool forking = false;
+  bool forking = false;            // request the I flag
+  bool reusable = false;           // request the J flag
   uint32_t ticket_lifetime_s = 0;  // > 0: request TRe = now + this (saved in the state)
-  uint16_t rtp_port = 49170;
+  // Or the ticket of an earlier offer's state file (no Ticket Request).
+  std::string reuse_state;
+  SecretBytes initiator_psk;
+  uint16_t rtp_port = 49170;       // announced in the offer; 0: pick a free one
   std::string sdp_out;
   std::string state_out;
-  std::chrono::milliseconds timeout{5000};
+  std::chrono::milliseconds timeout{5000};  // the KMS exchange
 };
 Status RunOffer(const OfferConfig& config, std::FILE* out);
 
 struct AnswerConfig {
   std::string kms_url;
   std::string kms_identity;
-  std::string responder;
+  std::string responder;           // the end-point's own identity (owner of responder_psk)
+  std::string called_as;           // also accepted as the ticket's IDRr (e.g. a group); may be empty
   SecretBytes responder_psk;
-  uint16_t rtp_port = 49172;
+  uint16_t rtp_port = 49172;       // announced in the answer; 0: pick a free one
+  int media = 0;                   // SRTP packets each way; 0: none
   std::string sdp_in;
   std::string sdp_out;
-  std::chrono::milliseconds timeout{5000};
+  std::chrono::milliseconds timeout{5000};  // the KMS exchange; the wait for media
 };
 Status RunAnswer(const AnswerConfig& config, std::FILE* out);
 
@@ -124,6 +154,8 @@ struct FinishConfig {
   std::string state_in;
   SecretBytes initiator_psk;
   std::string sdp_in;
+  int media = 0;                   // SRTP packets each way; 0: none
+  std::chrono::milliseconds timeout{5000};  // the wait for media
 };
 Status RunFinish(const FinishConfig& config, std::FILE* out);
 
