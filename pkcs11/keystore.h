@@ -90,6 +90,8 @@ using Bytes = std::vector<uint8_t>;
 enum class KeyType : uint8_t { kAes256, kHmacSha256, kHmacSha1, kEcP256 };
 enum class KeyUsage : uint8_t { kTicket, kUserPsk, kWrapping, kSigning, kGeneric };
 enum class KeyClass : uint8_t { kSecretKey, kPrivateKey, kPublicKey };
+// Non-key objects the keystore stores (see Keystore::ReadObjectValue).
+enum class TokenObjectKind : uint8_t { kPrivateData, kCertificate };
 
 std::string_view KeyTypeName(KeyType type);     // "aes-256", "hmac-sha256", "hmac-sha1", "ec-p256"
 std::string_view KeyUsageName(KeyUsage usage);  // "ticket", "user-psk", "wrapping", "signing", "generic"
@@ -267,6 +269,23 @@ class Keystore final {
   Result<Bytes> SignEcdsaP256(const KeySelector& key, ByteSpan sha256_digest);
   // The uncompressed public point (65 bytes, 0x04 || X || Y) of an EC key.
   Result<Bytes> PublicKeyEcPoint(const KeySelector& key);
+
+  // --- non-key token objects (admin) ---
+  // The appliance keeps integrity-critical state that is not a key in the
+  // token too: the provisioning trust anchor (a CKO_CERTIFICATE, X.509,
+  // public, CKA_MODIFIABLE = FALSE) and the bundle version counter (a private
+  // CKO_DATA object, so SoftHSM2 encrypts it at rest). Objects are named by
+  // CKA_LABEL (1..128 bytes); two objects of one kind with the same label are
+  // refused as ambiguous. Values are at most kMaxObjectValueBytes.
+  static constexpr size_t kMaxObjectValueBytes = 64 * 1024;
+  // The value of the object, nullopt if there is none.
+  Result<std::optional<Bytes>> ReadObjectValue(TokenObjectKind kind, std::string_view label);
+  // Creates the object; kFailedPrecondition if one with the label exists.
+  Status CreateObject(TokenObjectKind kind, std::string_view label, ByteSpan value);
+  // Destroys the object of `kind` with this label (kNotFound if none).
+  // SoftHSM2 keeps CKA_VALUE of data objects read-only, so a value changes by
+  // destroy + create; see TokenCounter for how that stays crash-safe.
+  Status DestroyObject(TokenObjectKind kind, std::string_view label);
 
  private:
   friend class Pkcs11CryptoProvider;

@@ -8,7 +8,13 @@
 // what it reads, and the first problem found is returned. Nothing here
 // recurses on input, and every message is printable ASCII: text taken from
 // the document is quoted, escaped and shortened (Quote()).
+//
+// A document's role (ConfigRole) decides which top-level sections it may
+// hold; it is checked before any section is read. Certificates are checked
+// for their PEM shape here and parsed with mbedTLS; their dates are checked
+// only by CheckCertificateDates, so that parsing never depends on the clock.
 #include "provisioning/config.h"
+#include "provisioning/messages.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -16,6 +22,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <initializer_list>
 #include <new>
@@ -23,6 +30,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include <mbedtls/error.h>
+#include <mbedtls/x509_crt.h>
 #include <nlohmann/json.hpp>
 
 #include "firmware/base/encoding.h"
@@ -31,45 +40,29 @@ namespace tkms::provisioning {
 namespace {
 
 using Json = nlohmann::json;
+using internal::AppendEscaped;
+using internal::DescribeParseError;
+using internal::kMaxDetailBytes;
+using internal::kMaxQuotedBytes;
+using internal::Quote;
 
 constexpr size_t kMaxIdentityBytes = 255;  // the rule of `tkmsctl user add --id`
 constexpr size_t kMaxPathBytes = 4095;     // PATH_MAX - 1
 constexpr size_t kMaxTokenSpecBytes = 1024;
 constexpr size_t kMaxPolicyNameBytes = 64;
 constexpr size_t kMaxPskIdBytes = 64;
-constexpr size_t kMaxQuotedBytes = 64;   // of document text repeated in a message
-constexpr size_t kMaxDetailBytes = 160;  // of the parser's own description
 constexpr uint64_t kMaxLifetimeS = 31536000;  // 365 days
+constexpr size_t kMaxDnsNameBytes = 253;
+constexpr size_t kMaxDnsLabelBytes = 63;
+// Room kept in a bundle's canonical form for the local sections that
+// CombineConfig puts in: their canonical JSON is at most about 27 KiB (four
+// strings of at most 4095 or 1024 bytes without control characters, each
+// byte written as at most 2, plus small fixed-size fields).
+constexpr size_t kLocalSectionsReserveBytes = 32768;
 
 // ---- messages ----------------------------------------------------------------
 
-// Appends `text` as printable ASCII: backslash and `quote` (if not '\0')
-// escaped with a backslash, bytes outside 0x20..0x7e as \xNN.
-void AppendEscaped(std::string& out, std::string_view text, char quote) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (const char ch : text) {
-    const auto byte = static_cast<unsigned char>(ch);
-    if (ch == '\\' || (quote != '\0' && ch == quote)) {
-      out += '\\';
-      out += ch;
-    } else if (byte < 0x20 || byte > 0x7e) {
-      out += "\\x";
-      out += kHex[byte >> 4];
-      out += kHex[byte & 0x0f];
-    } else {
-      out += ch;
-    }
-  }
-}
 
-// 'text', escaped, cut after kMaxQuotedBytes bytes of input ("...").
-std::string Quote(std::string_view text) {
-  std::string out = "'";
-  AppendEscaped(out, text.substr(0, kMaxQuotedBytes), '\'');
-  if (text.size() > kMaxQuotedBytes) out += "...";
-  out += '\'';
-  return out;
-}
 
 bool IsAsciiAlnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -115,30 +108,6 @@ Status Invalid(std::string_view path, std::string_view problem) {
   return InvalidArgument(std::move(message));
 }
 
-// The parser's description of a syntax error without its "[json.exception..]
-// parse error at line L, column C: " prefix and without the "last read"
-// excerpt of the input, escaped and shortened.
-std::string DescribeParseError(std::string_view what) {
-  const size_t bracket = what.find("] ");
-  if (bracket != std::string_view::npos) what.remove_prefix(bracket + 2);
-  if (what.substr(0, 11) == "parse error") {
-    const size_t colon = what.find(": ");
-    if (colon != std::string_view::npos) what.remove_prefix(colon + 2);
-  }
-  std::string text;
-  const size_t last_read = what.find("; last read: '");
-  if (last_read == std::string_view::npos) {
-    text = std::string(what);
-  } else {
-    text = std::string(what.substr(0, last_read));
-    const size_t expected = what.rfind("'; expected ");
-    if (expected != std::string_view::npos && expected > last_read) text += what.substr(expected + 1);
-  }
-  std::string out;
-  AppendEscaped(out, std::string_view(text).substr(0, kMaxDetailBytes), '\0');
-  if (text.size() > kMaxDetailBytes) out += "...";
-  return out;
-}
 
 // ---- parsing: a bounded SAX tree builder --------------------------------------
 
@@ -441,24 +410,161 @@ struct Endpoint {
   uint32_t port = 0;
 };
 
+// "A.B.C.D": dotted-quad IPv4, decimal octets without leading zeros.
+std::optional<uint32_t> ParseIpv4(std::string_view address) {
+  uint32_t value = 0;
+  for (int i = 0; i < 4; ++i) {
+    const size_t dot = address.find('.');
+    if ((i < 3) != (dot != std::string_view::npos)) return std::nullopt;
+    const auto octet = ParseDecimal(address.substr(0, dot), 255);
+    if (!octet) return std::nullopt;
+    value = (value << 8) | *octet;
+    address = i < 3 ? address.substr(dot + 1) : std::string_view();
+  }
+  return value;
+}
+
 // "A.B.C.D:PORT": dotted-quad IPv4, decimal port 0..65535, no leading zeros.
 std::optional<Endpoint> ParseEndpoint(std::string_view text) {
   const size_t colon = text.find(':');
   if (colon == std::string_view::npos) return std::nullopt;
   const auto port = ParseDecimal(text.substr(colon + 1), 65535);
   if (!port) return std::nullopt;
-  Endpoint endpoint;
-  endpoint.port = *port;
-  std::string_view address = text.substr(0, colon);
-  for (int i = 0; i < 4; ++i) {
-    const size_t dot = address.find('.');
-    if ((i < 3) != (dot != std::string_view::npos)) return std::nullopt;
-    const auto octet = ParseDecimal(address.substr(0, dot), 255);
-    if (!octet) return std::nullopt;
-    endpoint.address = (endpoint.address << 8) | *octet;
-    address = i < 3 ? address.substr(dot + 1) : std::string_view();
+  const auto address = ParseIpv4(text.substr(0, colon));
+  if (!address) return std::nullopt;
+  return Endpoint{*address, *port};
+}
+
+// A DNS host name: 1..253 bytes of dot-separated labels, each 1..63 of
+// A-Z a-z 0-9 and '-', not starting or ending with '-' (no trailing dot).
+bool IsDnsName(std::string_view host) {
+  if (host.empty() || host.size() > kMaxDnsNameBytes) return false;
+  size_t label = 0;
+  char previous = '.';
+  for (const char c : host) {
+    if (c == '.') {
+      if (label == 0 || previous == '-') return false;
+      label = 0;
+    } else if (IsAsciiAlnum(c) || c == '-') {
+      if (label == 0 && c == '-') return false;
+      if (++label > kMaxDnsLabelBytes) return false;
+    } else {
+      return false;
+    }
+    previous = c;
   }
-  return endpoint;
+  return label != 0 && previous != '-';
+}
+
+// "HOST:PORT" of a Zk peer: HOST a DNS name or a dotted-quad IPv4 address (a
+// host of only digits and dots must be the latter), PORT 1..65535 without
+// leading zeros.
+bool IsZkEndpoint(std::string_view text) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  const auto port = ParseDecimal(text.substr(colon + 1), 65535);
+  if (!port || *port == 0) return false;
+  const std::string_view host = text.substr(0, colon);
+  if (host.find_first_not_of("0123456789.") == std::string_view::npos) return ParseIpv4(host).has_value();
+  return IsDnsName(host);
+}
+
+// ---- certificates -------------------------------------------------------------
+
+constexpr std::string_view kPemBegin = "-----BEGIN CERTIFICATE-----";
+constexpr std::string_view kPemEnd = "-----END CERTIFICATE-----";
+
+bool IsPemSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+// Exactly one PEM "CERTIFICATE" block: the BEGIN line, base64 text and line
+// breaks, the END line, and nothing but white space around it (no headers,
+// no second block, no other text).
+bool IsOnePemCertificate(std::string_view text) {
+  while (!text.empty() && IsPemSpace(text.front())) text.remove_prefix(1);
+  while (!text.empty() && IsPemSpace(text.back())) text.remove_suffix(1);
+  if (text.size() < kPemBegin.size() + kPemEnd.size()) return false;
+  if (text.substr(0, kPemBegin.size()) != kPemBegin || text.substr(text.size() - kPemEnd.size()) != kPemEnd) {
+    return false;
+  }
+  const std::string_view body = text.substr(kPemBegin.size(), text.size() - kPemBegin.size() - kPemEnd.size());
+  for (const char c : body) {
+    if (!IsPemSpace(c) && !IsAsciiAlnum(c) && c != '+' && c != '/' && c != '=') return false;
+  }
+  return true;
+}
+
+// An mbedTLS certificate chain that frees itself.
+class X509Certificate {
+ public:
+  X509Certificate() { mbedtls_x509_crt_init(&crt_); }
+  ~X509Certificate() { mbedtls_x509_crt_free(&crt_); }
+  X509Certificate(const X509Certificate&) = delete;
+  X509Certificate& operator=(const X509Certificate&) = delete;
+
+  // 0, or what mbedtls_x509_crt_parse returned.
+  int Parse(std::string_view pem) {
+    // mbedTLS reads PEM only from a NUL-terminated buffer, the NUL counted.
+    const std::string terminated(pem);
+    return mbedtls_x509_crt_parse(&crt_, reinterpret_cast<const unsigned char*>(terminated.c_str()),
+                                  terminated.size() + 1);
+  }
+  const mbedtls_x509_crt& get() const { return crt_; }
+
+ private:
+  mbedtls_x509_crt crt_;
+};
+
+// mbedTLS's description of an error code, escaped and shortened.
+std::string DescribeMbedtlsError(int code) {
+  if (code > 0) return "mbedTLS refused it";  // a count of failed certificates
+  return internal::MbedtlsErrorText(code);
+}
+
+// Checks the size and shape of `pem` and parses it into `crt`.
+Status LoadCertificate(std::string_view pem, const std::string& path, X509Certificate& crt) {
+  if (pem.size() > kMaxCertificatePemBytes) {
+    return Invalid(path, "is " + std::to_string(pem.size()) + " bytes; at most " +
+                             std::to_string(kMaxCertificatePemBytes) + " (kMaxCertificatePemBytes)");
+  }
+  if (!IsOnePemCertificate(pem)) {
+    return Invalid(path, "not a PEM certificate (expected exactly one \"-----BEGIN CERTIFICATE-----\" ... "
+                         "\"-----END CERTIFICATE-----\" block)");
+  }
+  if (const int ret = crt.Parse(pem); ret != 0) return Invalid(path, "does not parse: " + DescribeMbedtlsError(ret));
+  return Status::Ok();
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+// days_from_civil).
+int64_t DaysFromCivil(int64_t year, int64_t month, int64_t day) {
+  year -= month <= 2 ? 1 : 0;
+  const int64_t era = (year >= 0 ? year : year - 399) / 400;
+  const int64_t year_of_era = year - era * 400;
+  const int64_t day_of_year = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
+  const int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+  return era * 146097 + day_of_era - 719468;
+}
+
+// Seconds since the epoch of a certificate time (UTC; mbedTLS has checked
+// the fields' ranges, years 0..9999).
+int64_t EpochSeconds(const mbedtls_x509_time& t) {
+  return DaysFromCivil(t.year, t.mon, t.day) * 86400 + int64_t{t.hour} * 3600 + int64_t{t.min} * 60 + t.sec;
+}
+
+std::string FormatTime(const mbedtls_x509_time& t) {
+  char text[48];
+  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02dZ", t.year, t.mon, t.day, t.hour, t.min, t.sec);
+  return text;
+}
+
+Status CheckCertificateDate(std::string_view pem, const std::string& path, std::time_t now) {
+  X509Certificate crt;
+  TKMS_RETURN_IF_ERROR(LoadCertificate(pem, path, crt));
+  const auto at = static_cast<int64_t>(now);
+  const mbedtls_x509_crt& parsed = crt.get();
+  if (at < EpochSeconds(parsed.valid_from)) return Invalid(path, "not valid before " + FormatTime(parsed.valid_from));
+  if (at > EpochSeconds(parsed.valid_to)) return Invalid(path, "expired on " + FormatTime(parsed.valid_to));
+  return Status::Ok();
 }
 
 // ---- reading the tree: sections -------------------------------------------------
@@ -591,15 +697,157 @@ Status ReadPolicyClasses(const Json* value, std::map<std::string, PolicyClass>& 
   return Status::Ok();
 }
 
-// Where each identity is used, for the cross-checks of users and groups.
+// Where each identity is used, for the cross-checks of users, groups and
+// KMS URIs.
 struct IdentityIndex {
-  std::unordered_map<std::string, size_t> user_of;   // identity -> users[i]
-  std::unordered_map<std::string, size_t> group_of;  // identity -> groups[i]
+  std::unordered_map<std::string, size_t> user_of;      // identity -> users[i]
+  std::unordered_map<std::string, size_t> group_of;     // identity -> groups[i]
+  std::unordered_map<std::string, std::string> kms_of;  // kms_uri -> "trust_relations[i]" or "external_kms[i]"
 };
+
+Status ReadKrrPolicy(const Json& value, KrrPolicyConfig& out) {
+  const std::string path = "krr_policy";
+  TKMS_RETURN_IF_ERROR(CheckObject(value, path,
+                                   {"allow_krr", "report_krr", "require_signed_krr",
+                                    "request_unknown_kms_certificates", "hold_until_kms_acceptance"}));
+  TKMS_RETURN_IF_ERROR(ReadBool(value, path, "allow_krr", out.allow_krr));
+  TKMS_RETURN_IF_ERROR(ReadBool(value, path, "report_krr", out.report_krr));
+  TKMS_RETURN_IF_ERROR(ReadBool(value, path, "require_signed_krr", out.require_signed_krr));
+  TKMS_RETURN_IF_ERROR(
+      ReadBool(value, path, "request_unknown_kms_certificates", out.request_unknown_kms_certificates));
+  TKMS_RETURN_IF_ERROR(ReadBool(value, path, "hold_until_kms_acceptance", out.hold_until_kms_acceptance));
+  return Status::Ok();
+}
+
+// The required "kms_uri" of trust_relations[i] or external_kms[i] (`path`):
+// an identity, not kms_identity, and no other entry's.
+Status ReadKmsUri(const Json& entry, const std::string& path, const KmsConfig& config, IdentityIndex& identities,
+                  std::string& out) {
+  const std::string uri_path = KeyPath(path, "kms_uri");
+  const Json* uri = Member(entry, "kms_uri");
+  if (uri == nullptr) return Invalid(uri_path, "required field is missing");
+  TKMS_RETURN_IF_ERROR(ParseString(*uri, uri_path, out));
+  TKMS_RETURN_IF_ERROR(CheckIdentity(out, uri_path));
+  if (out == config.kms_identity) return Invalid(uri_path, Quote(out) + " is kms_identity");
+  const auto [it, inserted] = identities.kms_of.emplace(out, path);
+  if (!inserted) return Invalid(uri_path, Quote(out) + " is already the kms_uri of " + it->second);
+  return Status::Ok();
+}
+
+// The certificate `value` at `path`: PEM text of one CERTIFICATE block that
+// mbedTLS parses; with `must_be_ca`, a CA certificate.
+Status ReadCertificate(const Json& value, const std::string& path, bool must_be_ca, std::string& out) {
+  TKMS_RETURN_IF_ERROR(ParseString(value, path, out));
+  X509Certificate crt;
+  TKMS_RETURN_IF_ERROR(LoadCertificate(out, path, crt));
+  if (must_be_ca && crt.get().ca_istrue == 0) {
+    return Invalid(path, "not a CA certificate (a ca needs basicConstraints with CA=true; "
+                         "give the peer's own certificate as \"certificate\")");
+  }
+  return Status::Ok();
+}
+
+Status ReadTrustRelations(const Json* value, KmsConfig& config, IdentityIndex& identities) {
+  if (value == nullptr) return Status::Ok();
+  if (!value->is_array()) return WrongType("trust_relations", "an array", *value);
+  if (value->size() > kMaxTrustRelations) {
+    return Invalid("trust_relations", std::to_string(value->size()) + " entries; at most " +
+                                          std::to_string(kMaxTrustRelations) + " (kMaxTrustRelations)");
+  }
+  config.trust_relations.reserve(value->size());
+  for (size_t i = 0; i < value->size(); ++i) {
+    const Json& entry = (*value)[i];
+    const std::string path = IndexPath("trust_relations", i);
+    TKMS_RETURN_IF_ERROR(CheckObject(entry, path, {"kms_uri", "endpoint", "certificate", "ca"}));
+    TrustRelationConfig out;
+    TKMS_RETURN_IF_ERROR(ReadKmsUri(entry, path, config, identities, out.kms_uri));
+    const std::string endpoint_path = KeyPath(path, "endpoint");
+    const Json* endpoint = Member(entry, "endpoint");
+    if (endpoint == nullptr) return Invalid(endpoint_path, "required field is missing");
+    TKMS_RETURN_IF_ERROR(ParseString(*endpoint, endpoint_path, out.endpoint));
+    if (!IsZkEndpoint(out.endpoint)) {
+      return Invalid(endpoint_path, "expected \"HOST:PORT\" with a DNS name or a dotted-quad IPv4 address and a "
+                                    "port 1..65535, no leading zeros (e.g. \"kms.example.net:8443\"), got " +
+                                        Quote(out.endpoint));
+    }
+    const Json* certificate = Member(entry, "certificate");
+    const Json* ca = Member(entry, "ca");
+    if (certificate != nullptr && ca != nullptr) {
+      return Invalid(KeyPath(path, "ca"), "give either certificate (the peer's) or ca (its issuer's), not both");
+    }
+    if (certificate == nullptr && ca == nullptr) {
+      return Invalid(KeyPath(path, "certificate"),
+                     "required field is missing (give certificate, the peer's, or ca, its issuer's)");
+    }
+    if (certificate != nullptr) {
+      TKMS_RETURN_IF_ERROR(ReadCertificate(*certificate, KeyPath(path, "certificate"), false, out.certificate));
+    } else {
+      TKMS_RETURN_IF_ERROR(ReadCertificate(*ca, KeyPath(path, "ca"), true, out.ca));
+    }
+    config.trust_relations.push_back(std::move(out));
+  }
+  return Status::Ok();
+}
+
+Status ReadExternalKms(const Json* value, KmsConfig& config, IdentityIndex& identities) {
+  if (value == nullptr) return Status::Ok();
+  if (!value->is_array()) return WrongType("external_kms", "an array", *value);
+  if (value->size() > kMaxExternalKms) {
+    return Invalid("external_kms", std::to_string(value->size()) + " entries; at most " +
+                                       std::to_string(kMaxExternalKms) + " (kMaxExternalKms)");
+  }
+  config.external_kms.reserve(value->size());
+  for (size_t i = 0; i < value->size(); ++i) {
+    const Json& entry = (*value)[i];
+    const std::string path = IndexPath("external_kms", i);
+    TKMS_RETURN_IF_ERROR(CheckObject(entry, path, {"kms_uri", "certificate"}));
+    ExternalKmsConfig out;
+    TKMS_RETURN_IF_ERROR(ReadKmsUri(entry, path, config, identities, out.kms_uri));
+    const std::string certificate_path = KeyPath(path, "certificate");
+    const Json* certificate = Member(entry, "certificate");
+    if (certificate == nullptr) return Invalid(certificate_path, "required field is missing");
+    TKMS_RETURN_IF_ERROR(ReadCertificate(*certificate, certificate_path, false, out.certificate));
+    config.external_kms.push_back(std::move(out));
+  }
+  return Status::Ok();
+}
+
+// A user's primary_home_kms, secondary_home_kms or external_kms list: KMS
+// URIs this configuration knows, each once.
+Status ReadUserKmsList(const Json& user, const std::string& path, const char* key, const KmsConfig& config,
+                       const IdentityIndex& identities, std::vector<std::string>& out) {
+  const Json* list = Member(user, key);
+  if (list == nullptr) return Status::Ok();
+  const std::string list_path = KeyPath(path, key);
+  if (!list->is_array()) return WrongType(list_path, "an array", *list);
+  if (list->size() > kMaxUserKmsListEntries) {
+    return Invalid(list_path, std::to_string(list->size()) + " entries; at most " +
+                                  std::to_string(kMaxUserKmsListEntries) + " (kMaxUserKmsListEntries)");
+  }
+  for (size_t i = 0; i < list->size(); ++i) {
+    const std::string uri_path = IndexPath(list_path, i);
+    std::string uri;
+    TKMS_RETURN_IF_ERROR(ParseString((*list)[i], uri_path, uri));
+    TKMS_RETURN_IF_ERROR(CheckIdentity(uri, uri_path));
+    if (uri != config.kms_identity && identities.kms_of.count(uri) == 0) {
+      return Invalid(uri_path, Quote(uri) + " is not a known KMS (kms_identity, or the kms_uri of an entry of "
+                                            "trust_relations or external_kms)");
+    }
+    for (size_t j = 0; j < out.size(); ++j) {
+      if (out[j] == uri) {
+        return Invalid(uri_path, Quote(uri) + " is listed twice (also " + IndexPath(list_path, j) + ")");
+      }
+    }
+    out.push_back(std::move(uri));
+  }
+  return Status::Ok();
+}
 
 Status ReadUser(const Json& value, const std::string& path, size_t index, const KmsConfig& config,
                 IdentityIndex& identities, std::unordered_map<std::string, size_t>& psk_owner, UserConfig& out) {
-  TKMS_RETURN_IF_ERROR(CheckObject(value, path, {"identities", "psk_id", "policy_class"}));
+  TKMS_RETURN_IF_ERROR(CheckObject(
+      value, path,
+      {"identities", "psk_id", "policy_class", "primary_home_kms", "secondary_home_kms", "external_kms"}));
   const std::string ids_path = KeyPath(path, "identities");
   const Json* ids = Member(value, "identities");
   if (ids == nullptr) return Invalid(ids_path, "required field is missing");
@@ -642,6 +890,10 @@ Status ReadUser(const Json& value, const std::string& path, size_t index, const 
       return Invalid(policy_path, "no policy class named " + Quote(out.policy_class));
     }
   }
+  TKMS_RETURN_IF_ERROR(ReadUserKmsList(value, path, "primary_home_kms", config, identities, out.primary_home_kms));
+  TKMS_RETURN_IF_ERROR(
+      ReadUserKmsList(value, path, "secondary_home_kms", config, identities, out.secondary_home_kms));
+  TKMS_RETURN_IF_ERROR(ReadUserKmsList(value, path, "external_kms", config, identities, out.external_kms));
   return Status::Ok();
 }
 
@@ -722,19 +974,79 @@ Status ReadGroups(const Json* value, KmsConfig& config, IdentityIndex& identitie
   return Status::Ok();
 }
 
-Result<KmsConfig> ReadConfig(const Json& root) {
-  TKMS_RETURN_IF_ERROR(CheckObject(root, "",
-                                   {"kms_identity", "listen", "http", "token", "mikey", "policy_classes",
-                                    "default_policy_class", "token_users", "users", "groups"}));
+// The top-level sections and whether each is local (appliance settings) or
+// provisioned (what a bundle delivers), in the order "expected one of" names
+// them.
+struct Section {
+  const char* key;
+  bool local;
+};
+constexpr Section kSections[] = {
+    {"kms_identity", false},
+    {"version", false},
+    {"listen", true},
+    {"http", true},
+    {"token", true},
+    {"mikey", true},
+    {"policy_classes", false},
+    {"default_policy_class", false},
+    {"token_users", false},
+    {"users", false},
+    {"groups", false},
+    {"trust_relations", false},
+    {"external_kms", false},
+    {"krr_policy", false},
+};
+
+bool AllowedIn(const Section& section, ConfigRole role) {
+  return role == ConfigRole::kComplete || section.local == (role == ConfigRole::kLocal);
+}
+
+// The document is an object whose keys are sections the role allows.
+Status CheckSections(const Json& root, ConfigRole role) {
+  if (!root.is_object()) return WrongType("", "an object", root);
+  for (const auto& member : root.get_ref<const Json::object_t&>()) {
+    const Section* section = nullptr;
+    for (const Section& candidate : kSections) {
+      if (member.first == candidate.key) section = &candidate;
+    }
+    if (section == nullptr) {
+      std::string expected;
+      for (const Section& candidate : kSections) {
+        if (AllowedIn(candidate, role)) expected += std::string(expected.empty() ? "" : ", ") + candidate.key;
+      }
+      return Invalid(KeyPath("", member.first), "unknown key (expected one of: " + expected + ")");
+    }
+    if (!AllowedIn(*section, role)) {
+      return Invalid(section->key, role == ConfigRole::kBundle
+                                       ? "an appliance-local setting; it belongs in the local configuration "
+                                         "(--config), not in a bundle"
+                                       : "comes from the signed bundle; remove it from the local configuration");
+    }
+  }
+  return Status::Ok();
+}
+
+// Sections a role does not allow were refused by CheckSections, so reading
+// them finds nothing and keeps the defaults.
+Result<KmsConfig> ReadConfig(const Json& root, ConfigRole role) {
+  TKMS_RETURN_IF_ERROR(CheckSections(root, role));
   KmsConfig config;
-  const Json* kms_identity = Member(root, "kms_identity");
-  if (kms_identity == nullptr) return Invalid("kms_identity", "required field is missing");
-  TKMS_RETURN_IF_ERROR(ParseString(*kms_identity, "kms_identity", config.kms_identity));
-  TKMS_RETURN_IF_ERROR(CheckIdentity(config.kms_identity, "kms_identity"));
+  if (role != ConfigRole::kLocal) {
+    const Json* kms_identity = Member(root, "kms_identity");
+    if (kms_identity == nullptr) return Invalid("kms_identity", "required field is missing");
+    TKMS_RETURN_IF_ERROR(ParseString(*kms_identity, "kms_identity", config.kms_identity));
+    TKMS_RETURN_IF_ERROR(CheckIdentity(config.kms_identity, "kms_identity"));
+  }
+  if (const Json* v = Member(root, "version"); v != nullptr) {
+    TKMS_RETURN_IF_ERROR(ParseUnsigned(*v, "version", 1, kMaxConfigVersion, config.version));
+  } else if (role == ConfigRole::kBundle) {
+    return Invalid("version", "required field is missing (every bundle has a version)");
+  }
 
   TKMS_RETURN_IF_ERROR(ReadListen(Member(root, "listen"), config.listen));
   if (const Json* v = Member(root, "http"); v != nullptr) TKMS_RETURN_IF_ERROR(ReadHttp(*v, config.http));
-  TKMS_RETURN_IF_ERROR(ReadToken(Member(root, "token"), config.token));
+  if (role != ConfigRole::kBundle) TKMS_RETURN_IF_ERROR(ReadToken(Member(root, "token"), config.token));
   if (const Json* v = Member(root, "mikey"); v != nullptr) TKMS_RETURN_IF_ERROR(ReadMikey(*v, config.mikey));
 
   const Json* classes = Member(root, "policy_classes");
@@ -749,7 +1061,13 @@ Result<KmsConfig> ReadConfig(const Json& root) {
   }
   TKMS_RETURN_IF_ERROR(ReadBool(root, "", "token_users", config.token_users));
 
+  // KMSs before users: users' KMS lists name them.
   IdentityIndex identities;
+  TKMS_RETURN_IF_ERROR(ReadTrustRelations(Member(root, "trust_relations"), config, identities));
+  TKMS_RETURN_IF_ERROR(ReadExternalKms(Member(root, "external_kms"), config, identities));
+  if (const Json* v = Member(root, "krr_policy"); v != nullptr) {
+    TKMS_RETURN_IF_ERROR(ReadKrrPolicy(*v, config.krr_policy));
+  }
   TKMS_RETURN_IF_ERROR(ReadUsers(Member(root, "users"), config, identities));
   TKMS_RETURN_IF_ERROR(ReadGroups(Member(root, "groups"), config, identities));
   return config;
@@ -787,7 +1105,10 @@ std::string TooLarge(const std::string& shown, const std::string& size) {
 
 }  // namespace
 
-Result<KmsConfig> ParseConfig(std::string_view json_text) {
+Result<KmsConfig> ParseConfig(std::string_view json_text, ConfigRole role) {
+  if (role != ConfigRole::kComplete && role != ConfigRole::kLocal && role != ConfigRole::kBundle) {
+    return InvalidArgument("$: unknown configuration role " + std::to_string(static_cast<unsigned>(role)));
+  }
   if (json_text.size() > kMaxConfigBytes) {
     return Invalid("", "the document is " + std::to_string(json_text.size()) + " bytes; at most " +
                            std::to_string(kMaxConfigBytes) + " (kMaxConfigBytes)");
@@ -801,10 +1122,17 @@ Result<KmsConfig> ParseConfig(std::string_view json_text) {
       if (error.ok()) error = Invalid("", "the JSON parser stopped without saying why");
       return error;
     }
-    auto config = ReadConfig(builder.root());
+    auto config = ReadConfig(builder.root(), role);
     if (!config.ok()) return config;
     // Defaults are written out in the canonical form; it must parse again.
+    // A bundle's must leave room for the local sections CombineConfig adds.
     const size_t canonical = ConfigToJson(*config).size();
+    if (role == ConfigRole::kBundle && canonical > kMaxConfigBytes - kLocalSectionsReserveBytes) {
+      return Invalid("", "the canonical form of this bundle (ConfigToJson, every default written out) would be " +
+                             std::to_string(canonical) + " bytes; at most " +
+                             std::to_string(kMaxConfigBytes - kLocalSectionsReserveBytes) +
+                             " (kMaxConfigBytes less 32768 kept for the local sections)");
+    }
     if (canonical > kMaxConfigBytes) {
       return Invalid("", "the canonical form of this configuration (ConfigToJson, every default written out) "
                          "would be " + std::to_string(canonical) + " bytes; at most " +
@@ -816,7 +1144,7 @@ Result<KmsConfig> ParseConfig(std::string_view json_text) {
   }
 }
 
-Result<KmsConfig> LoadConfigFile(const std::string& path) {
+Result<KmsConfig> LoadConfigFile(const std::string& path, ConfigRole role) {
   std::string shown;
   AppendEscaped(shown, path, '\0');
   if (path.empty() || path.find('\0') != std::string::npos) {
@@ -852,7 +1180,7 @@ Result<KmsConfig> LoadConfigFile(const std::string& path) {
   }
   if (used > kMaxConfigBytes) return InvalidArgument(TooLarge(shown, "more than " + std::to_string(kMaxConfigBytes)));
   text.resize(used);
-  auto config = ParseConfig(text);
+  auto config = ParseConfig(text, role);
   if (!config.ok()) return Status(config.error().code(), shown + ": " + config.error().message());
   return config;
 }
@@ -903,6 +1231,9 @@ std::string ConfigToJson(const KmsConfig& config) {
     entry["identities"] = user.identities;
     if (user.psk_id) entry["psk_id"] = HexEncode(*user.psk_id);
     if (!user.policy_class.empty()) entry["policy_class"] = user.policy_class;
+    if (!user.primary_home_kms.empty()) entry["primary_home_kms"] = user.primary_home_kms;
+    if (!user.secondary_home_kms.empty()) entry["secondary_home_kms"] = user.secondary_home_kms;
+    if (!user.external_kms.empty()) entry["external_kms"] = user.external_kms;
     users.push_back(std::move(entry));
   }
 
@@ -914,7 +1245,33 @@ std::string ConfigToJson(const KmsConfig& config) {
     groups.push_back(std::move(entry));
   }
 
+  Json trust_relations = Json::array();
+  for (const TrustRelationConfig& trust : config.trust_relations) {
+    Json entry = Json::object();
+    entry["kms_uri"] = trust.kms_uri;
+    entry["endpoint"] = trust.endpoint;
+    if (!trust.certificate.empty()) entry["certificate"] = trust.certificate;
+    if (!trust.ca.empty()) entry["ca"] = trust.ca;
+    trust_relations.push_back(std::move(entry));
+  }
+
+  Json external_kms = Json::array();
+  for (const ExternalKmsConfig& external : config.external_kms) {
+    Json entry = Json::object();
+    entry["kms_uri"] = external.kms_uri;
+    entry["certificate"] = external.certificate;
+    external_kms.push_back(std::move(entry));
+  }
+
+  Json krr = Json::object();
+  krr["allow_krr"] = config.krr_policy.allow_krr;
+  krr["report_krr"] = config.krr_policy.report_krr;
+  krr["require_signed_krr"] = config.krr_policy.require_signed_krr;
+  krr["request_unknown_kms_certificates"] = config.krr_policy.request_unknown_kms_certificates;
+  krr["hold_until_kms_acceptance"] = config.krr_policy.hold_until_kms_acceptance;
+
   Json root = Json::object();
+  if (config.version != 0) root["version"] = config.version;
   root["kms_identity"] = config.kms_identity;
   root["listen"] = std::move(listen);
   root["http"] = std::move(http);
@@ -925,8 +1282,36 @@ std::string ConfigToJson(const KmsConfig& config) {
   root["token_users"] = config.token_users;
   root["users"] = std::move(users);
   root["groups"] = std::move(groups);
+  root["trust_relations"] = std::move(trust_relations);
+  root["external_kms"] = std::move(external_kms);
+  root["krr_policy"] = std::move(krr);
   // `replace`: a hand-made configuration with invalid UTF-8 must not throw.
   return root.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+KmsConfig CombineConfig(const KmsConfig& local, const KmsConfig& bundle) {
+  KmsConfig combined = bundle;
+  combined.listen = local.listen;
+  combined.http = local.http;
+  combined.token = local.token;
+  combined.mikey = local.mikey;
+  return combined;
+}
+
+Status CheckCertificateDates(const KmsConfig& config, std::time_t now) {
+  for (size_t i = 0; i < config.trust_relations.size(); ++i) {
+    const TrustRelationConfig& trust = config.trust_relations[i];
+    const std::string path = IndexPath("trust_relations", i);
+    if (!trust.certificate.empty()) {
+      TKMS_RETURN_IF_ERROR(CheckCertificateDate(trust.certificate, KeyPath(path, "certificate"), now));
+    }
+    if (!trust.ca.empty()) TKMS_RETURN_IF_ERROR(CheckCertificateDate(trust.ca, KeyPath(path, "ca"), now));
+  }
+  for (size_t i = 0; i < config.external_kms.size(); ++i) {
+    TKMS_RETURN_IF_ERROR(CheckCertificateDate(config.external_kms[i].certificate,
+                                              KeyPath(IndexPath("external_kms", i), "certificate"), now));
+  }
+  return Status::Ok();
 }
 
 }  // namespace tkms::provisioning

@@ -6,14 +6,18 @@
 // (unknown keys, types, ranges, cross-references such as every user's policy
 // class) and reports the first problem with the JSON path of the offending
 // field ("users[2].policy_class: no policy class named 'gold'"). The signed
-// bundles of provisioning (issue 6) wrap this same schema. The loader reads
-// untrusted text: size and nesting depth are bounded, nothing recurses on
-// input, and no secret is ever part of a configuration (PINs come from
-// files, keys stay in the token).
+// configuration bundles of provisioning (issue 6) carry this same schema:
+// a document has a role (ConfigRole) that says which of its sections it may
+// hold, and CombineConfig joins an appliance's local configuration with the
+// provisioned part of its bundle. The loader reads untrusted text: size and
+// nesting depth are bounded, nothing recurses on input, and no secret is
+// ever part of a configuration (PINs come from files, keys stay in the
+// token; certificates are public).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <map>
 #include <optional>
 #include <string>
@@ -30,6 +34,36 @@ inline constexpr size_t kMaxConfigDepth = 16;
 // Most entries in "users" and in "groups".
 inline constexpr size_t kMaxUsers = 100000;
 inline constexpr size_t kMaxGroups = 10000;
+// Most entries in "trust_relations" and in "external_kms".
+inline constexpr size_t kMaxTrustRelations = 1000;
+inline constexpr size_t kMaxExternalKms = 1000;
+// Most entries in each of a user's primary_home_kms, secondary_home_kms and
+// external_kms lists.
+inline constexpr size_t kMaxUserKmsListEntries = 16;
+// Largest PEM text of one certificate.
+inline constexpr size_t kMaxCertificatePemBytes = 16384;
+// Largest "version" (2^53 - 1: exact in every JSON implementation).
+inline constexpr uint64_t kMaxConfigVersion = 9007199254740991;
+
+// What a configuration document is, which decides the sections it may hold.
+// The local sections are the appliance's own settings: "listen", "http",
+// "token", "mikey". The provisioned sections are what a signed bundle
+// delivers: "version", "kms_identity", "policy_classes",
+// "default_policy_class", "token_users", "users", "groups",
+// "trust_relations", "external_kms", "krr_policy".
+enum class ConfigRole : uint8_t {
+  // Everything in one document (tkmsd --config without --bundle):
+  // kms_identity and token.pin_file are required, version is optional.
+  kComplete,
+  // The --config file of a tkmsd that also gets a --bundle: local sections
+  // only (a provisioned one is refused), token.pin_file required. The
+  // provisioned fields of the result keep their defaults.
+  kLocal,
+  // A bundle's payload: provisioned sections only (a local one is refused),
+  // version and kms_identity required. The local fields of the result keep
+  // their defaults.
+  kBundle,
+};
 
 struct ListenConfig {
   std::string ua = "127.0.0.1:8080";     // "ADDR:PORT"; port 0 = any free port
@@ -89,10 +123,19 @@ struct PolicyClass {
 
 struct UserConfig {
   std::vector<std::string> identities;  // URIs, at least one, unique across users
-  // The PSK object's CKA_ID (hex in JSON). Absent: the token's "user:" object
-  // whose label lists the first identity.
+  // The security-association reference: the CKA_ID of the user's PSK object
+  // (hex in JSON). Absent: the token's "user:" object whose label lists the
+  // first identity.
   std::optional<std::vector<uint8_t>> psk_id;
   std::string policy_class;  // empty = default_policy_class
+  // The user's Primary Home, Secondary Home and External KMS lists: KMS URIs,
+  // each kms_identity or the kms_uri of an entry of trust_relations or
+  // external_kms; at most kMaxUserKmsListEntries each, no repeats within a
+  // list. (Default member initialisers: UserConfig{ids, psk_id, class}
+  // stays free of -Wmissing-field-initializers.)
+  std::vector<std::string> primary_home_kms = {};
+  std::vector<std::string> secondary_home_kms = {};
+  std::vector<std::string> external_kms = {};
   bool operator==(const UserConfig&) const = default;
 };
 
@@ -103,7 +146,42 @@ struct GroupConfig {
   bool operator==(const GroupConfig&) const = default;
 };
 
+// A peer KMS this KMS trusts for KMS-to-KMS resolution (Zk).
+struct TrustRelationConfig {
+  std::string kms_uri;   // the peer's IDRkms; unique, not kms_identity
+  std::string endpoint;  // "HOST:PORT" of the peer's Zk interface
+  // Exactly one of the two is set (non-empty): the peer's own certificate,
+  // or a CA certificate (basicConstraints CA=true) that issues the peer's.
+  // PEM text as given: one "CERTIFICATE" block of at most
+  // kMaxCertificatePemBytes that mbedTLS parses.
+  std::string certificate;
+  std::string ca;
+  bool operator==(const TrustRelationConfig&) const = default;
+};
+
+// A KMS outside this KMS's trust relations, known by its certificate.
+struct ExternalKmsConfig {
+  std::string kms_uri;      // unique across trust_relations and external_kms
+  std::string certificate;  // PEM, as for TrustRelationConfig
+  bool operator==(const ExternalKmsConfig&) const = default;
+};
+
+// The KMS Redirect Response (KRR) policy flags of 3GPP TR 33.880
+// §7.2.1.3.5. Only carried and validated here; the KRR feature comes with a
+// later issue. The defaults are the safe choice.
+struct KrrPolicyConfig {
+  bool allow_krr = false;                         // KRRs may be used at all
+  bool report_krr = false;                        // report the KRRs seen
+  bool require_signed_krr = true;                 // refuse unsigned KRRs
+  bool request_unknown_kms_certificates = false;  // fetch certificates of unknown KMSs
+  bool hold_until_kms_acceptance = true;          // no communication before the KMS is accepted
+  bool operator==(const KrrPolicyConfig&) const = default;
+};
+
 struct KmsConfig {
+  // The bundle version: 1..kMaxConfigVersion, 0 = none given (always given
+  // in a bundle).
+  uint64_t version = 0;
   std::string kms_identity;  // IDRkms; required, e.g. "kms.example.org"
   ListenConfig listen;
   HttpConfig http;
@@ -116,28 +194,51 @@ struct KmsConfig {
   bool token_users = true;
   std::vector<UserConfig> users;
   std::vector<GroupConfig> groups;
+  std::vector<TrustRelationConfig> trust_relations;  // at most kMaxTrustRelations
+  std::vector<ExternalKmsConfig> external_kms;       // at most kMaxExternalKms
+  KrrPolicyConfig krr_policy;
   // Field-by-field equality (every struct here has one): the round-trip
   // property ParseConfig(ConfigToJson(c)) == c.
   bool operator==(const KmsConfig&) const = default;
 };
 
-// Parses and validates a configuration document. Errors are
+// Parses and validates a configuration document of the given role: schema,
+// cross-references (policy classes, identities, KMS URIs) and limits, and
+// every certificate must parse (but its dates are not checked: parsing does
+// not depend on the clock, see CheckCertificateDates). Errors are
 // kInvalidArgument with "<json path>: <problem>" (the path of the document
 // itself is "$"; a syntax error names its byte offset). Messages are
 // printable ASCII: text taken from the input is quoted, escaped and
 // shortened.
-Result<KmsConfig> ParseConfig(std::string_view json_text);
+Result<KmsConfig> ParseConfig(std::string_view json_text, ConfigRole role = ConfigRole::kComplete);
 // Reads `path` (at most kMaxConfigBytes) and parses it; the path is part of
 // every error message ("<path>: <json path>: <problem>"). kNotFound if the
 // file does not exist, kPermissionDenied if it may not be opened,
 // kInvalidArgument if it is not a regular file, is too large or does not
 // parse.
-Result<KmsConfig> LoadConfigFile(const std::string& path);
+Result<KmsConfig> LoadConfigFile(const std::string& path, ConfigRole role = ConfigRole::kComplete);
+// The configuration of a tkmsd started with --config and --bundle: the
+// local sections (listen, http, token, mikey) of `local` and every other
+// field of `bundle` (a field added to KmsConfig later is provisioned unless
+// it is added to the local sections here).
+KmsConfig CombineConfig(const KmsConfig& local, const KmsConfig& bundle);
+// Every certificate of the configuration must be valid at `now`:
+// valid_from <= now <= valid_to, in UTC. kInvalidArgument naming the first
+// that is not ("external_kms[1].certificate: expired on
+// 2026-01-31T00:00:00Z", "trust_relations[0].ca: not valid before
+// 2027-01-01T00:00:00Z"), or that does not parse (a configuration ParseConfig
+// did not return).
+Status CheckCertificateDates(const KmsConfig& config, std::time_t now);
 // The canonical JSON text of a configuration: every field (optional ones
-// only when set), psk_id in lowercase hex, one line, keys sorted (RFC 8785
-// form), no trailing newline. ParseConfig accepts it and returns an equal
-// configuration for every configuration ParseConfig returned (ParseConfig
-// refuses a document whose canonical form would exceed kMaxConfigBytes).
+// only when set: version when not 0, a trust relation's certificate or ca,
+// a user's KMS lists when not empty), psk_id in lowercase hex, one line,
+// keys sorted (RFC 8785 form), no trailing newline. It holds local and
+// provisioned sections, so it is a kComplete document: ParseConfig (role
+// kComplete) accepts it and returns an equal configuration for every
+// configuration ParseConfig returned with role kComplete, and for every
+// CombineConfig of a kLocal and a kBundle result (ParseConfig refuses a
+// document whose canonical form would exceed kMaxConfigBytes, and a bundle
+// whose canonical form leaves less than 32 KiB for the local sections).
 // Used by `tkmsd --print-config` and the tests. Never throws.
 std::string ConfigToJson(const KmsConfig& config);
 

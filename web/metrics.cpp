@@ -176,6 +176,14 @@ uint64_t Metrics::duration_count(kms::RequestType type) const {
 }
 
 Status Metrics::SetGauge(std::string name, std::string help, std::function<double()> read) {
+  return Register(std::move(name), std::move(help), std::move(read), "gauge");
+}
+
+Status Metrics::SetCounter(std::string name, std::string help, std::function<double()> read) {
+  return Register(std::move(name), std::move(help), std::move(read), "counter");
+}
+
+Status Metrics::Register(std::string name, std::string help, std::function<double()> read, const char* type) {
   if (!ValidMetricName(name)) return InvalidArgument("invalid metric name \"" + name + "\"");
   for (std::string_view builtin : kBuiltinNames) {
     if (std::string_view(name).substr(0, builtin.size()) == builtin) {
@@ -184,7 +192,7 @@ Status Metrics::SetGauge(std::string name, std::string help, std::function<doubl
   }
   if (!read) return InvalidArgument("gauge \"" + name + "\" has no read function");
   auto gauge =
-      std::make_shared<const Gauge>(Gauge{std::move(name), std::move(help), std::move(read)});
+      std::make_shared<const Gauge>(Gauge{std::move(name), std::move(help), std::move(read), type});
   std::lock_guard<std::mutex> lock(gauges_mu_);
   auto it = std::lower_bound(gauges_.begin(), gauges_.end(), gauge->name,
                              [](const auto& g, const std::string& n) { return g->name < n; });
@@ -287,7 +295,7 @@ std::string Metrics::RenderPrometheus() const {
     } catch (...) {
       // A failing gauge reads NaN; the scrape itself still succeeds.
     }
-    Header(out, gauge->name, "gauge", EscapeHelp(gauge->help));
+    Header(out, gauge->name, gauge->type, EscapeHelp(gauge->help));
     out += gauge->name + " " + FormatValue(value) + "\n";
   }
   return out;

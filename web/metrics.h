@@ -76,6 +76,9 @@ class Metrics {
   // kInvalidArgument for a name outside [a-zA-Z_:][a-zA-Z0-9_:]*, or one that
   // collides with a built-in series (tkms_requests_total, ...).
   Status SetGauge(std::string name, std::string help, std::function<double()> read);
+  // The same for a counter kept elsewhere (rendered with "# TYPE name
+  // counter"; `read` must never decrease). Shares the gauges' name space.
+  Status SetCounter(std::string name, std::string help, std::function<double()> read);
   void RemoveGauge(std::string_view name);
 
   // The whole exposition (Content-Type: text/plain; version=0.0.4).
@@ -98,7 +101,9 @@ class Metrics {
     std::string name;
     std::string help;
     std::function<double()> read;
+    const char* type = "gauge";  // or "counter"
   };
+  Status Register(std::string name, std::string help, std::function<double()> read, const char* type);
 
   std::array<std::array<std::atomic<uint64_t>, kOutcomes>, kTypes> requests_{};
   std::array<std::atomic<uint64_t>, kRejectionStatuses.size()> rejections_{};

@@ -230,9 +230,56 @@ WebServer::WebServer(const WebServerOptions& options, kms::KmsService& service)
 
 WebServer::~WebServer() { Stop(); }
 
+namespace {
+
+// POST to an admin route: method, Content-Length and size checks, then the
+// route's handler (exceptions become 500). The body is read completely or
+// the request is refused; the admin listener closes every connection.
+HttpResponse ServeAdminPost(mg_connection* conn, const mg_request_info& info, const AdminPostRoute& route) {
+  const bool post = info.request_method != nullptr && std::strcmp(info.request_method, "POST") == 0;
+  if (!post) {
+    HttpResponse r = TextResponse(405, "method not allowed");
+    r.extra_headers.emplace_back("Allow", "POST");
+    return r;
+  }
+  if (info.content_length < 0) return TextResponse(411, "Content-Length required");
+  if (static_cast<unsigned long long>(info.content_length) > route.max_body_bytes) {
+    return TextResponse(413, "body larger than " + std::to_string(route.max_body_bytes) + " bytes");
+  }
+  std::string body;
+  if (!internal::ReadBody(conn, static_cast<size_t>(info.content_length), body)) {
+    return TextResponse(400, "incomplete body");
+  }
+  AdminPostReply reply;
+  try {
+    reply = route.handler(body);
+  } catch (const std::exception& e) {
+    LogLine(LogLevel::kError, "admin_handler_threw").Add("path", route.path).Add("what", e.what());
+    reply = AdminPostReply{500, "{\"error\":\"internal error\"}\n"};
+  } catch (...) {
+    reply = AdminPostReply{500, "{\"error\":\"internal error\"}\n"};
+  }
+  HttpResponse r;
+  r.status = reply.status;
+  r.content_type = "application/json";
+  r.body = std::move(reply.json_body);
+  return r;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<WebServer>> WebServer::Start(const WebServerOptions& options,
                                                     kms::KmsService& service) {
   if (options.max_body_bytes == 0) return InvalidArgument("max_body_bytes must be > 0");
+  for (const AdminPostRoute& route : options.admin_post_routes) {
+    if (route.path.rfind("/admin/", 0) != 0 || route.path.size() > 128) {
+      return InvalidArgument("admin POST route '" + route.path + "' must be a path under /admin/");
+    }
+    if (!route.handler) return InvalidArgument("admin POST route " + route.path + " has no handler");
+    if (route.max_body_bytes == 0 || route.max_body_bytes > (size_t{64} << 20)) {
+      return InvalidArgument("admin POST route " + route.path + ": max_body_bytes must be 1..64 MiB");
+    }
+  }
   if (options.max_body_bytes > (size_t{1} << 30))
     return InvalidArgument("max_body_bytes too large");
   std::unique_ptr<WebServer> server(new WebServer(options, service));
@@ -354,11 +401,17 @@ int WebServer::HandleAdmin(mg_connection* conn) {
   if (info == nullptr) return 0;
   const std::string id = NewRequestId();
   const std::string_view path = LocalPath(*info);
-  const bool known = path == "/healthz" || path == "/readyz" || path == "/metrics";
+  const AdminPostRoute* route = nullptr;
+  for (const AdminPostRoute& r : options_.admin_post_routes) {
+    if (path == r.path) route = &r;
+  }
+  const bool known = route != nullptr || path == "/healthz" || path == "/readyz" || path == "/metrics";
   const bool get = info->request_method != nullptr && std::strcmp(info->request_method, "GET") == 0;
 
   HttpResponse response;
-  if (!known) {
+  if (route != nullptr) {
+    response = ServeAdminPost(conn, *info, *route);
+  } else if (!known) {
     response = TextResponse(404, "not found");
   } else if (!get) {
     response = TextResponse(405, "method not allowed");
@@ -392,7 +445,7 @@ int WebServer::HandleAdmin(mg_connection* conn) {
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
     response.body = metrics_.RenderPrometheus();
   }
-  // The admin listener never keeps connections alive; no body is read.
+  // The admin listener never keeps connections alive.
   internal::SendResponse(conn, response, id, false);
   LogLine(LogLevel::kDebug, "admin_request")
       .Add("id", id)

@@ -1,6 +1,7 @@
 // WebServer: the KMS's HTTP front end. The Ua listener speaks 3GPP TS 33.328
 // Annex A (MIKEY-TICKET, RFC 6043, over HTTP) to UEs; the admin listener
-// serves /healthz, /readyz and /metrics to the operator.
+// serves /healthz, /readyz and /metrics to the operator, and the POST
+// actions tkmsd registers (POST /admin/bundle, docs/bundles.md).
 //
 // Why: Annex A fixes the HTTP binding of the MIKEY-TICKET exchanges:
 //   POST /keymanagement?requesttype=ticketrequest|ticketresolve   (A.2)
@@ -30,9 +31,12 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "firmware/base/status.h"
 #include "firmware/kms/service.h"
@@ -45,6 +49,20 @@ namespace tkms::web {
 namespace internal {
 class CivetListener;
 }  // namespace internal
+
+// An operator action on the admin listener (POST PATH, e.g. /admin/bundle):
+// the handler gets the request body (at most max_body_bytes; Content-Length
+// required) and returns the status and a JSON body. It runs on an admin
+// worker thread; an exception it throws becomes a 500.
+struct AdminPostReply {
+  int status = 200;
+  std::string json_body;
+};
+struct AdminPostRoute {
+  std::string path;
+  size_t max_body_bytes = 1 << 20;
+  std::function<AdminPostReply(std::string_view body)> handler;
+};
 
 struct WebServerOptions {
   // "ADDR:PORT", IPv4 dotted quad; port 0 picks a free port (see ua_port()).
@@ -63,6 +81,8 @@ struct WebServerOptions {
   // Worker threads of the admin listener (which never keeps connections
   // alive, so a scraper cannot park on a worker).
   unsigned admin_threads = 2;
+  // POST routes of the admin listener, besides GET /healthz, /readyz, /metrics.
+  std::vector<AdminPostRoute> admin_post_routes;
 };
 
 class WebServer {

@@ -18,9 +18,12 @@
 #include "firmware/kms/kms.h"
 #include "hal/clock.h"
 #include "pkcs11/keystore.h"
+#include "pkcs11/provisioning_store.h"
 #include "pkcs11/softhsm_state.h"
 #include "pkcs11/token.h"
 #include "pkcs11/user_psk.h"
+#include "provisioning/bundle.h"
+#include "provisioning/bundle_applier.h"
 #include "provisioning/config.h"
 #include "web/server.h"
 
@@ -66,6 +69,25 @@ Status EnsureTicketKey(pkcs11::Keystore& keystore, bool create) {
   return Status::Ok();
 }
 
+// --dev --provisioning-anchor FILE: pins FILE unless the token pins an
+// anchor already (then it must be the same certificate).
+Status PinDevAnchor(pkcs11::Keystore& keystore, const std::string& path) {
+  auto der = provisioning::LoadCertificateFile(path);
+  if (!der.ok()) return Fail("provisioning anchor", der.error());
+  auto pinned = pkcs11::ReadProvisioningAnchor(keystore);
+  if (!pinned.ok()) return Fail("reading the pinned provisioning anchor", pinned.error());
+  if (pinned->has_value()) {
+    if (**pinned != *der) {
+      return FailedPrecondition("the development token already pins another provisioning anchor; "
+                                "remove the state directory to start afresh");
+    }
+    return Status::Ok();
+  }
+  TKMS_RETURN_IF_ERROR(pkcs11::PinProvisioningAnchor(keystore, *der));
+  LogLine(LogLevel::kInfo, "provisioning_anchor_pinned").Add("file", path);
+  return Status::Ok();
+}
+
 // --dev: a SoftHSM2 token in DIR, a ticket key, demo users alice and bob.
 Result<Setup> PrepareDev(const DaemonOptions& o) {
   const std::string dir = *o.state_dir;
@@ -101,6 +123,7 @@ Result<Setup> PrepareDev(const DaemonOptions& o) {
   auto keystore = pkcs11::Keystore::Open(*module, ks);
   if (!keystore.ok()) return Fail("opening the development token", keystore.error());
   TKMS_RETURN_IF_ERROR(EnsureTicketKey(**keystore, /*create=*/true));
+  if (o.provisioning_anchor) TKMS_RETURN_IF_ERROR(PinDevAnchor(**keystore, *o.provisioning_anchor));
 
   auto users = pkcs11::ListUserPsks(**keystore);
   if (!users.ok()) return Fail("listing users", users.error());
@@ -144,7 +167,8 @@ Result<Setup> PrepareDev(const DaemonOptions& o) {
 
 // --config FILE.
 Result<Setup> PrepareConfig(const DaemonOptions& o) {
-  auto config = provisioning::LoadConfigFile(*o.config_file);
+  auto config = provisioning::LoadConfigFile(
+      *o.config_file, o.bundle_file ? provisioning::ConfigRole::kLocal : provisioning::ConfigRole::kComplete);
   if (!config.ok()) return config.error();
   if (config->token.softhsm2_conf) {
     if (::setenv("SOFTHSM2_CONF", config->token.softhsm2_conf->c_str(), 1) != 0) {
@@ -193,9 +217,11 @@ Status WriteReadyFile(const std::string& path, uint16_t ua_port, uint16_t admin_
   return Status::Ok();
 }
 
+// SIGHUP: the token's users and keys, and the configuration file (not in
+// bundle mode: there the bundle file is re-read first, see RunDaemon).
 void Reload(const DaemonOptions& o, pkcs11::Keystore& keystore, kms::Kms& kms) {
   provisioning::KmsConfig config = kms.snapshot()->config;
-  if (o.config_file) {
+  if (o.config_file && !o.bundle_file) {
     auto fresh = provisioning::LoadConfigFile(*o.config_file);
     if (!fresh.ok()) {
       LogLine(LogLevel::kError, "reload_refused").Add("error", fresh.error().message());
@@ -222,6 +248,27 @@ void Reload(const DaemonOptions& o, pkcs11::Keystore& keystore, kms::Kms& kms) {
   const size_t users = (*snap)->users->size();
   kms.SetSnapshot(std::move(*snap));
   LogLine(LogLevel::kInfo, "reloaded").Add("users", static_cast<uint64_t>(users));
+}
+
+// POST /admin/bundle's answer: 200 accepted; 400 envelope or schema; 403
+// signature or certificates; 409 not newer; 503 token or disk trouble.
+web::AdminPostReply BundleReply(const provisioning::BundleOutcome& out) {
+  int status = 200;
+  if (!out.accepted()) {
+    switch (out.status.code()) {
+      case StatusCode::kInvalidArgument: status = 400; break;
+      case StatusCode::kPermissionDenied: status = 403; break;
+      case StatusCode::kFailedPrecondition: status = 409; break;
+      case StatusCode::kUnavailable: status = 503; break;
+      default: status = 500; break;
+    }
+  }
+  nlohmann::json body = {{"verdict", provisioning::BundleVerdictName(out.verdict)},
+                         {"version", out.version},
+                         {"previous_version", out.previous_version},
+                         {"digest", out.digest_hex}};
+  if (!out.accepted()) body["reason"] = out.status.message();
+  return {status, body.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace) + "\n"};
 }
 
 LogLevel ParseLevel(const std::string& s) {
@@ -254,19 +301,78 @@ int RunDaemon(const DaemonOptions& o) {
   if (o.kms_identity) config.kms_identity = *o.kms_identity;
   if (o.listen) config.listen.ua = *o.listen;
   if (o.admin_listen) config.listen.admin = *o.admin_listen;
-  if (config.kms_identity.empty()) {
-    LogLine(LogLevel::kError, "start_failed").Add("error", "the KMS identity is empty");
-    return 1;
-  }
-  auto snapshot = BuildSnapshot(config, *setup->keystore);
-  if (!snapshot.ok()) {
-    LogLine(LogLevel::kError, "start_failed").Add("error", snapshot.error().message());
-    return 1;
-  }
-  const size_t user_count = (*snapshot)->users->size();
-  kms::KeystoreKeys keys(*setup->keystore);
   hal::SystemClock clock;
-  kms::Kms kms(keys, clock, std::move(*snapshot));
+
+  // Bundle mode: the provisioned sections come from the signed bundle, which
+  // must verify against the token's anchor before anything is served.
+  std::unique_ptr<pkcs11::TokenCounter> counter;
+  std::unique_ptr<provisioning::BundleApplier> applier;
+  std::shared_ptr<const kms::KmsSnapshot> initial;
+  kms::Kms* live = nullptr;
+  if (o.bundle_file) {
+    if (o.kms_identity) {
+      LogLine(LogLevel::kError, "start_failed").Add("error", "--kms-identity: the bundle names the KMS");
+      return 1;
+    }
+    auto anchor = pkcs11::ReadProvisioningAnchor(*setup->keystore);
+    if (!anchor.ok() || !anchor->has_value()) {
+      LogLine(LogLevel::kError, "start_failed")
+          .Add("error", anchor.ok() ? std::string("the token pins no provisioning anchor (tkmsctl token init "
+                                                  "--provisioning-anchor FILE)")
+                                    : "reading the provisioning anchor: " + anchor.error().message());
+      return 1;
+    }
+    counter = std::make_unique<pkcs11::TokenCounter>(*setup->keystore);
+    const provisioning::KmsConfig local = config;
+    pkcs11::Keystore& keystore = *setup->keystore;
+    provisioning::BundleApplier::Prepare prepare =
+        [local, &keystore, &initial, &live](const provisioning::KmsConfig& bundle)
+        -> Result<provisioning::BundleApplier::Commit> {
+      TKMS_RETURN_IF_ERROR(keystore.Refresh());
+      auto snap = BuildSnapshot(provisioning::CombineConfig(local, bundle), keystore);
+      if (!snap.ok()) return snap.error();
+      std::shared_ptr<const kms::KmsSnapshot> ready = std::move(*snap);
+      return provisioning::BundleApplier::Commit([ready, &initial, &live] {
+        if (live != nullptr) {
+          live->SetSnapshot(ready);
+        } else {
+          initial = ready;
+        }
+      });
+    };
+    provisioning::BundleApplier::Options bo;
+    bo.bundle_path = *o.bundle_file;
+    bo.audit_log_path = o.audit_log ? *o.audit_log
+                                    : (std::filesystem::path(*o.bundle_file).parent_path() / "bundle-audit.log").string();
+    bo.anchor_der = std::move(**anchor);
+    auto made = provisioning::BundleApplier::Create(std::move(bo), *counter, clock, std::move(prepare));
+    if (!made.ok()) {
+      LogLine(LogLevel::kError, "start_failed").Add("error", made.error().message());
+      return 1;
+    }
+    applier = std::move(*made);
+    const provisioning::BundleOutcome outcome = applier->ApplyFile(provisioning::BundleSource::kStartup);
+    if (!outcome.accepted() || initial == nullptr) {
+      LogLine(LogLevel::kError, "start_failed").Add("error", "bundle " + *o.bundle_file + ": " + outcome.status.message());
+      return 1;
+    }
+  } else {
+    if (config.kms_identity.empty()) {
+      LogLine(LogLevel::kError, "start_failed").Add("error", "the KMS identity is empty");
+      return 1;
+    }
+    auto snapshot = BuildSnapshot(config, *setup->keystore);
+    if (!snapshot.ok()) {
+      LogLine(LogLevel::kError, "start_failed").Add("error", snapshot.error().message());
+      return 1;
+    }
+    initial = std::move(*snapshot);
+  }
+  const size_t user_count = initial->users->size();
+  const std::string kms_identity = initial->config.kms_identity;
+  kms::KeystoreKeys keys(*setup->keystore);
+  kms::Kms kms(keys, clock, std::move(initial));
+  live = &kms;
 
   web::WebServerOptions web_options;
   web_options.ua_listen = config.listen.ua;
@@ -275,6 +381,14 @@ int RunDaemon(const DaemonOptions& o) {
   web_options.worker_threads = config.http.worker_threads;
   web_options.request_timeout_ms = config.http.request_timeout_ms;
   web_options.keep_alive_timeout_ms = config.http.keep_alive_timeout_ms;
+  if (applier) {
+    web::AdminPostRoute route;
+    route.path = "/admin/bundle";
+    route.max_body_bytes = provisioning::kMaxBundleBytes;
+    provisioning::BundleApplier* a = applier.get();
+    route.handler = [a](std::string_view body) { return BundleReply(a->ApplyPosted(body)); };
+    web_options.admin_post_routes.push_back(std::move(route));
+  }
   auto server = web::WebServer::Start(web_options, kms);
   if (!server.ok()) {
     LogLine(LogLevel::kError, "start_failed").Add("error", server.error().message());
@@ -286,10 +400,21 @@ int RunDaemon(const DaemonOptions& o) {
     return static_cast<double>(kms.snapshot()->users->size());
   });
 
+  if (applier) {
+    provisioning::BundleApplier* a = applier.get();
+    (void)(*server)->metrics().SetCounter("tkms_bundles_accepted_total", "Configuration bundles accepted",
+                                          [a] { return static_cast<double>(a->accepted_count()); });
+    (void)(*server)->metrics().SetCounter("tkms_bundles_refused_total", "Configuration bundles refused",
+                                          [a] { return static_cast<double>(a->refused_count()); });
+    (void)(*server)->metrics().SetGauge("tkms_bundle_version", "Version of the configuration bundle in force",
+                                        [a] { return static_cast<double>(a->current_version()); });
+  }
+
   auto ticket_key = setup->keystore->CurrentTicketKeyId();
   LogLine(LogLevel::kInfo, "started")
       .Add("mode", o.dev ? "dev" : "config")
-      .Add("kms_identity", config.kms_identity)
+      .Add("bundle_version", applier ? applier->current_version() : uint64_t{0})
+      .Add("kms_identity", kms_identity)
       .Add("ua", config.listen.ua.substr(0, config.listen.ua.rfind(':')) + ":" + std::to_string((*server)->ua_port()))
       .Add("admin", config.listen.admin.substr(0, config.listen.admin.rfind(':')) + ":" +
                         std::to_string((*server)->admin_port()))
@@ -307,7 +432,13 @@ int RunDaemon(const DaemonOptions& o) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      Reload(o, *setup->keystore, kms);
+      // A new bundle file brings its own snapshot (users re-read too); an
+      // unchanged or refused one leaves the configuration as it is, and the
+      // token's users and keys are re-read as without bundles.
+      if (!applier || applier->ApplyFile(provisioning::BundleSource::kSighup).verdict !=
+                          provisioning::BundleVerdict::kAccepted) {
+        Reload(o, *setup->keystore, kms);
+      }
       continue;
     }
     LogLine(LogLevel::kInfo, "stopping").Add("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");

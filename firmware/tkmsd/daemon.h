@@ -8,9 +8,13 @@
 //   tkmsd --dev --state-dir DIR         a throw-away SoftHSM2 token in DIR,
 //                                       a ticket key, demo users alice and
 //                                       bob (UE PSK copies in DIR/ue/*.psk)
+//   tkmsd --config LOCAL --bundle FILE  provisioned by a signed bundle
+//                                       (also with --dev)
 // Signals: SIGTERM / SIGINT stop accepting, finish in-flight requests and
 // exit 0; SIGHUP re-reads the token's user objects (and the configuration
-// file) and swaps in a new snapshot; a refused reload changes nothing.
+// file, or the bundle file) and swaps in a new snapshot; a refused reload
+// changes nothing. With --bundle, POST /admin/bundle on the admin listener
+// applies a new bundle too.
 #pragma once
 
 #include <optional>
@@ -27,6 +31,15 @@ struct DaemonOptions {
   std::optional<std::string> admin_listen; // --admin-listen ADDR:PORT
   std::optional<std::string> ready_file;   // --ready-file: ports as JSON once serving
   std::string log_level = "info";
+  // Signed configuration bundle (docs/bundles.md): the provisioned sections
+  // (users, policy, trust relations, ...) come from it; --config then holds
+  // only the local sections (listeners, HTTP, token, MIKEY settings).
+  std::optional<std::string> bundle_file;    // --bundle
+  std::optional<std::string> audit_log;      // --audit-log (default: next to the bundle)
+  // --dev only: pin this certificate as the provisioning anchor of the
+  // development token if it pins none yet (production tokens get theirs from
+  // `tkmsctl token init --provisioning-anchor`).
+  std::optional<std::string> provisioning_anchor;
 };
 
 // Runs the daemon until SIGTERM/SIGINT; returns the process exit code.

@@ -21,6 +21,15 @@ int main(int argc, char** argv) {
                  "Write {\"ua_port\":N,\"admin_port\":M} to this file once serving");
   app.add_option("--log-level", options.log_level, "debug | info | warn | error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  auto* bundle = app.add_option("--bundle", options.bundle_file,
+                                "Signed configuration bundle (docs/bundles.md); with it --config holds only "
+                                "the local sections");
+  app.add_option("--audit-log", options.audit_log,
+                 "Bundle audit log, JSON lines (default: bundle-audit.log beside the bundle)")
+      ->needs(bundle);
+  app.add_option("--provisioning-anchor", options.provisioning_anchor,
+                 "--dev only: pin this certificate (PEM or DER) as the development token's provisioning anchor")
+      ->needs(dev);
   config->excludes(dev);
   state->needs(dev);
   dev->needs(state);

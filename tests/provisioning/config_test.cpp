@@ -2,8 +2,12 @@
 //
 // Every refusal is checked for its status code and for the exact JSON path
 // at the start of its message. Refusals are one parameterised test each
-// (ctest lists them as provisioning_config_test.Refusals/RefusalTest.Refused/<name>).
+// (ctest lists them as provisioning_config_test.Refusals/RefusalTest.Refused/<name>,
+// and those of the bundle sections as KmsRefusals/KmsRefusalTest.Refused/<name>).
+// Certificates are made in the test with the shared test PKI (test_pki.h):
+// no key is stored anywhere and nothing depends on the clock.
 #include "provisioning/config.h"
+#include "tests/provisioning/test_pki.h"
 
 #include <fcntl.h>
 #include <gmock/gmock.h>
@@ -12,6 +16,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -53,10 +58,85 @@ std::string SourceDir() {
 }
 
 std::string ExamplePath() { return SourceDir() + "/docs/examples/tkmsd.json"; }
+std::string BundleExamplePath() { return SourceDir() + "/docs/examples/bundle-payload.json"; }
+std::string LocalExamplePath() { return SourceDir() + "/docs/examples/tkmsd-local.json"; }
+
+// ---- test certificates ---------------------------------------------------------
+
+// Self-signed certificates from the shared test PKI (tests/provisioning/
+// test_pki.h): a fresh P-256 key each (never written anywhere), explicit
+// validity ("YYYYMMDDhhmmss", UTC), basicConstraints CA=true or CA=false.
+std::string SelfSigned(const std::string& subject, bool ca, const char* not_before, const char* not_after) {
+  static uint64_t serial = 0;
+  test_pki::CertSpec spec = ca ? test_pki::CaSpec(subject) : test_pki::SignerSpec(subject);
+  spec.not_before = not_before;
+  spec.not_after = not_after;
+  spec.serial = ++serial;
+  return test_pki::SelfSignedCert(spec, test_pki::Key::Generate()).pem;
+}
+
+struct TestCertificates {
+  std::string peer;         // CA=false, 2025-01-01 .. 2045-01-01
+  std::string ca;           // CA=true, 2025-01-01 .. 2045-01-01
+  std::string external;     // CA=false, 2025-01-01 .. 2045-01-01
+  std::string short_lived;  // CA=false, 2025-01-01 .. 2026-01-31
+  std::string future_ca;    // CA=true, 2027-01-01 .. 2028-01-01
+};
+
+// Made once per process.
+const TestCertificates& Certs() {
+  static const TestCertificates certs = [] {
+    TestCertificates c;
+    c.peer = SelfSigned("CN=kms.peer.example.net,O=tkms test", false, "20250101000000", "20450101000000");
+    c.ca = SelfSigned("CN=Peer KMS CA,O=tkms test", true, "20250101000000", "20450101000000");
+    c.external = SelfSigned("CN=kms.partner.example.com,O=tkms test", false, "20250101000000", "20450101000000");
+    c.short_lived = SelfSigned("CN=kms.short.example.com,O=tkms test", false, "20250101000000", "20260131000000");
+    c.future_ca = SelfSigned("CN=Future CA,O=tkms test", true, "20270101000000", "20280101000000");
+    return c;
+  }();
+  return certs;
+}
+
+using test_pki::Utc;
+
+// Base() with every provisioned section of issue 6: a version, two trust
+// relations (one by certificate, one by CA), an external KMS, KRR flags and
+// users with KMS lists.
+Json KmsBase() {
+  Json doc = Base();
+  doc["version"] = 7;
+  doc["default_policy_class"] = "default";
+  doc["trust_relations"] = Json::array({
+      {{"kms_uri", "kms.peer.example.net"}, {"endpoint", "kms.peer.example.net:8443"}, {"certificate", Certs().peer}},
+      {{"kms_uri", "kms-b.peer.example.net"}, {"endpoint", "192.0.2.10:8443"}, {"ca", Certs().ca}},
+  });
+  doc["external_kms"] =
+      Json::array({{{"kms_uri", "kms.partner.example.com"}, {"certificate", Certs().external}}});
+  doc["krr_policy"] = {{"allow_krr", true}, {"report_krr", true}};
+  doc["users"][0]["primary_home_kms"] = {"kms.example.org"};
+  doc["users"][0]["secondary_home_kms"] = {"kms.peer.example.net", "kms-b.peer.example.net"};
+  doc["users"][0]["external_kms"] = {"kms.partner.example.com"};
+  doc["users"][1]["primary_home_kms"] = {"kms-b.peer.example.net"};
+  return doc;
+}
+
+// `doc` without its local sections (a bundle payload) or with only them
+// (a local configuration).
+Json BundlePart(Json doc) {
+  for (const char* key : {"listen", "http", "token", "mikey"}) doc.erase(key);
+  return doc;
+}
+Json LocalPart(const Json& doc) {
+  Json local = Json::object();
+  for (const char* key : {"listen", "http", "token", "mikey"}) {
+    if (doc.contains(key)) local[key] = doc[key];
+  }
+  return local;
+}
 
 // The message of a refusal, after checking that it is kInvalidArgument.
-std::string Refusal(std::string_view text) {
-  auto config = ParseConfig(text);
+std::string Refusal(std::string_view text, ConfigRole role = ConfigRole::kComplete) {
+  auto config = ParseConfig(text, role);
   if (config.ok()) {
     ADD_FAILURE() << "accepted: " << text.substr(0, 300);
     return "";
@@ -223,7 +303,7 @@ TEST(ConfigTest, CanonicalFormIsCompactSortedAndLowercaseHex) {
   ASSERT_TRUE(config.ok());
   const std::string canonical = ConfigToJson(*config);
   EXPECT_EQ(canonical.find('\n'), std::string::npos);
-  EXPECT_THAT(canonical, StartsWith(R"({"default_policy_class":"default","groups":[)"));
+  EXPECT_THAT(canonical, StartsWith(R"({"default_policy_class":"default","external_kms":[],"groups":[)"));
   EXPECT_THAT(canonical, HasSubstr(R"("psk_id":"0f1e2d3c4b5a6978")"));
   // Absent optional fields stay absent; everything else is written out.
   EXPECT_THAT(ConfigToJson(*ParseConfig(kMinimal)),
@@ -469,6 +549,613 @@ std::vector<RefusalCase> RefusalCases() {
 
 INSTANTIATE_TEST_SUITE_P(Refusals, RefusalTest, ::testing::ValuesIn(RefusalCases()),
                          [](const ::testing::TestParamInfo<RefusalCase>& param) { return param.param.name; });
+
+// ---- the sections of issue 6: versions, KMSs, KRR policy ---------------------
+
+TEST(ConfigTest, KmsSectionsParse) {
+  auto config = ParseConfig(KmsBase().dump());
+  ASSERT_TRUE(config.ok()) << config.error().ToString();
+  EXPECT_EQ(config->version, 7u);
+  ASSERT_EQ(config->trust_relations.size(), 2u);
+  EXPECT_EQ(config->trust_relations[0].kms_uri, "kms.peer.example.net");
+  EXPECT_EQ(config->trust_relations[0].endpoint, "kms.peer.example.net:8443");
+  EXPECT_EQ(config->trust_relations[0].certificate, Certs().peer);  // kept as given
+  EXPECT_EQ(config->trust_relations[0].ca, "");
+  EXPECT_EQ(config->trust_relations[1].certificate, "");
+  EXPECT_EQ(config->trust_relations[1].ca, Certs().ca);
+  ASSERT_EQ(config->external_kms.size(), 1u);
+  EXPECT_EQ(config->external_kms[0].certificate, Certs().external);
+  EXPECT_TRUE(config->krr_policy.allow_krr);
+  EXPECT_TRUE(config->krr_policy.report_krr);
+  EXPECT_TRUE(config->krr_policy.require_signed_krr);  // defaults kept
+  EXPECT_FALSE(config->krr_policy.request_unknown_kms_certificates);
+  EXPECT_TRUE(config->krr_policy.hold_until_kms_acceptance);
+  EXPECT_EQ(config->users[0].primary_home_kms, (std::vector<std::string>{"kms.example.org"}));
+  EXPECT_EQ(config->users[0].secondary_home_kms,
+            (std::vector<std::string>{"kms.peer.example.net", "kms-b.peer.example.net"}));
+  EXPECT_EQ(config->users[0].external_kms, (std::vector<std::string>{"kms.partner.example.com"}));
+  EXPECT_TRUE(config->users[1].secondary_home_kms.empty());
+  ExpectRoundTrip(*config);
+}
+
+TEST(ConfigTest, KrrPolicyDefaultsAreTheSafeOnes) {
+  auto config = ParseConfig(kMinimal);
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->version, 0u);
+  EXPECT_FALSE(config->krr_policy.allow_krr);
+  EXPECT_FALSE(config->krr_policy.report_krr);
+  EXPECT_TRUE(config->krr_policy.require_signed_krr);
+  EXPECT_FALSE(config->krr_policy.request_unknown_kms_certificates);
+  EXPECT_TRUE(config->krr_policy.hold_until_kms_acceptance);
+  EXPECT_TRUE(config->trust_relations.empty());
+  EXPECT_TRUE(config->external_kms.empty());
+  // Absent version, empty KMS lists: not written in the canonical form.
+  const std::string canonical = ConfigToJson(*config);
+  EXPECT_EQ(canonical.find("\"version\""), std::string::npos);
+  EXPECT_THAT(canonical, HasSubstr(R"("krr_policy":{"allow_krr":false,"hold_until_kms_acceptance":true,)"
+                                   R"("report_krr":false,"request_unknown_kms_certificates":false,)"
+                                   R"("require_signed_krr":true})"));
+}
+
+TEST(ConfigTest, EndpointsAndVersionsAtTheirLimits) {
+  Json doc = KmsBase();
+  doc["version"] = kMaxConfigVersion;
+  doc["trust_relations"][0]["endpoint"] = "0.0.0.0:1";
+  doc["trust_relations"][1]["endpoint"] =
+      std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') + "." + std::string(61, 'd') +
+      ":65535";  // 253-byte name
+  auto config = ParseConfig(doc.dump());
+  ASSERT_TRUE(config.ok()) << config.error().ToString();
+  EXPECT_EQ(config->version, 9007199254740991u);
+  for (const char* endpoint : {"localhost:80", "kms-1.example.net:8443", "a.b-c.d:1", "1.example:2", "9a:3"}) {
+    doc["trust_relations"][0]["endpoint"] = endpoint;
+    EXPECT_TRUE(ParseConfig(doc.dump()).ok()) << endpoint;
+  }
+  doc["version"] = 1;
+  EXPECT_TRUE(ParseConfig(doc.dump()).ok());
+}
+
+TEST(ConfigTest, CertificateWithSurroundingWhiteSpaceAndCrLfParses) {
+  Json doc = KmsBase();
+  std::string crlf;
+  for (const char c : Certs().peer) {
+    if (c == '\n') crlf += '\r';
+    crlf += c;
+  }
+  doc["trust_relations"][0]["certificate"] = "\n  " + crlf + "\n\n";
+  auto config = ParseConfig(doc.dump());
+  ASSERT_TRUE(config.ok()) << config.error().ToString();
+  EXPECT_EQ(config->trust_relations[0].certificate, "\n  " + crlf + "\n\n");
+  ExpectRoundTrip(*config);
+}
+
+class KmsRefusalTest : public ::testing::TestWithParam<RefusalCase> {};
+
+TEST_P(KmsRefusalTest, Refused) {
+  Json doc = KmsBase();
+  GetParam().mutate(doc);
+  const std::string message = Refusal(doc.dump());
+  EXPECT_THAT(message, StartsWith(GetParam().path + ": "));
+  EXPECT_THAT(message, HasSubstr(GetParam().problem));
+  EXPECT_TRUE(IsPrintableAscii(message)) << message;
+  // The same document as a bundle payload is refused for the same reason.
+  EXPECT_EQ(Refusal(BundlePart(doc).dump(), ConfigRole::kBundle), message);
+}
+
+// Mutations that need the test certificates (made when the test runs).
+std::function<void(Json&)> SetCert(const std::string& pointer, std::string TestCertificates::*which,
+                                   const std::string& before = "", const std::string& after = "") {
+  return [=](Json& doc) { doc[Json::json_pointer(pointer)] = before + Certs().*which + after; };
+}
+
+std::vector<RefusalCase> KmsRefusalCases() {
+  const std::string endpoint = "expected \"HOST:PORT\" with a DNS name or a dotted-quad IPv4 address";
+  const std::string not_pem = "not a PEM certificate";
+  std::vector<RefusalCase> cases = {
+      // version
+      {"VersionZero", Set("/version", 0), "version", "0 is out of range 1..9007199254740991"},
+      {"VersionTooBig", Set("/version", 9007199254740992u), "version", "out of range 1..9007199254740991"},
+      {"VersionNegative", Set("/version", -1), "version", "-1 is out of range"},
+      {"VersionString", Set("/version", "7"), "version", "expected an integer, got a string"},
+      {"VersionFraction", Set("/version", 7.5), "version", "expected an integer"},
+      // trust_relations: structure and kms_uri
+      {"TrustRelationsObject", Set("/trust_relations", Json::object()), "trust_relations",
+       "expected an array, got an object"},
+      {"TrustRelationString", Set("/trust_relations/0", "kms.peer.example.net"), "trust_relations[0]",
+       "expected an object, got a string"},
+      {"TrustRelationUnknownKey", Set("/trust_relations/0/port", 8443), "trust_relations[0].port",
+       "unknown key (expected one of: kms_uri, endpoint, certificate, ca)"},
+      {"TrustRelationWithoutKmsUri", Erase("/trust_relations/0", "kms_uri"), "trust_relations[0].kms_uri",
+       "required field is missing"},
+      {"TrustRelationKmsUriInteger", Set("/trust_relations/1/kms_uri", 1), "trust_relations[1].kms_uri",
+       "expected a string"},
+      {"TrustRelationKmsUriEmpty", Set("/trust_relations/1/kms_uri", ""), "trust_relations[1].kms_uri",
+       "1..255 bytes, this one has 0"},
+      {"TrustRelationKmsUriWithSpace", Set("/trust_relations/1/kms_uri", "kms b"), "trust_relations[1].kms_uri",
+       "space or control character at byte 3"},
+      {"TrustRelationIsKmsIdentity", Set("/trust_relations/1/kms_uri", "kms.example.org"),
+       "trust_relations[1].kms_uri", "'kms.example.org' is kms_identity"},
+      {"TrustRelationTwice", Set("/trust_relations/1/kms_uri", "kms.peer.example.net"), "trust_relations[1].kms_uri",
+       "'kms.peer.example.net' is already the kms_uri of trust_relations[0]"},
+      {"ExternalKmsIsATrustRelation", Set("/external_kms/0/kms_uri", "kms-b.peer.example.net"),
+       "external_kms[0].kms_uri", "is already the kms_uri of trust_relations[1]"},
+      {"ExternalKmsTwice",
+       [](Json& doc) {
+         doc["external_kms"].push_back({{"kms_uri", "kms.partner.example.com"}, {"certificate", Certs().external}});
+       },
+       "external_kms[1].kms_uri", "is already the kms_uri of external_kms[0]"},
+      // trust_relations: endpoint
+      {"EndpointMissing", Erase("/trust_relations/0", "endpoint"), "trust_relations[0].endpoint",
+       "required field is missing"},
+      {"EndpointInteger", Set("/trust_relations/0/endpoint", 8443), "trust_relations[0].endpoint",
+       "expected a string"},
+      {"EndpointWithoutPort", Set("/trust_relations/0/endpoint", "kms.peer.example.net"),
+       "trust_relations[0].endpoint", endpoint},
+      {"EndpointEmptyPort", Set("/trust_relations/0/endpoint", "kms.peer.example.net:"), "trust_relations[0].endpoint",
+       endpoint},
+      {"EndpointPortZero", Set("/trust_relations/0/endpoint", "kms.peer.example.net:0"), "trust_relations[0].endpoint",
+       "got 'kms.peer.example.net:0'"},
+      {"EndpointPortTooBig", Set("/trust_relations/0/endpoint", "kms.peer.example.net:65536"),
+       "trust_relations[0].endpoint", endpoint},
+      {"EndpointPortLeadingZero", Set("/trust_relations/0/endpoint", "kms.peer.example.net:08443"),
+       "trust_relations[0].endpoint", endpoint},
+      {"EndpointPortSign", Set("/trust_relations/0/endpoint", "kms.peer.example.net:+80"),
+       "trust_relations[0].endpoint", endpoint},
+      {"EndpointEmptyHost", Set("/trust_relations/0/endpoint", ":8443"), "trust_relations[0].endpoint", endpoint},
+      {"EndpointOctetTooBig", Set("/trust_relations/0/endpoint", "192.0.2.256:80"), "trust_relations[0].endpoint",
+       endpoint},
+      {"EndpointThreeOctets", Set("/trust_relations/0/endpoint", "192.0.2:80"), "trust_relations[0].endpoint",
+       endpoint},
+      {"EndpointOctetLeadingZero", Set("/trust_relations/0/endpoint", "192.0.2.01:80"), "trust_relations[0].endpoint",
+       endpoint},
+      {"EndpointIpv6", Set("/trust_relations/0/endpoint", "[2001:db8::1]:80"), "trust_relations[0].endpoint",
+       endpoint},
+      {"EndpointUnderscore", Set("/trust_relations/0/endpoint", "kms_a.example.net:80"),
+       "trust_relations[0].endpoint", endpoint},
+      {"EndpointLeadingHyphen", Set("/trust_relations/0/endpoint", "-kms.example.net:80"),
+       "trust_relations[0].endpoint", endpoint},
+      {"EndpointTrailingHyphen", Set("/trust_relations/0/endpoint", "kms-.example.net:80"),
+       "trust_relations[0].endpoint", endpoint},
+      {"EndpointEmptyLabel", Set("/trust_relations/0/endpoint", "kms..example.net:80"), "trust_relations[0].endpoint",
+       endpoint},
+      {"EndpointTrailingDot", Set("/trust_relations/0/endpoint", "kms.example.net.:80"), "trust_relations[0].endpoint",
+       endpoint},
+      {"EndpointLabelTooLong", Set("/trust_relations/0/endpoint", std::string(64, 'a') + ".example:80"),
+       "trust_relations[0].endpoint", endpoint},
+      {"EndpointNameTooLong",
+       Set("/trust_relations/0/endpoint",
+           std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') + "." +
+               std::string(62, 'd') + ":80"),
+       "trust_relations[0].endpoint", endpoint},
+      {"EndpointWithSpace", Set("/trust_relations/0/endpoint", "kms.example.net: 80"), "trust_relations[0].endpoint",
+       endpoint},
+      {"EndpointWithScheme", Set("/trust_relations/0/endpoint", "https://kms.example.net:443"),
+       "trust_relations[0].endpoint", endpoint},
+      // trust_relations: certificate / ca
+      {"CertificateAndCa", SetCert("/trust_relations/0/ca", &TestCertificates::ca), "trust_relations[0].ca",
+       "give either certificate (the peer's) or ca (its issuer's), not both"},
+      {"NeitherCertificateNorCa", Erase("/trust_relations/0", "certificate"), "trust_relations[0].certificate",
+       "required field is missing (give certificate, the peer's, or ca, its issuer's)"},
+      {"CertificateInteger", Set("/trust_relations/0/certificate", 1), "trust_relations[0].certificate",
+       "expected a string, got an integer"},
+      {"CertificateNull", Set("/trust_relations/0/certificate", nullptr), "trust_relations[0].certificate",
+       "expected a string, got null"},
+      {"CertificateEmpty", Set("/trust_relations/0/certificate", ""), "trust_relations[0].certificate", not_pem},
+      {"CertificateNotPem", Set("/trust_relations/0/certificate", "kms.peer.example.net"),
+       "trust_relations[0].certificate", not_pem},
+      {"CertificateTwoBlocks",
+       [](Json& doc) { doc["trust_relations"][0]["certificate"] = Certs().peer + Certs().ca; },
+       "trust_relations[0].certificate", not_pem},
+      {"CertificateWithText", SetCert("/trust_relations/0/certificate", &TestCertificates::peer, "subject=peer\n"),
+       "trust_relations[0].certificate", not_pem},
+      {"CertificateWithTrailingText", SetCert("/trust_relations/0/certificate", &TestCertificates::peer, "", "x"),
+       "trust_relations[0].certificate", not_pem},
+      {"CertificateIsAKey",
+       Set("/trust_relations/0/certificate", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+       "trust_relations[0].certificate", not_pem},
+      {"CertificateWithHeader",
+       Set("/trust_relations/0/certificate",
+           "-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\n\nAAAA\n-----END CERTIFICATE-----\n"),
+       "trust_relations[0].certificate", not_pem},
+      {"CertificateWithNul",
+       Set("/trust_relations/0/certificate",
+           "-----BEGIN CERTIFICATE-----\nAA" + std::string(1, '\0') + "A\n-----END CERTIFICATE-----\n"),
+       "trust_relations[0].certificate", not_pem},
+      {"CertificateBadDer",
+       Set("/trust_relations/0/certificate", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+       "trust_relations[0].certificate", "does not parse: X509 - "},
+      {"CertificateBadBase64",
+       Set("/trust_relations/0/certificate", "-----BEGIN CERTIFICATE-----\nA===\n-----END CERTIFICATE-----\n"),
+       "trust_relations[0].certificate", "does not parse: "},
+      {"CertificateOnOneLine",
+       [](Json& doc) {
+         std::string pem = Certs().peer;
+         std::erase(pem, '\n');
+         doc["trust_relations"][0]["certificate"] = pem;
+       },
+       "trust_relations[0].certificate", "does not parse: "},
+      {"CertificateTooLarge",
+       [](Json& doc) {
+         const std::string padding(kMaxCertificatePemBytes + 1 - Certs().peer.size(), '\n');
+         doc["trust_relations"][0]["certificate"] = padding + Certs().peer;
+       },
+       "trust_relations[0].certificate", "is 16385 bytes; at most 16384 (kMaxCertificatePemBytes)"},
+      {"CaIsNotACa", SetCert("/trust_relations/1/ca", &TestCertificates::peer), "trust_relations[1].ca",
+       "not a CA certificate"},
+      {"CaNotPem", Set("/trust_relations/1/ca", "ca"), "trust_relations[1].ca", not_pem},
+      // external_kms
+      {"ExternalKmsObject", Set("/external_kms", Json::object()), "external_kms", "expected an array"},
+      {"ExternalKmsUnknownKey", Set("/external_kms/0/endpoint", "kms.partner.example.com:443"),
+       "external_kms[0].endpoint", "unknown key (expected one of: kms_uri, certificate)"},
+      {"ExternalKmsWithoutKmsUri", Erase("/external_kms/0", "kms_uri"), "external_kms[0].kms_uri",
+       "required field is missing"},
+      {"ExternalKmsIsKmsIdentity", Set("/external_kms/0/kms_uri", "kms.example.org"), "external_kms[0].kms_uri",
+       "is kms_identity"},
+      {"ExternalKmsWithoutCertificate", Erase("/external_kms/0", "certificate"), "external_kms[0].certificate",
+       "required field is missing"},
+      {"ExternalKmsCaInsteadOfCertificate",
+       [](Json& doc) {
+         doc["external_kms"][0].erase("certificate");
+         doc["external_kms"][0]["ca"] = Certs().ca;
+       },
+       "external_kms[0].ca", "unknown key"},
+      {"ExternalKmsCertificateNotPem", Set("/external_kms/0/certificate", "MIIB"), "external_kms[0].certificate",
+       not_pem},
+      {"ExternalKmsCertificateBadDer",
+       Set("/external_kms/0/certificate", "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----"),
+       "external_kms[0].certificate", "does not parse: "},
+      // krr_policy
+      {"KrrPolicyArray", Set("/krr_policy", Json::array()), "krr_policy", "expected an object, got an array"},
+      {"KrrPolicyUnknownKey", Set("/krr_policy/allow_krrs", true), "krr_policy.allow_krrs",
+       "unknown key (expected one of: allow_krr, report_krr, require_signed_krr, "
+       "request_unknown_kms_certificates, hold_until_kms_acceptance)"},
+      {"KrrAllowNotBool", Set("/krr_policy/allow_krr", 1), "krr_policy.allow_krr", "expected a boolean"},
+      {"KrrReportNotBool", Set("/krr_policy/report_krr", "yes"), "krr_policy.report_krr", "expected a boolean"},
+      {"KrrSignedNotBool", Set("/krr_policy/require_signed_krr", nullptr), "krr_policy.require_signed_krr",
+       "expected a boolean, got null"},
+      {"KrrRequestNotBool", Set("/krr_policy/request_unknown_kms_certificates", 0),
+       "krr_policy.request_unknown_kms_certificates", "expected a boolean"},
+      {"KrrHoldNotBool", Set("/krr_policy/hold_until_kms_acceptance", "true"), "krr_policy.hold_until_kms_acceptance",
+       "expected a boolean"},
+      // users' KMS lists
+      {"PrimaryHomeNotArray", Set("/users/1/primary_home_kms", "kms.example.org"), "users[1].primary_home_kms",
+       "expected an array, got a string"},
+      {"PrimaryHomeUnknownKms", Set("/users/1/primary_home_kms/0", "kms.elsewhere.example"),
+       "users[1].primary_home_kms[0]",
+       "'kms.elsewhere.example' is not a known KMS (kms_identity, or the kms_uri of an entry of trust_relations or "
+       "external_kms)"},
+      {"PrimaryHomeIsAUser", Set("/users/1/primary_home_kms/0", "sip:bob@example.org"), "users[1].primary_home_kms[0]",
+       "is not a known KMS"},
+      {"PrimaryHomeInteger", Set("/users/1/primary_home_kms/0", 1), "users[1].primary_home_kms[0]",
+       "expected a string"},
+      {"SecondaryHomeTwice", Set("/users/0/secondary_home_kms/1", "kms.peer.example.net"),
+       "users[0].secondary_home_kms[1]",
+       "'kms.peer.example.net' is listed twice (also users[0].secondary_home_kms[0])"},
+      {"SecondaryHomeEmptyIdentity", Set("/users/0/secondary_home_kms/1", ""), "users[0].secondary_home_kms[1]",
+       "1..255 bytes"},
+      {"ExternalListUnknownKms", Set("/users/0/external_kms/0", "kms.partner.example.org"),
+       "users[0].external_kms[0]", "is not a known KMS"},
+      {"ExternalListObject", Set("/users/0/external_kms", Json::object()), "users[0].external_kms",
+       "expected an array"},
+      {"KmsListTooLong",
+       [](Json& doc) {
+         Json list = Json::array();
+         for (int i = 0; i < 17; ++i) list.push_back("kms.example.org");
+         doc["users"][1]["primary_home_kms"] = list;
+       },
+       "users[1].primary_home_kms", "17 entries; at most 16 (kMaxUserKmsListEntries)"},
+      {"UnknownUserKeyNamesTheLists", Set("/users/1/home_kms", Json::array()), "users[1].home_kms",
+       "unknown key (expected one of: identities, psk_id, policy_class, primary_home_kms, secondary_home_kms, "
+       "external_kms)"},
+  };
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(KmsRefusals, KmsRefusalTest, ::testing::ValuesIn(KmsRefusalCases()),
+                         [](const ::testing::TestParamInfo<RefusalCase>& param) { return param.param.name; });
+
+TEST(ConfigTest, TrustRelationsAndExternalKmsAreLimited) {
+  // The count is checked before any entry is read.
+  Json doc = Json::parse(kMinimal);
+  doc["trust_relations"] = Json::array();
+  doc["external_kms"] = Json::array();
+  for (size_t i = 0; i <= kMaxTrustRelations; ++i) doc["trust_relations"].push_back(Json::object());
+  EXPECT_EQ(Refusal(doc.dump()), "trust_relations: 1001 entries; at most 1000 (kMaxTrustRelations)");
+  doc["trust_relations"] = Json::array();
+  for (size_t i = 0; i <= kMaxExternalKms; ++i) doc["external_kms"].push_back(Json::object());
+  EXPECT_EQ(Refusal(doc.dump()), "external_kms: 1001 entries; at most 1000 (kMaxExternalKms)");
+  // Exactly the limit, with a certificate each, fits and parses.
+  doc["external_kms"] = Json::array();
+  for (size_t i = 0; i < kMaxExternalKms; ++i) {
+    doc["external_kms"].push_back(
+        {{"kms_uri", std::string("kms-").append(std::to_string(i))}, {"certificate", Certs().external}});
+  }
+  ASSERT_LT(doc.dump().size(), kMaxConfigBytes);
+  auto config = ParseConfig(doc.dump());
+  ASSERT_TRUE(config.ok()) << config.error().ToString();
+  EXPECT_EQ(config->external_kms.size(), kMaxExternalKms);
+}
+
+// ---- roles --------------------------------------------------------------------
+
+TEST(ConfigRoleTest, BundleRefusesEveryLocalSection) {
+  const Json bundle = BundlePart(KmsBase());
+  ASSERT_TRUE(ParseConfig(bundle.dump(), ConfigRole::kBundle).ok());
+  const Json complete = Json::parse(R"({"listen": {}, "http": {}, "token": {"pin_file": "p"}, "mikey": {}})");
+  for (const auto& [key, value] : complete.items()) {
+    Json doc = bundle;
+    doc[key] = value;
+    EXPECT_EQ(Refusal(doc.dump(), ConfigRole::kBundle),
+              key + ": an appliance-local setting; it belongs in the local configuration (--config), not in a bundle");
+  }
+}
+
+TEST(ConfigRoleTest, LocalRefusesEveryProvisionedSection) {
+  const Json local = Json::parse(R"({"token": {"pin_file": "/etc/tkms/token.pin"}, "listen": {"ua": "0.0.0.0:80"}})");
+  ASSERT_TRUE(ParseConfig(local.dump(), ConfigRole::kLocal).ok());
+  const Json kms = KmsBase();
+  const std::vector<std::string> provisioned = {"version", "kms_identity", "policy_classes", "default_policy_class",
+                                                "token_users", "users", "groups", "trust_relations",
+                                                "external_kms", "krr_policy"};
+  for (const std::string& key : provisioned) {
+    ASSERT_TRUE(kms.contains(key)) << key;
+    Json doc = local;
+    doc[key] = kms[key];
+    EXPECT_EQ(Refusal(doc.dump(), ConfigRole::kLocal),
+              key + ": comes from the signed bundle; remove it from the local configuration");
+  }
+}
+
+TEST(ConfigRoleTest, BundleNeedsVersionAndKmsIdentityButNoToken) {
+  auto smallest = ParseConfig(R"({"version": 1, "kms_identity": "kms.example.org"})", ConfigRole::kBundle);
+  ASSERT_TRUE(smallest.ok()) << smallest.error().ToString();
+  EXPECT_EQ(smallest->version, 1u);
+  EXPECT_EQ(smallest->token, TokenConfig{});  // local fields keep their defaults
+  EXPECT_EQ(smallest->listen, ListenConfig{});
+  EXPECT_EQ(Refusal(R"({"kms_identity": "kms.example.org"})", ConfigRole::kBundle),
+            "version: required field is missing (every bundle has a version)");
+  EXPECT_EQ(Refusal(R"({"version": 1})", ConfigRole::kBundle), "kms_identity: required field is missing");
+  EXPECT_THAT(Refusal(R"({"version": 0, "kms_identity": "k"})", ConfigRole::kBundle),
+              StartsWith("version: 0 is out of range 1..9007199254740991"));
+  // Unknown keys name the keys a bundle may have.
+  EXPECT_EQ(Refusal(R"({"version": 1, "kms_identity": "k", "signature": "x"})", ConfigRole::kBundle),
+            "signature: unknown key (expected one of: kms_identity, version, policy_classes, default_policy_class, "
+            "token_users, users, groups, trust_relations, external_kms, krr_policy)");
+}
+
+TEST(ConfigRoleTest, LocalNeedsThePinFileButNoKmsIdentity) {
+  auto local = ParseConfig(R"({"token": {"pin_file": "p"}})", ConfigRole::kLocal);
+  ASSERT_TRUE(local.ok()) << local.error().ToString();
+  EXPECT_EQ(local->kms_identity, "");
+  EXPECT_EQ(local->version, 0u);
+  EXPECT_EQ(local->token.pin_file, "p");
+  EXPECT_EQ(Refusal("{}", ConfigRole::kLocal), "token.pin_file: required field is missing");
+  EXPECT_EQ(Refusal(R"({"token": {"pin_file": "p"}, "bundle": "b.json"})", ConfigRole::kLocal),
+            "bundle: unknown key (expected one of: listen, http, token, mikey)");
+  // Local sections are validated as usual.
+  EXPECT_EQ(Refusal(R"({"token": {"pin_file": "p"}, "http": {"worker_threads": 0}})", ConfigRole::kLocal),
+            "http.worker_threads: 0 is out of range 1..256");
+}
+
+TEST(ConfigRoleTest, CompleteAllowsEverySectionAndAnOptionalVersion) {
+  EXPECT_TRUE(ParseConfig(KmsBase().dump(), ConfigRole::kComplete).ok());
+  Json doc = KmsBase();
+  doc.erase("version");
+  auto config = ParseConfig(doc.dump());
+  ASSERT_TRUE(config.ok()) << config.error().ToString();
+  EXPECT_EQ(config->version, 0u);
+  EXPECT_EQ(Refusal(R"({"version": 1, "kms_identity": "k"})"), "token.pin_file: required field is missing");
+}
+
+TEST(ConfigRoleTest, UnknownRoleIsRefused) {
+  auto config = ParseConfig(kMinimal, static_cast<ConfigRole>(3));
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(config.error().message(), "$: unknown configuration role 3");
+}
+
+TEST(ConfigRoleTest, RoleRefusalComesBeforeAnyOtherProblem) {
+  // A broken provisioned section in a local configuration is refused for
+  // being there, not for what is wrong with it.
+  EXPECT_EQ(Refusal(R"({"token": {"pin_file": "p"}, "users": 5})", ConfigRole::kLocal),
+            "users: comes from the signed bundle; remove it from the local configuration");
+  EXPECT_EQ(Refusal(R"({"http": {"max_body_bytes": 1}})", ConfigRole::kBundle),
+            "http: an appliance-local setting; it belongs in the local configuration (--config), not in a bundle");
+}
+
+TEST(ConfigRoleTest, LoadConfigFileTakesTheRole) {
+  auto bundle = LoadConfigFile(BundleExamplePath(), ConfigRole::kBundle);
+  ASSERT_TRUE(bundle.ok()) << bundle.error().ToString();
+  auto wrong = LoadConfigFile(ExamplePath(), ConfigRole::kBundle);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(wrong.error().message(), StartsWith(ExamplePath() + ": http: an appliance-local setting"));
+  auto local = LoadConfigFile(ExamplePath(), ConfigRole::kLocal);
+  ASSERT_FALSE(local.ok());
+  EXPECT_THAT(local.error().message(), StartsWith(ExamplePath() + ": default_policy_class: comes from the signed"));
+}
+
+TEST(ConfigRoleTest, BundleCanonicalFormLeavesRoomForTheLocalSections) {
+  // About 1 MiB - 20 KiB in canonical form: fits a complete configuration,
+  // not a bundle (which must leave 32 KiB for the local sections).
+  Json bundle = Json::parse(R"({"version": 1, "kms_identity": "k"})");
+  for (int i = 0; i < 5400; ++i) bundle["policy_classes"][std::string("c").append(std::to_string(i))] = Json::object();
+  bundle["policy_classes"]["default"] = Json::object();
+  Json complete = bundle;
+  complete["token"] = {{"pin_file", "p"}};
+  auto config = ParseConfig(complete.dump());
+  ASSERT_TRUE(config.ok()) << config.error().ToString();
+  const size_t canonical = ConfigToJson(*config).size();
+  ASSERT_GT(canonical, kMaxConfigBytes - 32768);
+  EXPECT_THAT(Refusal(bundle.dump(), ConfigRole::kBundle),
+              StartsWith("$: the canonical form of this bundle (ConfigToJson, every default written out) would be "));
+  EXPECT_THAT(Refusal(bundle.dump(), ConfigRole::kBundle),
+              HasSubstr("bytes; at most 1015808 (kMaxConfigBytes less 32768 kept for the local sections)"));
+}
+
+// ---- CombineConfig ---------------------------------------------------------------
+
+TEST(CombineConfigTest, LocalSectionsFromLocalEverythingElseFromTheBundle) {
+  const Json whole = KmsBase();
+  Json local_doc = LocalPart(whole);
+  local_doc["listen"] = {{"ua", "0.0.0.0:8080"}, {"admin", "127.0.0.1:9090"}};
+  local_doc["http"] = {{"worker_threads", 3}};
+  local_doc["mikey"] = {{"timestamp_window_s", 30}};
+  auto local = ParseConfig(local_doc.dump(), ConfigRole::kLocal);
+  ASSERT_TRUE(local.ok()) << local.error().ToString();
+  auto bundle = ParseConfig(BundlePart(whole).dump(), ConfigRole::kBundle);
+  ASSERT_TRUE(bundle.ok()) << bundle.error().ToString();
+
+  const KmsConfig combined = CombineConfig(*local, *bundle);
+  EXPECT_EQ(combined.listen, local->listen);
+  EXPECT_EQ(combined.http, local->http);
+  EXPECT_EQ(combined.token, local->token);
+  EXPECT_EQ(combined.mikey, local->mikey);
+  EXPECT_EQ(combined.version, 7u);
+  EXPECT_EQ(combined.kms_identity, "kms.example.org");
+  EXPECT_EQ(combined.policy_classes, bundle->policy_classes);
+  EXPECT_EQ(combined.default_policy_class, bundle->default_policy_class);
+  EXPECT_EQ(combined.token_users, bundle->token_users);
+  EXPECT_EQ(combined.users, bundle->users);
+  EXPECT_EQ(combined.groups, bundle->groups);
+  EXPECT_EQ(combined.trust_relations, bundle->trust_relations);
+  EXPECT_EQ(combined.external_kms, bundle->external_kms);
+  EXPECT_EQ(combined.krr_policy, bundle->krr_policy);
+
+  // The same as reading both documents as one complete configuration.
+  Json merged = BundlePart(whole);
+  for (const auto& [key, value] : local_doc.items()) merged[key] = value;
+  auto complete = ParseConfig(merged.dump());
+  ASSERT_TRUE(complete.ok()) << complete.error().ToString();
+  EXPECT_EQ(combined, *complete);
+  ExpectRoundTrip(combined);
+}
+
+TEST(CombineConfigTest, NothingProvisionedComesFromTheLocalSide) {
+  // A (hand-made) local configuration with provisioned fields set: ignored.
+  KmsConfig local;
+  local.kms_identity = "local.example.org";
+  local.version = 99;
+  local.token_users = false;
+  local.krr_policy.allow_krr = true;
+  local.token.pin_file = "pin";
+  KmsConfig bundle;
+  bundle.kms_identity = "kms.example.org";
+  bundle.version = 2;
+  bundle.token.pin_file = "not this one";
+  const KmsConfig combined = CombineConfig(local, bundle);
+  EXPECT_EQ(combined.kms_identity, "kms.example.org");
+  EXPECT_EQ(combined.version, 2u);
+  EXPECT_TRUE(combined.token_users);
+  EXPECT_FALSE(combined.krr_policy.allow_krr);
+  EXPECT_EQ(combined.token.pin_file, "pin");
+}
+
+// ---- round trips of the new fields ---------------------------------------------------
+
+TEST(ConfigTest, RoundTripOfEveryKmsFieldChanged) {
+  KmsConfig config;
+  config.version = kMaxConfigVersion;
+  config.kms_identity = "kms.example.org";
+  config.token.pin_file = "pin";
+  config.policy_classes["default"] = PolicyClass{};
+  config.trust_relations.push_back(TrustRelationConfig{"kms.a.example", "kms.a.example:1", Certs().peer, ""});
+  config.trust_relations.push_back(TrustRelationConfig{"kms.b.example", "10.0.0.1:65535", "", Certs().ca});
+  config.external_kms.push_back(ExternalKmsConfig{"kms.c.example", Certs().external});
+  config.krr_policy = KrrPolicyConfig{true, true, false, true, false};
+  UserConfig user{{"sip:u@example.org"}, std::nullopt, ""};
+  user.primary_home_kms = {"kms.b.example", "kms.example.org"};
+  user.secondary_home_kms = {"kms.a.example"};
+  user.external_kms = {"kms.c.example", "kms.a.example"};
+  config.users.push_back(user);
+  ExpectRoundTrip(config);
+  const std::string canonical = ConfigToJson(config);
+  EXPECT_THAT(canonical, HasSubstr(R"("version":9007199254740991)"));
+  EXPECT_THAT(canonical, HasSubstr(R"("primary_home_kms":["kms.b.example","kms.example.org"])"));
+}
+
+// ---- certificate dates ---------------------------------------------------------------
+
+TEST(CertificateDatesTest, ValidExpiredAndNotYetValid) {
+  Json doc = KmsBase();
+  doc["external_kms"].push_back({{"kms_uri", "kms.short.example.com"}, {"certificate", Certs().short_lived}});
+  auto config = ParseConfig(doc.dump());
+  ASSERT_TRUE(config.ok()) << config.error().ToString();
+
+  EXPECT_TRUE(CheckCertificateDates(*config, Utc(2025, 6, 1)).ok());
+  // Both ends are inclusive.
+  EXPECT_TRUE(CheckCertificateDates(*config, Utc(2025, 1, 1)).ok());
+  EXPECT_TRUE(CheckCertificateDates(*config, Utc(2026, 1, 31)).ok());
+
+  const Status expired = CheckCertificateDates(*config, Utc(2026, 1, 31, 0, 0, 1));
+  EXPECT_EQ(expired.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(expired.message(), "external_kms[1].certificate: expired on 2026-01-31T00:00:00Z");
+
+  const Status early = CheckCertificateDates(*config, Utc(2024, 12, 31, 23, 59, 59));
+  EXPECT_EQ(early.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(early.message(), "trust_relations[0].certificate: not valid before 2025-01-01T00:00:00Z");
+}
+
+TEST(CertificateDatesTest, CaNotYetValidIsNamed) {
+  Json doc = KmsBase();
+  doc["trust_relations"][1]["ca"] = Certs().future_ca;
+  auto config = ParseConfig(doc.dump());  // parsing does not look at the clock
+  ASSERT_TRUE(config.ok()) << config.error().ToString();
+  EXPECT_EQ(CheckCertificateDates(*config, Utc(2026, 6, 1)).message(),
+            "trust_relations[1].ca: not valid before 2027-01-01T00:00:00Z");
+  EXPECT_TRUE(CheckCertificateDates(*config, Utc(2027, 6, 1)).ok());
+  EXPECT_EQ(CheckCertificateDates(*config, Utc(2028, 1, 2)).message(),
+            "trust_relations[1].ca: expired on 2028-01-01T00:00:00Z");
+}
+
+TEST(CertificateDatesTest, NoCertificatesNothingToCheck) {
+  auto config = ParseConfig(kMinimal);
+  ASSERT_TRUE(config.ok());
+  EXPECT_TRUE(CheckCertificateDates(*config, 0).ok());
+}
+
+TEST(CertificateDatesTest, HandMadeConfigurationWithABrokenCertificate) {
+  KmsConfig config;
+  config.external_kms.push_back(ExternalKmsConfig{"kms.x", "not a certificate"});
+  const Status status = CheckCertificateDates(config, Utc(2025, 6, 1));
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), StartsWith("external_kms[0].certificate: not a PEM certificate"));
+}
+
+// ---- the examples ----------------------------------------------------------------------
+
+TEST(ConfigExampleTest, BundlePayloadParses) {
+  auto bundle = LoadConfigFile(BundleExamplePath(), ConfigRole::kBundle);
+  ASSERT_TRUE(bundle.ok()) << bundle.error().ToString();
+  EXPECT_EQ(bundle->version, 1u);
+  EXPECT_EQ(bundle->kms_identity, "kms.example.org");
+  ASSERT_EQ(bundle->trust_relations.size(), 2u);
+  EXPECT_FALSE(bundle->trust_relations[0].certificate.empty());
+  EXPECT_FALSE(bundle->trust_relations[1].ca.empty());
+  ASSERT_EQ(bundle->external_kms.size(), 1u);
+  ASSERT_EQ(bundle->users.size(), 2u);
+  EXPECT_EQ(bundle->users[0].external_kms, (std::vector<std::string>{"kms.partner.example.com"}));
+  EXPECT_EQ(bundle->krr_policy, KrrPolicyConfig{});
+  // Its certificates (public test certificates) are valid from 2025-01-01;
+  // the peer's and the external KMS's until 2035-01-01, the CA's until 2045.
+  EXPECT_TRUE(CheckCertificateDates(*bundle, Utc(2030, 1, 1)).ok());
+  EXPECT_FALSE(CheckCertificateDates(*bundle, Utc(2036, 1, 1)).ok());
+  // It is no complete configuration: the token is local.
+  auto complete = LoadConfigFile(BundleExamplePath());
+  ASSERT_FALSE(complete.ok());
+  EXPECT_THAT(complete.error().message(), HasSubstr(": token.pin_file: required field is missing"));
+}
+
+TEST(ConfigExampleTest, LocalExampleCombinesWithTheBundle) {
+  auto local = LoadConfigFile(LocalExamplePath(), ConfigRole::kLocal);
+  ASSERT_TRUE(local.ok()) << local.error().ToString();
+  auto bundle = LoadConfigFile(BundleExamplePath(), ConfigRole::kBundle);
+  ASSERT_TRUE(bundle.ok()) << bundle.error().ToString();
+  const KmsConfig combined = CombineConfig(*local, *bundle);
+  EXPECT_EQ(combined.token.pin_file, "/etc/tkms/token.pin");
+  EXPECT_EQ(combined.kms_identity, "kms.example.org");
+  ExpectRoundTrip(combined);
+}
 
 // ---- refusals of the document as a whole -----------------------------------
 

@@ -7,6 +7,8 @@
 // succeed.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+
+#include <stdexcept>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -657,6 +659,66 @@ TEST_F(WebServerTest, Healthz) {
   EXPECT_EQ(post->header("Allow"), "GET");
   // The Ua listener does not serve admin paths and vice versa (checked above).
   ExpectValidRequestSucceeds();
+}
+
+TEST_F(WebServerTest, AdminPostRoutesGetTheBodyAndAnswerJson) {
+  WebServerOptions options = TestOptions();
+  std::string seen;
+  AdminPostRoute route;
+  route.path = "/admin/thing";
+  route.max_body_bytes = 16;
+  route.handler = [&seen](std::string_view body) {
+    seen = std::string(body);
+    if (body == "boom") throw std::runtime_error("handler failure");
+    return AdminPostReply{body == "no" ? 409 : 200, "{\"ok\":true}\n"};
+  };
+  options.admin_post_routes.push_back(route);
+  StartServer(options);
+
+  HttpClient client(admin());
+  auto ok = client.Request("POST", "/admin/thing", {{"Content-Type", "application/json"}}, "hello");
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_EQ(ok->body, "{\"ok\":true}\n");
+  EXPECT_EQ(ok->header("Content-Type"), "application/json");
+  EXPECT_EQ(seen, "hello");
+
+  HttpClient c2(admin());
+  auto conflict = c2.Request("POST", "/admin/thing", {}, "no");
+  ASSERT_TRUE(conflict.has_value());
+  EXPECT_EQ(conflict->status, 409);
+
+  seen.clear();
+  HttpClient c3(admin());
+  auto big = c3.Request("POST", "/admin/thing", {}, std::string(17, 'x'));
+  ExpectRefusal(big, 413);
+  EXPECT_EQ(seen, "");  // the handler never saw it
+
+  HttpClient c4(admin());
+  auto thrown = c4.Request("POST", "/admin/thing", {}, "boom");
+  ASSERT_TRUE(thrown.has_value());
+  EXPECT_EQ(thrown->status, 500);
+  EXPECT_EQ(thrown->body, "{\"error\":\"internal error\"}\n");
+
+  auto get = Admin("/admin/thing");
+  ExpectRefusal(get, 405);
+  EXPECT_EQ(get->header("Allow"), "POST");
+  ExpectRefusal(Admin("/admin/other", "POST"), 404);
+  // The server keeps serving.
+  ExpectValidRequestSucceeds();
+  EXPECT_EQ(Admin("/healthz")->status, 200);
+}
+
+TEST_F(WebServerTest, AdminPostRoutesAreValidated) {
+  WebServerOptions options = TestOptions();
+  AdminPostRoute route;
+  route.path = "/keymanagement";
+  route.handler = [](std::string_view) { return AdminPostReply{}; };
+  options.admin_post_routes.push_back(route);
+  EXPECT_EQ(WebServer::Start(options, service_).error().code(), StatusCode::kInvalidArgument);
+  options.admin_post_routes[0].path = "/admin/x";
+  options.admin_post_routes[0].handler = nullptr;
+  EXPECT_EQ(WebServer::Start(options, service_).error().code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(WebServerTest, ReadyzReflectsTheService) {

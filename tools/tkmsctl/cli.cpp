@@ -3,10 +3,12 @@
 
 #include <exception>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "tools/tkmsctl/bundle_commands.h"
 #include "tools/tkmsctl/input_format.h"
 #include "tools/tkmsctl/keystore_commands.h"
 #include "tools/tkmsctl/mikey_command.h"
@@ -51,6 +53,7 @@ struct KeystoreCli {
   WrappingKeyImportOptions wk;
   UserAddOptions add;
   std::string remove_who;
+  std::optional<std::string> anchor_pin;
   Action action;
 };
 
@@ -68,10 +71,18 @@ void AddKeystoreCommands(CLI::App& app, KeystoreCli& c) {
   token_init->add_option("--so-pin-file", init.so_pin_file, "File with the SO PIN; default $TKMS_SO_PIN");
   token_init->add_flag("--generate-pins", init.generate_pins,
                        "Generate both PINs into DIR/token.pin and DIR/so.pin (mode 0600)");
+  token_init->add_option("--provisioning-anchor", init.provisioning_anchor,
+                         "Pin this CA certificate (PEM or DER) as the trust anchor of signed configuration bundles");
   token_init->callback([&] { action = [&] { return RunTokenInit(ks, init); }; });
   CLI::App* token_status = token->add_subcommand("status", "Show the module, its tokens, and (with a PIN) the login");
   AddKeystoreOptions(token_status, ks, true);
   token_status->callback([&] { action = [&] { return RunTokenStatus(ks); }; });
+  CLI::App* token_anchor = token->add_subcommand(
+      "anchor", "Show the pinned provisioning anchor, or pin one (--pin FILE) into an existing token");
+  AddKeystoreOptions(token_anchor, ks);
+  token_anchor->add_option("--pin", c.anchor_pin,
+                           "Pin this CA certificate (PEM or DER) if the token pins none (an anchor is never replaced)");
+  token_anchor->callback([&] { action = [&] { return RunTokenAnchor(ks, c.anchor_pin); }; });
 
   CLI::App* key = app.add_subcommand("key", "Generate, list, rotate, clone and destroy keys in the token");
   key->require_subcommand(1);
@@ -187,6 +198,7 @@ int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
 
   KeystoreCli keystore_cli;
   AddKeystoreCommands(app, keystore_cli);
+  AddBundleCommands(app, keystore_cli.action);
 
   try {
     app.parse(argc, argv);

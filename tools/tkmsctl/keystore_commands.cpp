@@ -16,6 +16,8 @@
 
 #include "firmware/base/encoding.h"
 #include "pkcs11/keystore.h"
+#include "pkcs11/provisioning_store.h"
+#include "provisioning/bundle.h"
 #include "pkcs11/softhsm_state.h"
 #include "pkcs11/user_psk.h"
 #include "pkcs11/token.h"
@@ -161,6 +163,35 @@ std::string SoftHsmConfPath(const std::string& state_dir) { return pkcs11::SoftH
 // ---------------------------------------------------------------------------
 // token
 
+namespace {
+
+// Pins the certificate in `path` as the token's provisioning anchor (the
+// same certificate again is accepted; another one is refused). Returns a
+// line describing it.
+Result<std::string> PinAnchorFile(Keystore& keystore, const std::string& path) {
+  auto der = provisioning::LoadCertificateFile(path);
+  if (!der.ok()) return der.error();
+  auto summary = provisioning::DescribeCertificate(*der);
+  if (!summary.ok()) return Status(summary.error().code(), path + ": " + summary.error().message());
+  if (!summary->is_ca) {
+    return InvalidArgument(path + ": the provisioning anchor must be a CA certificate (basicConstraints CA:TRUE)");
+  }
+  auto pinned = pkcs11::ReadProvisioningAnchor(keystore);
+  if (!pinned.ok()) return pinned.error();
+  const std::string line = "provisioning anchor: " + summary->subject + " (serial " + summary->serial_hex +
+                           ", valid until " + provisioning::FormatUtcTime(summary->not_after) + ")";
+  if (pinned->has_value()) {
+    if (**pinned == *der) return line + ", already pinned\n";
+    return FailedPrecondition("the token already pins another provisioning anchor; an anchor is never replaced "
+                              "implicitly (destroy the object '" + std::string(pkcs11::kAnchorLabel) +
+                              "' with the token's own tools first)");
+  }
+  TKMS_RETURN_IF_ERROR(pkcs11::PinProvisioningAnchor(keystore, *der));
+  return line + ", pinned\n";
+}
+
+}  // namespace
+
 CommandOutput RunTokenInit(const KeystoreCommandOptions& ks, const TokenInitOptions& init) {
   if (!ks.state_dir) {
     // A vendor module: tokens are initialised with the vendor's tools; check
@@ -168,9 +199,15 @@ CommandOutput RunTokenInit(const KeystoreCommandOptions& ks, const TokenInitOpti
     if (init.generate_pins) return Fail("--generate-pins needs --state-dir", kExitUsage);
     auto keystore = OpenKeystore(ks);
     if (!keystore.ok()) return Fail(keystore.error().message());
+    std::string anchor;
+    if (init.provisioning_anchor) {
+      auto pinned = PinAnchorFile(**keystore, *init.provisioning_anchor);
+      if (!pinned.ok()) return Fail(pinned.error().message());
+      anchor = *pinned;
+    }
     const auto& t = (*keystore)->token();
     return Ok("token " + Quote(t.label) + " (serial " + t.serial + ", " + t.manufacturer + " " +
-              t.model + ") is initialised and usable; login succeeded\n");
+              t.model + ") is initialised and usable; login succeeded\n" + anchor);
   }
   if (init.label.empty() || init.label.size() > 32) return Fail("--label must have 1 to 32 bytes", kExitUsage);
   const std::string& dir = *ks.state_dir;
@@ -206,9 +243,35 @@ CommandOutput RunTokenInit(const KeystoreCommandOptions& ks, const TokenInitOpti
   options.sessions = 1;
   auto keystore = Keystore::Open(*module, options);
   if (!keystore.ok()) return Fail("token initialised but login failed: " + keystore.error().message());
+  std::string anchor;
+  if (init.provisioning_anchor) {
+    auto pinned = PinAnchorFile(**keystore, *init.provisioning_anchor);
+    if (!pinned.ok()) return Fail("token initialised, but " + pinned.error().message());
+    anchor = *pinned;
+  }
   const auto& t = (*keystore)->token();
   return Ok("initialised token " + Quote(t.label) + " (serial " + t.serial + ") in " + dir +
-            "\nSOFTHSM2_CONF=" + SoftHsmConfPath(dir) + "\n" + wrote);
+            "\nSOFTHSM2_CONF=" + SoftHsmConfPath(dir) + "\n" + wrote + anchor);
+}
+
+CommandOutput RunTokenAnchor(const KeystoreCommandOptions& ks, const std::optional<std::string>& pin_file) {
+  auto keystore = OpenKeystore(ks);
+  if (!keystore.ok()) return Fail(keystore.error().message());
+  if (pin_file) {
+    auto pinned = PinAnchorFile(**keystore, *pin_file);
+    if (!pinned.ok()) return Fail(pinned.error().message());
+    return Ok(*pinned);
+  }
+  auto der = pkcs11::ReadProvisioningAnchor(**keystore);
+  if (!der.ok()) return Fail(der.error().message());
+  if (!der->has_value()) {
+    return Fail("the token pins no provisioning anchor (tkmsctl token anchor --pin FILE)");
+  }
+  auto summary = provisioning::DescribeCertificate(**der);
+  if (!summary.ok()) return Fail("the pinned anchor does not parse: " + summary.error().message());
+  return Ok("provisioning anchor: " + summary->subject + " (serial " + summary->serial_hex + ", valid " +
+            provisioning::FormatUtcTime(summary->not_before) + " to " +
+            provisioning::FormatUtcTime(summary->not_after) + ")\n");
 }
 
 CommandOutput RunTokenStatus(const KeystoreCommandOptions& ks) {

@@ -44,10 +44,16 @@ struct TokenInitOptions {
   // With --state-dir: generate both PINs and write DIR/token.pin and
   // DIR/so.pin (mode 0600) instead of reading them.
   bool generate_pins = false;
+  // Pin this certificate (PEM or DER, a CA) as the provisioning trust anchor
+  // that signed configuration bundles are verified against (docs/bundles.md).
+  std::optional<std::string> provisioning_anchor;
 };
 
 CommandOutput RunTokenInit(const KeystoreCommandOptions& ks, const TokenInitOptions& init);
 CommandOutput RunTokenStatus(const KeystoreCommandOptions& ks);
+// The token's provisioning anchor (docs/bundles.md): shown, or pinned from
+// `pin_file` if the token pins none yet.
+CommandOutput RunTokenAnchor(const KeystoreCommandOptions& ks, const std::optional<std::string>& pin_file);
 
 struct KeyGenerateOptions {
   std::string type;   // aes256 | hmac-sha256 | ec-p256

@@ -1,0 +1,128 @@
+// BundleApplier: accepts or refuses signed configuration bundles for a
+// running tkmsd, keeps the version counter, the bundle file and the audit log
+// consistent, and hands an accepted configuration over to be swapped in.
+//
+// Why (issue 6, docs/bundles.md): nothing reaches a running appliance's
+// configuration unless the provisioning authority signed it, versions only go
+// up, a refused bundle changes nothing, and every decision leaves a trace.
+// One place decides, for all three ways a bundle arrives: the file at start
+// (tkmsd --bundle), the same file again on SIGHUP, and POST /admin/bundle.
+//
+// The decision, in order (the first failure refuses and changes nothing):
+//   1. VerifyBundle (bundle.h): envelope, certificate chain to the pinned
+//      anchor at the clock's time, key usage, ECDSA signature, schema and
+//      references of the payload, certificate dates.
+//   2. Version against the counter (hal::MonotonicCounter, in the token in
+//      production): greater is new; equal with the same file digest as the
+//      counter's tag is the bundle already in force ("unchanged": the normal
+//      case at start and on a SIGHUP without a new file); anything else is
+//      refused ("version 4 is not newer than the accepted version 5").
+//   3. prepare(config): the caller builds everything the new configuration
+//      needs (for tkmsd: the user directory and the KMS snapshot) without
+//      making it visible. A failure refuses the bundle.
+//   4. For a posted bundle: the bundle file is replaced atomically (temporary
+//      file, fsync, rename, fsync of the directory), so a restart finds it.
+//   5. The counter advances to the new version (tag = file digest).
+//   6. The audit record is written, then commit() swaps the prepared state in.
+// Requests in flight keep the snapshot they started with (the caller's swap
+// is atomic). Applies are serialised by one mutex.
+//
+// The audit log is JSON lines, appended with one write(2) and fsync'd:
+//   {"time":"2026-12-01T23:05:00Z","source":"admin","verdict":"accepted",
+//    "version":7,"previous_version":6,"digest":"<sha256 of the bundle file>",
+//    "signer":"CN=...","signer_serial":"01ab","reason":""}
+// It never contains a secret (bundles hold none).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "firmware/base/status.h"
+#include "hal/clock.h"
+#include "hal/monotonic_counter.h"
+#include "provisioning/config.h"
+
+namespace tkms::provisioning {
+
+enum class BundleSource : uint8_t { kStartup, kSighup, kAdmin };
+std::string_view BundleSourceName(BundleSource source);  // "startup", "sighup", "admin"
+
+enum class BundleVerdict : uint8_t { kAccepted, kUnchanged, kRefused };
+std::string_view BundleVerdictName(BundleVerdict verdict);  // "accepted", "unchanged", "refused"
+
+struct BundleOutcome {
+  BundleVerdict verdict = BundleVerdict::kRefused;
+  // Why it was refused: kPermissionDenied (signature, certificates),
+  // kInvalidArgument (envelope, schema), kFailedPrecondition (version not
+  // newer), kNotFound (no bundle file), kUnavailable / kInternal (token,
+  // file system). Ok when accepted or unchanged.
+  Status status;
+  uint64_t version = 0;           // the bundle's version, if it got that far
+  uint64_t previous_version = 0;  // the counter before
+  std::string signer;             // subject of the signer's certificate
+  std::string digest_hex;         // SHA-256 of the bundle file
+  bool accepted() const { return verdict != BundleVerdict::kRefused; }
+};
+
+class BundleApplier {
+ public:
+  // prepare(config) readies `config` (the bundle's provisioned sections; the
+  // caller combines it with its local settings) and returns the function that
+  // makes it live. It must not change anything visible itself.
+  using Commit = std::function<void()>;
+  using Prepare = std::function<Result<Commit>(const KmsConfig& bundle_config)>;
+
+  struct Options {
+    std::string bundle_path;     // read at start and on SIGHUP; replaced by posts
+    std::string audit_log_path;  // opened for append at Create
+    std::vector<uint8_t> anchor_der;
+  };
+
+  // Opens (creates, mode 0640) the audit log. kInvalidArgument for empty
+  // paths or anchor; the file error otherwise.
+  static Result<std::unique_ptr<BundleApplier>> Create(Options options, hal::MonotonicCounter& counter,
+                                                       const hal::Clock& clock, Prepare prepare);
+  ~BundleApplier();
+  BundleApplier(const BundleApplier&) = delete;
+  BundleApplier& operator=(const BundleApplier&) = delete;
+
+  // Reads options.bundle_path and decides (kStartup or kSighup).
+  BundleOutcome ApplyFile(BundleSource source);
+  // A bundle posted to the admin listener (bytes as received).
+  BundleOutcome ApplyPosted(std::string_view bundle_text);
+
+  // Counters for /metrics (kAccepted and kRefused decisions; kUnchanged
+  // counts as neither), and the version in force (0 before the first).
+  uint64_t accepted_count() const { return accepted_.load(std::memory_order_relaxed); }
+  uint64_t refused_count() const { return refused_.load(std::memory_order_relaxed); }
+  uint64_t current_version() const { return current_version_.load(std::memory_order_relaxed); }
+
+ private:
+  BundleApplier(Options options, hal::MonotonicCounter& counter, const hal::Clock& clock, Prepare prepare, int audit_fd);
+  BundleOutcome Decide(std::string_view bundle_text, BundleSource source);
+  void Audit(const BundleOutcome& outcome, BundleSource source);
+
+  Options options_;
+  hal::MonotonicCounter& counter_;
+  const hal::Clock& clock_;
+  Prepare prepare_;
+  int audit_fd_ = -1;
+  std::mutex mu_;  // one decision at a time
+  std::atomic<uint64_t> accepted_{0};
+  std::atomic<uint64_t> refused_{0};
+  std::atomic<uint64_t> current_version_{0};
+};
+
+// Replaces `path` with `bytes` atomically: PATH.tmp.<pid> in the same
+// directory (mode 0640), write, fsync, rename over PATH, fsync the directory.
+Status ReplaceFileAtomically(const std::string& path, std::string_view bytes);
+
+}  // namespace tkms::provisioning

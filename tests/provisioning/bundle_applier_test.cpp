@@ -1,0 +1,249 @@
+// BundleApplier (provisioning/bundle_applier.h): the decision every bundle
+// goes through, with an in-memory counter, a manual clock and a test PKI.
+#include "provisioning/bundle_applier.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "firmware/base/encoding.h"
+#include "provisioning/bundle.h"
+#include "tests/provisioning/test_pki.h"
+
+namespace tkms::provisioning {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string Payload(uint64_t version, unsigned max_responders = 16) {
+  return nlohmann::json{{"version", version},
+                        {"kms_identity", "kms.example.org"},
+                        {"policy_classes", {{"default", {{"max_responders", max_responders}}}}}}
+      .dump();
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<nlohmann::json> AuditLines(const std::string& path) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+class BundleApplierTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/tkms-applier-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    bundle_path_ = dir_ + "/bundle.json";
+    audit_path_ = dir_ + "/audit.log";
+    clock_.Set(std::chrono::system_clock::from_time_t(1800000000));  // 2027-01-15
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  void Make(BundleApplier::Prepare prepare = {}) {
+    if (!prepare) {
+      prepare = [this](const KmsConfig& c) -> Result<BundleApplier::Commit> {
+        ++prepared_;
+        KmsConfig copy = c;
+        return BundleApplier::Commit([this, copy] { live_ = copy; });
+      };
+    }
+    BundleApplier::Options o;
+    o.bundle_path = bundle_path_;
+    o.audit_log_path = audit_path_;
+    o.anchor_der = pki_.root.der;
+    auto made = BundleApplier::Create(o, counter_, clock_, std::move(prepare));
+    ASSERT_TRUE(made.ok()) << made.error().ToString();
+    applier_ = std::move(*made);
+  }
+
+  void WriteBundleFile(const std::string& text) { std::ofstream(bundle_path_, std::ios::binary) << text; }
+
+  // A refusal that changed nothing: counter, live config, file.
+  void ExpectRefusedUnchanged(const BundleOutcome& out, StatusCode code, const std::string& reason_part) {
+    EXPECT_EQ(out.verdict, BundleVerdict::kRefused);
+    EXPECT_EQ(out.status.code(), code) << out.status.ToString();
+    EXPECT_NE(out.status.message().find(reason_part), std::string::npos) << out.status.message();
+  }
+
+  std::string dir_, bundle_path_, audit_path_;
+  test_pki::TestPki pki_{"bundle-applier-test"};
+  hal::MemoryCounter counter_;
+  hal::ManualClock clock_{std::chrono::system_clock::from_time_t(1800000000)};
+  std::unique_ptr<BundleApplier> applier_;
+  KmsConfig live_;
+  int prepared_ = 0;
+};
+
+TEST_F(BundleApplierTest, StartAcceptsAndAdvancesTheCounter) {
+  WriteBundleFile(pki_.SignedBundle(Payload(3)));
+  Make();
+  BundleOutcome out = applier_->ApplyFile(BundleSource::kStartup);
+  ASSERT_TRUE(out.accepted()) << out.status.ToString();
+  EXPECT_EQ(out.verdict, BundleVerdict::kAccepted);
+  EXPECT_EQ(out.version, 3u);
+  EXPECT_EQ(out.previous_version, 0u);
+  EXPECT_EQ(live_.version, 3u);
+  EXPECT_EQ(counter_.Read()->value, 3u);
+  EXPECT_EQ(HexEncode(counter_.Read()->tag), out.digest_hex);
+  EXPECT_EQ(applier_->current_version(), 3u);
+  EXPECT_EQ(out.signer, "CN=tkms test bundle signer, O=tkms tests");
+  auto audit = AuditLines(audit_path_);
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(audit[0]["verdict"], "accepted");
+  EXPECT_EQ(audit[0]["source"], "startup");
+  EXPECT_EQ(audit[0]["version"], 3);
+  EXPECT_EQ(audit[0]["digest"], out.digest_hex);
+  EXPECT_EQ(audit[0]["time"], "2027-01-15T08:00:00Z");
+}
+
+TEST_F(BundleApplierTest, RestartWithTheBundleInForceIsAccepted) {
+  WriteBundleFile(pki_.SignedBundle(Payload(3)));
+  Make();
+  ASSERT_TRUE(applier_->ApplyFile(BundleSource::kStartup).accepted());
+  Make();  // a restart: same counter, same file
+  BundleOutcome again = applier_->ApplyFile(BundleSource::kStartup);
+  ASSERT_TRUE(again.accepted()) << again.status.ToString();
+  EXPECT_EQ(again.previous_version, 3u);
+  EXPECT_EQ(prepared_, 2);
+  // SIGHUP without a new file: unchanged, nothing prepared.
+  BundleOutcome hup = applier_->ApplyFile(BundleSource::kSighup);
+  EXPECT_EQ(hup.verdict, BundleVerdict::kUnchanged);
+  EXPECT_EQ(prepared_, 2);
+  EXPECT_EQ(applier_->accepted_count(), 1u);  // this applier: the restart's acceptance only
+  EXPECT_EQ(applier_->refused_count(), 0u);
+  EXPECT_EQ(AuditLines(audit_path_).back()["verdict"], "unchanged");
+}
+
+TEST_F(BundleApplierTest, SameVersionWithOtherContentIsRefused) {
+  WriteBundleFile(pki_.SignedBundle(Payload(3)));
+  Make();
+  ASSERT_TRUE(applier_->ApplyFile(BundleSource::kStartup).accepted());
+  WriteBundleFile(pki_.SignedBundle(Payload(3, 2)));
+  ExpectRefusedUnchanged(applier_->ApplyFile(BundleSource::kSighup), StatusCode::kFailedPrecondition,
+                         "version 3 is not newer than the accepted version 3");
+  EXPECT_EQ(live_.policy_classes["default"].max_responders, 16u);
+}
+
+TEST_F(BundleApplierTest, PostedNewerBundleReplacesTheFile) {
+  WriteBundleFile(pki_.SignedBundle(Payload(1)));
+  Make();
+  ASSERT_TRUE(applier_->ApplyFile(BundleSource::kStartup).accepted());
+  const std::string v2 = pki_.SignedBundle(Payload(2, 4));
+  BundleOutcome out = applier_->ApplyPosted(v2);
+  ASSERT_TRUE(out.accepted()) << out.status.ToString();
+  EXPECT_EQ(out.previous_version, 1u);
+  EXPECT_EQ(live_.policy_classes["default"].max_responders, 4u);
+  EXPECT_EQ(ReadFile(bundle_path_), v2);
+  struct stat st {};
+  ASSERT_EQ(::stat(bundle_path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+  // Posting the same bundle again: not newer.
+  ExpectRefusedUnchanged(applier_->ApplyPosted(v2), StatusCode::kFailedPrecondition, "not newer");
+  // An older one.
+  ExpectRefusedUnchanged(applier_->ApplyPosted(pki_.SignedBundle(Payload(1))), StatusCode::kFailedPrecondition,
+                         "version 1 is not newer than the accepted version 2");
+  EXPECT_EQ(ReadFile(bundle_path_), v2);
+  EXPECT_EQ(counter_.Read()->value, 2u);
+  EXPECT_EQ(applier_->accepted_count(), 2u);
+  EXPECT_EQ(applier_->refused_count(), 2u);
+}
+
+TEST_F(BundleApplierTest, RefusalsChangeNothing) {
+  const std::string v1 = pki_.SignedBundle(Payload(1));
+  WriteBundleFile(v1);
+  Make();
+  ASSERT_TRUE(applier_->ApplyFile(BundleSource::kStartup).accepted());
+  const KmsConfig before = live_;
+
+  std::string flipped = pki_.SignedBundle(Payload(5));
+  flipped[flipped.find("\"payload\"") + 14] ^= 0x01;  // inside the base64 payload
+  EXPECT_FALSE(applier_->ApplyPosted(flipped).accepted());
+
+  test_pki::TestPki other("another authority");
+  ExpectRefusedUnchanged(applier_->ApplyPosted(other.SignedBundle(Payload(5))), StatusCode::kPermissionDenied, "");
+  ExpectRefusedUnchanged(applier_->ApplyPosted("{\"version\":5,\"kms_identity\":\"x\"}"),
+                         StatusCode::kInvalidArgument, "");
+  ExpectRefusedUnchanged(
+      applier_->ApplyPosted(pki_.SignedBundle(
+          nlohmann::json{{"version", 5}, {"kms_identity", "kms.example.org"}, {"users", {{{"identities", {"sip:a@b"}}, {"policy_class", "gold"}}}}}
+              .dump())),
+      StatusCode::kInvalidArgument, "users[0].policy_class");
+
+  // Prepare fails (e.g. the token): refused, nothing changed.
+  EXPECT_EQ(live_, before);
+  EXPECT_EQ(counter_.Read()->value, 1u);
+  EXPECT_EQ(ReadFile(bundle_path_), v1);
+  auto audit = AuditLines(audit_path_);
+  ASSERT_EQ(audit.size(), 5u);
+  for (size_t i = 1; i < audit.size(); ++i) {
+    EXPECT_EQ(audit[i]["verdict"], "refused");
+    EXPECT_EQ(audit[i]["source"], "admin");
+    EXPECT_FALSE(audit[i]["reason"].get<std::string>().empty());
+  }
+}
+
+TEST_F(BundleApplierTest, FailingPrepareRefusesWithoutTouchingCounterOrFile) {
+  const std::string v1 = pki_.SignedBundle(Payload(1));
+  WriteBundleFile(v1);
+  bool fail = false;
+  Make([&](const KmsConfig& c) -> Result<BundleApplier::Commit> {
+    if (fail) return Unavailable("token gone");
+    KmsConfig copy = c;
+    return BundleApplier::Commit([this, copy] { live_ = copy; });
+  });
+  ASSERT_TRUE(applier_->ApplyFile(BundleSource::kStartup).accepted());
+  fail = true;
+  BundleOutcome out = applier_->ApplyPosted(pki_.SignedBundle(Payload(2)));
+  ExpectRefusedUnchanged(out, StatusCode::kUnavailable, "token gone");
+  EXPECT_EQ(counter_.Read()->value, 1u);
+  EXPECT_EQ(ReadFile(bundle_path_), v1);
+  EXPECT_EQ(live_.version, 1u);
+}
+
+TEST_F(BundleApplierTest, ExpiredSignerIsRefusedByTheClock) {
+  WriteBundleFile(pki_.SignedBundle(Payload(1)));
+  Make();
+  clock_.Set(std::chrono::system_clock::from_time_t(2600000000));  // 2052, after the PKI's 2049
+  BundleOutcome out = applier_->ApplyFile(BundleSource::kStartup);
+  EXPECT_EQ(out.verdict, BundleVerdict::kRefused);
+  EXPECT_EQ(counter_.Read()->value, 0u);
+}
+
+TEST_F(BundleApplierTest, MissingFileAndBadOptions) {
+  Make();
+  BundleOutcome out = applier_->ApplyFile(BundleSource::kStartup);
+  EXPECT_EQ(out.status.code(), StatusCode::kNotFound);
+  BundleApplier::Options o;
+  o.bundle_path = bundle_path_;
+  o.audit_log_path = dir_ + "/no/such/dir/audit.log";
+  o.anchor_der = pki_.root.der;
+  auto bad = BundleApplier::Create(o, counter_, clock_, [](const KmsConfig&) -> Result<BundleApplier::Commit> {
+    return BundleApplier::Commit([] {});
+  });
+  EXPECT_FALSE(bad.ok());
+  o.audit_log_path = audit_path_;
+  o.anchor_der.clear();
+  EXPECT_EQ(BundleApplier::Create(o, counter_, clock_, {}).error().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace tkms::provisioning
