@@ -339,6 +339,33 @@ TEST_F(UeCliTest, ResponderKmsGivenExplicitly) {
   EXPECT_NE(wout.find("ticket resolve failed"), std::string::npos) << wout;
 }
 
+TEST_F(UeCliTest, ResponderOfAnotherDomainResolvesAtItsOwnKms) {
+  // A second KMS domain: its own tkmsd, token and users (bob has another PSK
+  // there). The responder takes the ticket to its own KMS, which cannot open
+  // a ticket issued by kms.example.org until KMS-to-KMS resolution (Zk)
+  // exists: it answers MIKEY error 14, and only its own metrics count the
+  // resolve. (With Zk this test becomes the two-domain call.)
+  TempDir other_dir;
+  const std::string other_state = other_dir.path() + "/state";
+  TkmsdProcess::Options o;
+  o.args = {"--dev", "--state-dir", other_state, "--kms-identity", "kms.b.example.org"};
+  o.work_dir = other_dir.path();
+  auto other = TkmsdProcess::Start(o);
+  ASSERT_TRUE(other.ok()) << other.error().message();
+  auto [code, out] = CallTo(kBob, other_state + "/ue/bob.psk",
+                            {"--responder-kms", (*other)->ua_url(), "--responder-kms-identity", "kms.b.example.org"});
+  EXPECT_NE(code, 0) << out;
+  EXPECT_NE(out.find("ticket resolve failed: mikey_error: MIKEY error 14"), std::string::npos) << out;
+  ue::HttpClient admin("127.0.0.1", (*other)->admin_port());
+  auto metrics = admin.Get("/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("tkms_requests_total{type=\"ticketresolve\",outcome=\"mikey_error\"} 1"),
+            std::string::npos);
+  EXPECT_EQ(Metric("tkms_requests_total{type=\"ticketresolve\",outcome=\"ok\"}"), 0);
+  EXPECT_EQ(Metric("tkms_requests_total{type=\"ticketrequest\",outcome=\"ok\"}"), 1);
+  EXPECT_EQ((*other)->Stop(), 0);
+}
+
 TEST_F(UeCliTest, WrongInitiatorPskFailsAtTheTicketRequest) {
   // alice's request MACed with bob's PSK.
   auto [code, out] = Ue({"call", "--kms", kms_->ua_url(), "--initiator", kAlice, "--initiator-psk", Psk("bob"),
