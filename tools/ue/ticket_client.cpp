@@ -119,6 +119,31 @@ Result<void, UeError> CheckAlgorithms(uint8_t prf_func, uint8_t mac_alg) {
   return {};
 }
 
+// What every message a UE sends in a PSK exchange starts with: its CSB ID,
+// its timestamp and its own RAND (RANDRi / RANDRr), each the caller's or a
+// fresh one.
+struct MessageOpening {
+  uint32_t csb_id = 0;
+  TPayload t;
+  Bytes rand;
+};
+
+UeResult<MessageOpening> OpenMessage(crypto::CryptoProvider& provider, std::optional<uint32_t> csb_id,
+                                     const TimestampSpec& timestamp, const std::optional<Bytes>& rand,
+                                     size_t rand_length, const char* rand_name) {
+  MessageOpening o;
+  auto chosen_csb_id = CsbIdOrRandom(provider, csb_id);
+  if (!chosen_csb_id.ok()) return std::move(chosen_csb_id).error();
+  o.csb_id = *chosen_csb_id;
+  auto t = MakeTimestamp(timestamp);
+  if (!t.ok()) return std::move(t).error();
+  o.t = *t;
+  auto r = RandOrRandom(provider, rand, rand_length, rand_name);
+  if (!r.ok()) return std::move(r).error();
+  o.rand = std::move(*r);
+  return o;
+}
+
 UeResult<crypto::SecretKeyPtr> Import(crypto::CryptoProvider& provider, const SecretBytes& bytes) {
   auto key = provider.ImportTransientKey(bytes);
   if (!key.ok()) return FromStatus(key.error());
@@ -461,15 +486,13 @@ UeResult<RequestInit> BuildRequestInitPsk(crypto::CryptoProvider& provider,
   if (auto ok = CheckAlgorithms(params.prf_func, params.mac_alg); !ok.ok()) return std::move(ok).error();
   auto policy = BuildDesiredPolicy(params.policy);
   if (!policy.ok()) return Invalid(policy.error().message());
-  auto chosen_csb_id = CsbIdOrRandom(provider, params.csb_id);
-  if (!chosen_csb_id.ok()) return std::move(chosen_csb_id).error();
-  const uint32_t csb_id = *chosen_csb_id;
-  auto t = MakeTimestamp(params.timestamp);
-  if (!t.ok()) return std::move(t).error();
+  auto opening = OpenMessage(provider, params.csb_id, params.timestamp, params.randri, params.psk.size(), "RANDRi");
+  if (!opening.ok()) return std::move(opening).error();
+  const uint32_t csb_id = opening->csb_id;
+  const TPayload* t = &opening->t;
   auto ts64 = Ts64(*t);
   if (!ts64.ok()) return std::move(ts64).error();
-  auto randri = RandOrRandom(provider, params.randri, params.psk.size(), "RANDRi");
-  if (!randri.ok()) return std::move(randri).error();
+  Bytes* randri = &opening->rand;
 
   RequestInit out;
   Message& m = out.message;
@@ -557,16 +580,14 @@ UeResult<TransferInit> BuildTransferInit(crypto::CryptoProvider& provider, const
   if (forking && (!grant.mpkr.has_value() || grant.mpkr->empty())) {
     return Invalid("the ticket uses key forking (I flag) but the grant has no MPKr");
   }
-  auto chosen_csb_id = CsbIdOrRandom(provider, params.csb_id);
-  if (!chosen_csb_id.ok()) return std::move(chosen_csb_id).error();
-  const uint32_t csb_id = *chosen_csb_id;
-  auto t = MakeTimestamp(params.timestamp);
-  if (!t.ok()) return std::move(t).error();
   size_t longest = grant.mpki.size();
   if (grant.mpkr) longest = std::max(longest, grant.mpkr->size());
   for (const auto& k : grant.session_keys) longest = std::max(longest, k.key.size());
-  auto randri = RandOrRandom(provider, params.randri, longest, "RANDRi");
-  if (!randri.ok()) return std::move(randri).error();
+  auto opening = OpenMessage(provider, params.csb_id, params.timestamp, params.randri, longest, "RANDRi");
+  if (!opening.ok()) return std::move(opening).error();
+  const uint32_t csb_id = opening->csb_id;
+  const TPayload* t = &opening->t;
+  Bytes* randri = &opening->rand;
 
   TransferInit out;
   Message& m = out.message;
@@ -653,15 +674,13 @@ UeResult<ResolveInit> BuildResolveInitPsk(crypto::CryptoProvider& provider,
                                           const ResolveInitParams& params) {
   if (params.psk.empty()) return Invalid("the PSK is empty");
   if (auto ok = CheckAlgorithms(params.prf_func, params.mac_alg); !ok.ok()) return std::move(ok).error();
-  auto chosen_csb_id = CsbIdOrRandom(provider, params.csb_id);
-  if (!chosen_csb_id.ok()) return std::move(chosen_csb_id).error();
-  const uint32_t csb_id = *chosen_csb_id;
-  auto t = MakeTimestamp(params.timestamp);
-  if (!t.ok()) return std::move(t).error();
+  auto opening = OpenMessage(provider, params.csb_id, params.timestamp, params.randrr, params.psk.size(), "RANDRr");
+  if (!opening.ok()) return std::move(opening).error();
+  const uint32_t csb_id = opening->csb_id;
+  const TPayload* t = &opening->t;
   auto ts64 = Ts64(*t);
   if (!ts64.ok()) return std::move(ts64).error();
-  auto randrr = RandOrRandom(provider, params.randrr, params.psk.size(), "RANDRr");
-  if (!randrr.ok()) return std::move(randrr).error();
+  Bytes* randrr = &opening->rand;
 
   ResolveInit out;
   Message& m = out.message;

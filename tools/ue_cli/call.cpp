@@ -398,6 +398,28 @@ Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes) {
   return text;
 }
 
+// The other side's SDP file (`what`: "offer" or "answer"): the MIKEY message
+// of its a=key-mgmt line and, when media is wanted, its c= / m= target.
+struct PeerSdp {
+  Bytes mikey;
+  std::optional<MediaTarget> media;
+};
+
+Result<PeerSdp> ReadPeerSdp(const std::string& path, bool want_media, const std::string& what) {
+  auto text = ReadSmallFile(path, ue::kMaxSdpBytes);
+  if (!text.ok()) return text.error();
+  auto mikey_bytes = ue::ExtractMikeyKeyMgmt(*text);
+  if (!mikey_bytes.ok()) return mikey_bytes.error();
+  PeerSdp peer;
+  peer.mikey = std::move(*mikey_bytes);
+  if (want_media) {
+    auto target = MediaTargetOf(*text);
+    if (!target.ok()) return InvalidArgument("the SDP " + what + "'s media: " + target.error().message());
+    peer.media = std::move(*target);
+  }
+  return peer;
+}
+
 // Writes `text` to a new temporary file in the same directory as `path` and
 // renames it to `path`: whoever watches `path` sees no file or the whole file.
 Status WriteFileAtomically(const std::string& path, std::string_view text) {
@@ -762,16 +784,10 @@ Status RunAnswer(const AnswerConfig& c, std::FILE* out) {
   if (c.responder_psk.empty()) return InvalidArgument("the Responder's PSK is needed");
   if (c.responder.empty()) return InvalidArgument("--responder is needed");
   TKMS_RETURN_IF_ERROR(CheckMediaAndTimeout(c.media, c.timeout));
-  auto offer = ReadSmallFile(c.sdp_in, ue::kMaxSdpBytes);
+  auto offer = ReadPeerSdp(c.sdp_in, c.media > 0, "offer");
   if (!offer.ok()) return offer.error();
-  auto mikey_bytes = ue::ExtractMikeyKeyMgmt(*offer);
-  if (!mikey_bytes.ok()) return mikey_bytes.error();
-  std::optional<MediaTarget> initiator_media;
-  if (c.media > 0) {
-    auto target = MediaTargetOf(*offer);
-    if (!target.ok()) return InvalidArgument("the SDP offer's media: " + target.error().message());
-    initiator_media = std::move(*target);
-  }
+  const Bytes* mikey_bytes = &offer->mikey;
+  const std::optional<MediaTarget>& initiator_media = offer->media;
   PrintLine(out, who, "TRANSFER_INIT extracted from the SDP offer (" + std::to_string(mikey_bytes->size()) + " bytes)");
   std::vector<Bytes> acceptable{B(c.responder)};
   if (!c.called_as.empty()) acceptable.push_back(B(c.called_as));
@@ -850,16 +866,10 @@ Status RunFinish(const FinishConfig& c, std::FILE* out) {
   if (!saved.ok()) return saved.error();
   if (c.media > 0 && saved->state.rtp_port == 0) return InvalidArgument(c.state_in + " records no RTP port");
 
-  auto answer = ReadSmallFile(c.sdp_in, ue::kMaxSdpBytes);
+  auto answer = ReadPeerSdp(c.sdp_in, c.media > 0, "answer");
   if (!answer.ok()) return answer.error();
-  auto resp = ue::ExtractMikeyKeyMgmt(*answer);
-  if (!resp.ok()) return resp.error();
-  std::optional<MediaTarget> responder_media;
-  if (c.media > 0) {
-    auto target = MediaTargetOf(*answer);
-    if (!target.ok()) return InvalidArgument("the SDP answer's media: " + target.error().message());
-    responder_media = std::move(*target);
-  }
+  const Bytes* resp = &answer->mikey;
+  const std::optional<MediaTarget>& responder_media = answer->media;
   auto session = ue::ParseTransferResp(provider, *resp, saved->grant, saved->init);
   if (!session.ok()) return PermissionDenied("TRANSFER_RESP does not verify: " + session.error().ToString());
   PrintLine(out, who, "TRANSFER_RESP verified");
