@@ -1,13 +1,17 @@
-// Clock: the appliance's source of time for MIKEY timestamps.
+// Clock: the appliance's sources of time, wall and monotonic.
 //
-// Why: every MIKEY-TICKET decision that depends on time (the timestamp window
-// and replay cache of RFC 3830 §5.4 / RFC 6043 §12.4, ticket validity TRs/TRe
-// of RFC 6043 §6.10, fresh response timestamps of §4.2.1.5) reads this one
-// interface, so production uses the system clock (NTP-disciplined on the
-// appliance) and tests use a clock they set.
+// Why: every MIKEY-TICKET decision that depends on time reads this one
+// interface, so production uses the host's clocks (the wall clock
+// NTP-disciplined on the appliance) and tests use a clock they set
+// (tests/support/hal_fakes.h):
+//   - wall time (Now): the timestamp window of RFC 3830 §5.4 / RFC 6043
+//     §12.4, ticket validity TRs/TRe (RFC 6043 §6.10), fresh response
+//     timestamps (§4.2.1.5), certificate dates of signed bundles;
+//   - monotonic time (MonotonicNow): how long something has been kept, which
+//     must not jump when the wall clock is stepped: replay-cache expiry,
+//     deadlines, health-check intervals.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 
 namespace tkms::hal {
@@ -16,28 +20,14 @@ class Clock {
  public:
   virtual ~Clock() = default;
   virtual std::chrono::system_clock::time_point Now() const = 0;
+  virtual std::chrono::steady_clock::time_point MonotonicNow() const = 0;
 };
 
-// The host's real-time clock.
+// The host's real-time and monotonic clocks.
 class SystemClock final : public Clock {
  public:
-  std::chrono::system_clock::time_point Now() const override {
-    return std::chrono::system_clock::now();
-  }
-};
-
-// A clock the caller sets and advances (tests).
-class ManualClock final : public Clock {
- public:
-  explicit ManualClock(std::chrono::system_clock::time_point start) : now_(start.time_since_epoch().count()) {}
-  std::chrono::system_clock::time_point Now() const override {
-    return std::chrono::system_clock::time_point(std::chrono::system_clock::duration(now_.load()));
-  }
-  void Set(std::chrono::system_clock::time_point t) { now_.store(t.time_since_epoch().count()); }
-  void Advance(std::chrono::system_clock::duration d) { now_.fetch_add(d.count()); }
-
- private:
-  std::atomic<std::chrono::system_clock::rep> now_;
+  std::chrono::system_clock::time_point Now() const override { return std::chrono::system_clock::now(); }
+  std::chrono::steady_clock::time_point MonotonicNow() const override { return std::chrono::steady_clock::now(); }
 };
 
 }  // namespace tkms::hal

@@ -662,7 +662,8 @@ Status ReadMikey(const Json& value, MikeyConfig& out) {
 Status ReadPolicyClass(const Json& value, const std::string& path, PolicyClass& out) {
   TKMS_RETURN_IF_ERROR(CheckObject(value, path,
                                    {"default_lifetime_s", "max_lifetime_s", "allow_reuse", "allow_forking",
-                                    "allow_initiator_keys", "allow_responder_keys", "max_responders", "max_keys"}));
+                                    "allow_initiator_keys", "allow_responder_keys", "max_responders", "max_keys",
+                                    "allow_request", "allow_resolve", "kemac_encryption"}));
   TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "default_lifetime_s", 1, kMaxLifetimeS, out.default_lifetime_s));
   TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "max_lifetime_s", 1, kMaxLifetimeS, out.max_lifetime_s));
   if (out.default_lifetime_s > out.max_lifetime_s) {
@@ -677,6 +678,20 @@ Status ReadPolicyClass(const Json& value, const std::string& path, PolicyClass& 
   TKMS_RETURN_IF_ERROR(ReadBool(value, path, "allow_responder_keys", out.allow_responder_keys));
   TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "max_responders", 1, 256, out.max_responders));
   TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "max_keys", 1, 16, out.max_keys));
+  TKMS_RETURN_IF_ERROR(ReadBool(value, path, "allow_request", out.allow_request));
+  TKMS_RETURN_IF_ERROR(ReadBool(value, path, "allow_resolve", out.allow_resolve));
+  if (const Json* kemac = Member(value, "kemac_encryption")) {
+    const std::string kemac_path = KeyPath(path, "kemac_encryption");
+    std::string text;
+    TKMS_RETURN_IF_ERROR(ParseString(*kemac, kemac_path, text));
+    if (text == "aes-cm-128") {
+      out.kemac_encryption = KemacEncryption::kAesCm128;
+    } else if (text == "aes-cm-256") {
+      out.kemac_encryption = KemacEncryption::kAesCm256;
+    } else {
+      return Invalid(kemac_path, "must be \"aes-cm-128\" or \"aes-cm-256\"");
+    }
+  }
   return Status::Ok();
 }
 
@@ -1222,6 +1237,10 @@ std::string ConfigToJson(const KmsConfig& config) {
     entry["allow_responder_keys"] = policy.allow_responder_keys;
     entry["max_responders"] = policy.max_responders;
     entry["max_keys"] = policy.max_keys;
+    entry["allow_request"] = policy.allow_request;
+    entry["allow_resolve"] = policy.allow_resolve;
+    entry["kemac_encryption"] =
+        policy.kemac_encryption == KemacEncryption::kAesCm256 ? "aes-cm-256" : "aes-cm-128";
     classes[name] = std::move(entry);
   }
 

@@ -109,6 +109,12 @@ struct MikeyConfig {
 };
 
 // A ticket policy class (the per-user policy of RFC 6043 §4.2.1.4).
+// The KEMAC encryption algorithm the KMS uses towards a user (RFC 3830
+// §4.2.3: AES-CM-128 is the mandatory one; RFC 6043 Table 6.5: AES-CM-256
+// "may" be used). A UE with only the mandatory set can always decrypt the
+// default.
+enum class KemacEncryption : uint8_t { kAesCm128, kAesCm256 };
+
 struct PolicyClass {
   unsigned default_lifetime_s = 3600;  // when the request has no TRe (1..max)
   unsigned max_lifetime_s = 86400;     // granted TRe - now never exceeds this
@@ -118,6 +124,11 @@ struct PolicyClass {
   bool allow_responder_keys = false;   // M flag
   unsigned max_responders = 16;        // IDRr entries in the TP (1..256)
   unsigned max_keys = 4;               // TGK/TEK/GTGK requested in the TP KEMAC (1..16)
+  bool allow_request = true;           // may request tickets (Ticket Request)
+  bool allow_resolve = true;           // may resolve tickets (Ticket Resolve)
+  // "aes-cm-128" | "aes-cm-256": the KEMAC of this user's REQUEST_RESP /
+  // RESOLVE_RESP; set aes-cm-256 only for users whose UEs support it.
+  KemacEncryption kemac_encryption = KemacEncryption::kAesCm128;
   bool operator==(const PolicyClass&) const = default;
 };
 

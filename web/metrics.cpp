@@ -17,7 +17,7 @@ constexpr std::array<kms::Outcome, 5> kAllOutcomes = {
 constexpr std::array<std::string_view, 11> kBoundLabels = {
     "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1"};
 
-static_assert(static_cast<size_t>(kms::Refusal::kInternal) == 15,
+static_assert(static_cast<size_t>(kms::Refusal::kInternal) == 17,
               "Refusal grew: update Metrics::kRefusals");
 static_assert(static_cast<size_t>(kms::Outcome::kInternal) == 4,
               "Outcome grew: update Metrics::kOutcomes");

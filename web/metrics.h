@@ -87,7 +87,7 @@ class Metrics {
  private:
   static constexpr size_t kTypes = 2;
   static constexpr size_t kOutcomes = 5;
-  static constexpr size_t kRefusals = 16;
+  static constexpr size_t kRefusals = 18;
   static constexpr size_t kBuckets = kDurationBounds.size() + 1;  // + the +Inf bucket
   static constexpr int kFirstErrorStatus = 400;
   static constexpr size_t kErrorStatuses = 200;  // 400..599

@@ -1,13 +1,17 @@
-// KmsKeys: the long-term keys the ticket service uses, by reference.
+// KmsKeys: the long-term keys and the entropy the ticket service uses, by
+// reference.
 //
-// Why: the KMS logic needs exactly four things from the token: a user's PSK
-// (to verify and protect that user's messages), the current ticket
-// protection key and any older one by id (rotation: RFC 6043 Appendix A lets
-// IDRpsk in the Ticket Data identify the TPK), the token RNG, and the crypto
-// provider that runs PRF/MAC/AES with token keys inside the token. Keeping it
-// to this interface lets tests count token operations and lets a future
-// multi-token appliance route keys. Errors keep the keystore's codes:
-// kUnavailable = token trouble (HTTP 503), kNotFound = no such key.
+// Why: the KMS logic needs exactly these things from the token: a user's PSK
+// (to verify and protect that user's messages), a decoy key of the same kind
+// (so that an unknown user costs the same token work as a known one: no
+// user enumeration), the current ticket protection key and any older one by
+// id (rotation: RFC 6043 Appendix A lets IDRpsk in the Ticket Data identify
+// the TPK), the token RNG (hal::EntropySource), the crypto provider that runs
+// PRF/MAC/AES with token keys inside the token, and whether the token can be
+// used at all. Keeping it to this interface keeps PKCS#11 out of the KMS
+// core, lets tests count token operations, and lets a future multi-token
+// appliance route keys. Errors: kUnavailable = token trouble (HTTP 503),
+// kNotFound = no such key.
 #pragma once
 
 #include <cstdint>
@@ -16,36 +20,23 @@
 #include "firmware/base/byte_reader.h"
 #include "firmware/base/status.h"
 #include "firmware/mikey/crypto/provider.h"
-#include "pkcs11/keystore.h"
+#include "hal/entropy.h"
 
 namespace tkms::kms {
 
-class KmsKeys {
+class KmsKeys : public hal::EntropySource {
  public:
-  virtual ~KmsKeys() = default;
   virtual mikey::crypto::CryptoProvider& provider() = 0;
   virtual Result<mikey::crypto::SecretKeyPtr> UserPsk(ByteSpan psk_id) = 0;
+  // A token key like a user PSK (HMAC-SHA-256, 32 bytes) that belongs to no
+  // user and whose value nobody knows.
+  virtual Result<mikey::crypto::SecretKeyPtr> DecoyPsk() = 0;
   virtual Result<uint32_t> CurrentTicketKeyId() = 0;
   virtual Result<mikey::crypto::SecretKeyPtr> TicketKey(uint32_t key_id) = 0;
-  virtual Status Random(std::span<uint8_t> out) = 0;
-};
-
-// KmsKeys backed by a Keystore (pkcs11/keystore.h).
-class KeystoreKeys final : public KmsKeys {
- public:
-  explicit KeystoreKeys(pkcs11::Keystore& keystore) : keystore_(keystore) {}
-  mikey::crypto::CryptoProvider& provider() override { return keystore_.provider(); }
-  Result<mikey::crypto::SecretKeyPtr> UserPsk(ByteSpan psk_id) override {
-    return keystore_.FindSecretKey(pkcs11::KeySelector::Id(pkcs11::Bytes(psk_id.begin(), psk_id.end())));
-  }
-  Result<uint32_t> CurrentTicketKeyId() override { return keystore_.CurrentTicketKeyId(); }
-  Result<mikey::crypto::SecretKeyPtr> TicketKey(uint32_t key_id) override {
-    return keystore_.FindTicketKey(key_id);
-  }
-  Status Random(std::span<uint8_t> out) override { return keystore_.GenerateRandom(out); }
-
- private:
-  pkcs11::Keystore& keystore_;
+  // Ok while the token can be used; otherwise kUnavailable with the reason.
+  // Cheap (the last verdict of whoever watches the token): the KMS asks it
+  // before every request and for /readyz.
+  virtual Status Health() = 0;
 };
 
 }  // namespace tkms::kms

@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "firmware/base/user_identity.h"
 #include "firmware/kms/payload_helpers.h"
 #include "firmware/mikey/codec.h"
 #include "firmware/mikey/composition.h"
@@ -71,12 +72,12 @@ Result<PolicyDecision, PolicyRefusal> DecideTicketPolicy(const mikey::TicketPoli
     if (const auto* idr = std::get_if<IdrPayload>(&item)) {
       switch (static_cast<IdRole>(idr->role)) {
         case IdRole::kKms:
-          if (IdText(idr->data) != context.kms_identity) {
+          if (!SameUserIdentity(IdText(idr->data), context.kms_identity)) {
             return Refuse("TP names KMS '" + IdText(idr->data) + "'; this KMS is '" + context.kms_identity + "'");
           }
           break;
         case IdRole::kInitiator:
-          if (IdText(idr->data) != context.initiator_identity) {
+          if (!SameUserIdentity(IdText(idr->data), context.initiator_identity)) {
             return Refuse("TP names initiator '" + IdText(idr->data) + "', not the requester");
           }
           break;
@@ -117,8 +118,12 @@ Result<PolicyDecision, PolicyRefusal> DecideTicketPolicy(const mikey::TicketPoli
     auto keys = RequestedKeys(*key_request, policy);
     if (!keys.ok()) return keys.error();
     d.keys = std::move(*keys);
+    for (const auto& k : d.keys) {
+      if (k.kv.kv_type != static_cast<uint8_t>(mikey::KvType::kSpi) || k.kv.spi.empty()) d.changed = true;
+    }
   } else {
     d.keys.push_back(KeySpec{static_cast<uint8_t>(mikey::KeyType::kTgk), kDefaultTgkBytes, 0, {}});
+    d.changed = true;
   }
   bool has_tgk = false;
   for (const auto& k : d.keys) has_tgk = has_tgk || IsTgk(k.key_type);
@@ -140,6 +145,7 @@ Result<PolicyDecision, PolicyRefusal> DecideTicketPolicy(const mikey::TicketPoli
     }
   } else {
     tre = NtpTr(TsRole::kEnd, context.now + std::chrono::seconds(policy.default_lifetime_s));
+    d.changed = true;
   }
   if (start && *start >= *TimeFromTimestamp(tre->ts_type, tre->value)) {
     return Refuse("the requested validity starts (TRs) after it ends (TRe)");
@@ -175,6 +181,40 @@ Result<PolicyDecision, PolicyRefusal> DecideTicketPolicy(const mikey::TicketPoli
   for (auto& a : apps) d.granted.tp_data.emplace_back(std::move(a));
   for (auto& r : responders) d.granted.tp_data.emplace_back(std::move(r));
   return d;
+}
+
+Result<void, PolicyRefusal> CheckTicketUse(const TicketUse& use, const UserRecord* initiator,
+                                           const UserRecord& responder, TimePoint now) {
+  if (!responder.policy.allow_resolve) {
+    return Refuse(responder.name + " may not resolve tickets (policy class '" + responder.policy_class + "')");
+  }
+  if (initiator == nullptr) return Refuse("the ticket's initiator is no longer a user of this KMS");
+  const provisioning::PolicyClass& p = initiator->policy;
+  const std::string whose = "the initiator's policy (class '" + initiator->policy_class + "') ";
+  if (!p.allow_request) return Refuse(whose + "no longer allows ticket requests");
+  struct FlagRule {
+    uint16_t flag;
+    bool allowed;
+    const char* what;
+  };
+  const FlagRule rules[] = {{mikey::kFlagI, p.allow_forking, "forking (I)"},
+                            {mikey::kFlagJ, p.allow_reuse, "reuse (J)"},
+                            {mikey::kFlagL, p.allow_initiator_keys, "initiator keys (L)"},
+                            {mikey::kFlagM, p.allow_responder_keys, "responder keys (M)"}};
+  for (const auto& rule : rules) {
+    if ((use.flags & rule.flag) && !rule.allowed) return Refuse(whose + "no longer allows " + rule.what);
+  }
+  if (use.valid_to && *use.valid_to > now + std::chrono::seconds(p.max_lifetime_s)) {
+    return Refuse(whose + "no longer allows a ticket valid this long (max_lifetime_s " +
+                  std::to_string(p.max_lifetime_s) + ")");
+  }
+  if (use.responders > p.max_responders) {
+    return Refuse(whose + "no longer allows " + std::to_string(use.responders) + " responders");
+  }
+  if (use.session_keys > p.max_keys) {
+    return Refuse(whose + "no longer allows " + std::to_string(use.session_keys) + " keys");
+  }
+  return {};
 }
 
 }  // namespace tkms::kms

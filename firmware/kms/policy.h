@@ -12,9 +12,13 @@
 //     granted only if the user's class allows them, else cleared;
 //   - N = O = 1: the base ticket needs no processing beyond RFC 6043;
 //   - the flag dependencies of §6.10 are restored (G or H; G, M => F; F when
-//     forking with a TGK), the K flag is set iff a requested flag, validity or
-//     key request was changed (adding TP Data the request left out, such as
-//     IDRkms, IDRi or a default TRe, is not a change);
+//     forking with a TGK);
+//   - the K flag ("the KMS changed the desired Ticket Policy or the desired
+//     KEMAC", §6.10) is set iff the granted flags differ from the requested
+//     ones, TRe was added or capped, or the keys differ from a key request:
+//     no key request (the KMS chose the keys), or a requested key without
+//     an SPI (the KMS assigns one). Adding IDRkms and IDRi, which only name
+//     the parties, is not a change;
 //   - validity: TRe is capped at now + max_lifetime (default now +
 //     default_lifetime); a TRe not after now, or TRs after TRe, is refused;
 //   - responders: one or more IDRr (RFC 6043 notation "(IDRr)"), at most
@@ -25,11 +29,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "firmware/base/status.h"
 #include "firmware/kms/timestamps.h"
+#include "firmware/kms/users.h"
 #include "firmware/mikey/message.h"
 #include "provisioning/config.h"
 
@@ -69,5 +75,22 @@ inline constexpr size_t kMaxSessionKeyBytes = 64;
 Result<PolicyDecision, PolicyRefusal> DecideTicketPolicy(const mikey::TicketPolicy& requested,
                                                          const provisioning::PolicyClass& policy,
                                                          const PolicyContext& context);
+
+// Resolve-time policy (TS 33.328 B.2.2.2 step 6, "checks the received ticket
+// policy against its policy for the requesting user and initiator"): what an
+// opened ticket grants, against the policy classes in force now. A ticket
+// whose initiator is no longer a user, or whose initiator's class no longer
+// allows what it grants (requests at all, the I/J/L/M flags, its remaining
+// lifetime, its number of responders or keys), or whose responder's class
+// does not allow resolving, is refused (error 15, Invalid TPpar).
+struct TicketUse {
+  uint16_t flags = 0;
+  std::optional<TimePoint> valid_to;  // TRe
+  size_t responders = 0;              // IDRr entries
+  size_t session_keys = 0;            // TGK/TEK/GTGK in the ticket
+};
+// `initiator` is nullptr when the ticket's IDRi is not a user of this KMS.
+Result<void, PolicyRefusal> CheckTicketUse(const TicketUse& use, const UserRecord* initiator,
+                                           const UserRecord& responder, TimePoint now);
 
 }  // namespace tkms::kms

@@ -32,6 +32,8 @@ namespace tkms::kms {
 
 class ReplayCache {
  public:
+  // Monotonic time (hal::Clock::MonotonicNow): expiry must not move when
+  // the wall clock is stepped.
   using Clock = std::chrono::steady_clock;
 
   explicit ReplayCache(size_t max_entries);
@@ -39,7 +41,7 @@ class ReplayCache {
   // Records `key` until `expires`. Ok the first time; kPermissionDenied
   // ("replayed message") while it is present; kResourceExhausted if the cache
   // holds max_entries live entries.
-  Status Insert(ByteSpan key, Clock::time_point expires, Clock::time_point now = Clock::now());
+  Status Insert(ByteSpan key, Clock::time_point expires, Clock::time_point now);
 
   size_t size() const;
   size_t max_entries() const { return shards_.size() * per_shard_; }

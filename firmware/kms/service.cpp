@@ -32,9 +32,11 @@ std::string_view RefusalName(Refusal refusal) {
     case Refusal::kWrongKms: return "wrong_kms";
     case Refusal::kStaleTimestamp: return "stale_timestamp";
     case Refusal::kReplay: return "replay";
+    case Refusal::kBeforeStart: return "before_start";
     case Refusal::kPolicy: return "policy";
     case Refusal::kInvalidTicket: return "invalid_ticket";
     case Refusal::kExpiredTicket: return "expired_ticket";
+    case Refusal::kPolicyConflict: return "policy_conflict";
     case Refusal::kNotRecipient: return "not_recipient";
     case Refusal::kToken: return "token";
     case Refusal::kOverloaded: return "overloaded";

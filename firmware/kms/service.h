@@ -58,9 +58,11 @@ enum class Refusal : uint8_t {
   kWrongKms,          // IDRkms names another KMS
   kStaleTimestamp,    // T outside the window, or an unsupported TS type
   kReplay,            // seen before (replay cache)
+  kBeforeStart,       // T older than this KMS's start (replay across restarts)
   kPolicy,            // requested ticket policy refused
   kInvalidTicket,     // ticket type unknown, ticket MAC wrong, unknown ticket key
   kExpiredTicket,     // outside the ticket's validity period
+  kPolicyConflict,    // the ticket conflicts with the current policy (resolve)
   kNotRecipient,      // responder not among the ticket's IDRr / groups
   kToken,             // PKCS#11 failure (Outcome kUnavailable)
   kOverloaded,        // a bounded resource (replay cache) is full

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "firmware/base/encoding.h"
+#include "firmware/base/user_identity.h"
 
 namespace tkms::kms {
 namespace {
@@ -12,7 +13,9 @@ std::string Key(ByteSpan bytes) { return std::string(reinterpret_cast<const char
 }  // namespace
 
 bool UserRecord::Owns(std::string_view identity) const {
-  return std::find(identities.begin(), identities.end(), identity) != identities.end();
+  const std::string wanted = CanonicalUserIdentity(identity);
+  return std::any_of(identities.begin(), identities.end(),
+                     [&](const std::string& id) { return CanonicalUserIdentity(id) == wanted; });
 }
 
 std::shared_ptr<const UserDirectory> UserDirectory::Build(
@@ -27,14 +30,15 @@ std::shared_ptr<const UserDirectory> UserDirectory::Build(
   std::unordered_set<std::string> used_psk_ids;
   auto add = [&](UserRecord record, const std::string& where) {
     for (const auto& id : record.identities) {
-      if (dir->by_identity_.contains(id)) {
-        warnings.push_back(where + ": identity '" + id + "' already belongs to " +
-                           dir->users_[dir->by_identity_[id]].name + "; user skipped");
+      const auto it = dir->by_identity_.find(CanonicalUserIdentity(id));
+      if (it != dir->by_identity_.end()) {
+        warnings.push_back(where + ": identity '" + id + "' already belongs to " + dir->users_[it->second].name +
+                           "; user skipped");
         return;
       }
     }
     const size_t index = dir->users_.size();
-    for (const auto& id : record.identities) dir->by_identity_[id] = index;
+    for (const auto& id : record.identities) dir->by_identity_[CanonicalUserIdentity(id)] = index;
     dir->by_psk_id_[Key(record.psk_id)] = index;
     used_psk_ids.insert(Key(record.psk_id));
     dir->users_.push_back(std::move(record));
@@ -47,8 +51,9 @@ std::shared_ptr<const UserDirectory> UserDirectory::Build(
     for (const auto& t : token_users) {
       const bool match = u.psk_id ? t.psk_id == *u.psk_id
                                   : (!u.identities.empty() &&
-                                     std::find(t.identities.begin(), t.identities.end(), u.identities[0]) !=
-                                         t.identities.end());
+                                     std::any_of(t.identities.begin(), t.identities.end(), [&](const std::string& id) {
+                                       return SameUserIdentity(id, u.identities[0]);
+                                     }));
       if (match) {
         psk = &t;
         break;
@@ -75,14 +80,14 @@ std::shared_ptr<const UserDirectory> UserDirectory::Build(
     }
   }
   for (const auto& g : config.groups) {
-    auto& members = dir->groups_[g.identity];
-    for (const auto& m : g.members) members.insert(m);
+    auto& members = dir->groups_[CanonicalUserIdentity(g.identity)];
+    for (const auto& m : g.members) members.insert(CanonicalUserIdentity(m));
   }
   return dir;
 }
 
 const UserRecord* UserDirectory::FindByIdentity(std::string_view identity) const {
-  auto it = by_identity_.find(std::string(identity));
+  auto it = by_identity_.find(CanonicalUserIdentity(identity));
   return it == by_identity_.end() ? nullptr : &users_[it->second];
 }
 
@@ -91,11 +96,13 @@ const UserRecord* UserDirectory::FindByPskId(ByteSpan psk_id) const {
   return it == by_psk_id_.end() ? nullptr : &users_[it->second];
 }
 
-bool UserDirectory::IsGroup(std::string_view identity) const { return groups_.contains(std::string(identity)); }
+bool UserDirectory::IsGroup(std::string_view identity) const {
+  return groups_.contains(CanonicalUserIdentity(identity));
+}
 
 bool UserDirectory::IsGroupMember(std::string_view group, std::string_view member) const {
-  auto it = groups_.find(std::string(group));
-  return it != groups_.end() && it->second.contains(std::string(member));
+  auto it = groups_.find(CanonicalUserIdentity(group));
+  return it != groups_.end() && it->second.contains(CanonicalUserIdentity(member));
 }
 
 }  // namespace tkms::kms

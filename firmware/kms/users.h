@@ -37,6 +37,8 @@ struct UserRecord {
   std::string policy_class;
   provisioning::PolicyClass policy;
 
+  // Identities are compared in the KMS user identity format
+  // (firmware/base/user_identity.h), here and in every lookup below.
   bool Owns(std::string_view identity) const;
 };
 

@@ -172,27 +172,35 @@ class Decoder {
   }
 
   // ---- common header (RFC 3830 §6.1, RFC 6043 §6.1) ----
-  bool Header(ByteReader& r, CommonHeader& h, uint8_t& next) {
+  // The fixed ten bytes are read before any of them is checked, so that a
+  // caller answering with an Error message can copy version, PRF func and
+  // CSB ID (RFC 6043 §5.4) even when one of the fields is refused.
+  bool Header(ByteReader& r, CommonHeader& h, uint8_t& next, std::optional<HeaderPrefix>* prefix) {
     const size_t at = r.offset();
     uint8_t vprf = 0;
     if (!U8(r, h.version, "HDR version")) return false;
     if (h.version != kMikeyVersion) {
       return Fail(Rule::kVersion, at, "MIKEY version " + Num(h.version) + " (only 1 is defined)");
     }
-    if (!U8(r, h.data_type, "HDR data type")) return false;
+    if (!U8(r, h.data_type, "HDR data type") || !U8(r, next, "HDR next payload") || !U8(r, vprf, "HDR V/PRF") ||
+        !U32(r, h.csb_id, "HDR CSB ID") || !U8(r, h.cs_count, "HDR #CS")) {
+      return false;
+    }
+    const size_t map_at = r.offset();
+    if (!U8(r, h.cs_id_map_type, "HDR CS ID map type")) return false;
+    h.v = (vprf & 0x80) != 0;
+    h.prf_func = vprf & 0x7F;
+    if (prefix != nullptr) *prefix = HeaderPrefix{h.version, h.data_type, h.prf_func, h.csb_id};
     if (!check_.Known(IsKnownDataType(h.data_type), Rule::kDataType, at + 1, "data type",
                       h.data_type)) {
       return false;
     }
-    if (!U8(r, next, "HDR next payload") || !U8(r, vprf, "HDR V/PRF")) return false;
-    h.v = (vprf & 0x80) != 0;
-    h.prf_func = vprf & 0x7F;
-    if (!check_.Known(IsKnownPrf(h.prf_func), Rule::kPrfFunc, at + 3, "PRF func", h.prf_func)) {
+    // An Error message copies the PRF func of the message in error, whatever
+    // it was (RFC 6043 §5.4: "SHALL be identical").
+    if (h.data_type != static_cast<uint8_t>(DataType::kError) &&
+        !check_.Known(IsKnownPrf(h.prf_func), Rule::kPrfFunc, at + 3, "PRF func", h.prf_func)) {
       return false;
     }
-    if (!U32(r, h.csb_id, "HDR CSB ID") || !U8(r, h.cs_count, "HDR #CS")) return false;
-    const size_t map_at = r.offset();
-    if (!U8(r, h.cs_id_map_type, "HDR CS ID map type")) return false;
     if (!check_.Known(IsKnownCsIdMapType(h.cs_id_map_type), Rule::kCsIdMapType, map_at,
                       "CS ID map type", h.cs_id_map_type)) {
       return false;
@@ -630,9 +638,10 @@ class Decoder {
     return Fail(Rule::kUnknownPayload, r.offset(), "payload type " + Num(type) + " is not defined");
   }
 
-  bool MessageBody(ByteReader& r, Message& m, std::vector<PayloadExtent>* extents) {
+  bool MessageBody(ByteReader& r, Message& m, std::vector<PayloadExtent>* extents,
+                   std::optional<HeaderPrefix>* prefix = nullptr) {
     uint8_t next = 0;
-    if (!Header(r, m.header, next)) return false;
+    if (!Header(r, m.header, next, prefix)) return false;
     if (extents != nullptr) extents->push_back({0, r.offset()});
     while (next != 0) {
       const size_t at = r.offset();
@@ -741,7 +750,11 @@ class Encoder {
   bool Header(ByteWriter& w, const CommonHeader& h, uint8_t next) {
     if (h.version != kMikeyVersion) return Fail(Rule::kVersion, "MIKEY version must be 1");
     if (!Known(IsKnownDataType(h.data_type), Rule::kDataType, "data type", h.data_type) ||
-        !Known(IsKnownPrf(h.prf_func), Rule::kPrfFunc, "PRF func", h.prf_func) ||
+        // An Error message copies the PRF func of the message in error,
+        // whatever it was (RFC 6043 §5.4): any 7-bit value is encodable.
+        (h.data_type != static_cast<uint8_t>(DataType::kError) &&
+         !Known(IsKnownPrf(h.prf_func), Rule::kPrfFunc, "PRF func", h.prf_func)) ||
+        (h.prf_func > 0x7F && Fail(Rule::kPrfFunc, "PRF func " + Num(h.prf_func) + " does not fit 7 bits")) ||
         !Known(IsKnownCsIdMapType(h.cs_id_map_type), Rule::kCsIdMapType, "CS ID map type",
                h.cs_id_map_type)) {
       return false;
@@ -1052,10 +1065,10 @@ bool IsBaseTicket(const TicketPolicy& policy) {
          policy.subtype == kBaseTicketSubtype && policy.version == kBaseTicketVersion;
 }
 
-Result<Message, CodecError> Decode(ByteSpan bytes, const DecodeOptions& options,
-                                   std::vector<PayloadExtent>& extents) {
+Result<Message, CodecError> Decode(ByteSpan bytes, const DecodeOptions& options, DecodeReport& report) {
   CodecError err;
-  extents.clear();
+  report.extents.clear();
+  report.header.reset();
   if (bytes.size() > options.limits.max_message_bytes) {
     return CodecError{Rule::kMessageTooLarge, 0,
                       "message of " + Num(bytes.size()) + " bytes exceeds the limit of " +
@@ -1064,17 +1077,25 @@ Result<Message, CodecError> Decode(ByteSpan bytes, const DecodeOptions& options,
   ByteReader r(bytes);
   Decoder d(options.limits, err);
   Message m;
-  if (!d.MessageBody(r, m, &extents)) return err;
+  if (!d.MessageBody(r, m, &report.extents, &report.header)) return err;
   if (options.check_composition) {
-    auto composition = CheckComposition(m, extents);
+    auto composition = CheckComposition(m, report.extents);
     if (!composition.ok()) return std::move(composition).error();
   }
   return m;
 }
 
+Result<Message, CodecError> Decode(ByteSpan bytes, const DecodeOptions& options,
+                                   std::vector<PayloadExtent>& extents) {
+  DecodeReport report;
+  auto m = Decode(bytes, options, report);
+  extents = std::move(report.extents);
+  return m;
+}
+
 Result<Message, CodecError> Decode(ByteSpan bytes, const DecodeOptions& options) {
-  std::vector<PayloadExtent> extents;
-  return Decode(bytes, options, extents);
+  DecodeReport report;
+  return Decode(bytes, options, report);
 }
 
 Result<Bytes, CodecError> Encode(const Message& message) {

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <vector>
 
 #include "firmware/base/byte_reader.h"
@@ -41,11 +42,30 @@ struct DecodeOptions {
   bool check_composition = true;
 };
 
+// The fixed fields of the common header (RFC 3830 §6.1) as read from the
+// wire, before any of them is checked.
+struct HeaderPrefix {
+  uint8_t version = 0;
+  uint8_t data_type = 0;
+  uint8_t prf_func = 0;
+  uint32_t csb_id = 0;
+};
+
+// What Decode learned besides the message, also when it failed.
+struct DecodeReport {
+  std::vector<PayloadExtent> extents;  // of every top-level payload (and HDR)
+  // Set once the ten fixed header bytes of a version-1 message were read,
+  // whatever their values: an Error message copies version, PRF func and
+  // CSB ID of the message in error (RFC 6043 §5.4).
+  std::optional<HeaderPrefix> header;
+};
+
 Result<Message, CodecError> Decode(ByteSpan bytes, const DecodeOptions& options = {});
 // As Decode, and reports the extent of every top-level payload (for MAC
 // coverage over the received bytes).
 Result<Message, CodecError> Decode(ByteSpan bytes, const DecodeOptions& options,
                                    std::vector<PayloadExtent>& extents);
+Result<Message, CodecError> Decode(ByteSpan bytes, const DecodeOptions& options, DecodeReport& report);
 
 Result<Bytes, CodecError> Encode(const Message& message);
 

@@ -66,11 +66,16 @@ ErrorNo RuleErrorNo(Rule rule) {
     case Rule::kDhGroup: return ErrorNo::kInvalidDh;
     case Rule::kProtType: return ErrorNo::kInvalidSp;
     case Rule::kSpParam: return ErrorNo::kInvalidSpPar;
-    case Rule::kTicketType:
-    case Rule::kTicketData:
-    case Rule::kInitiatorData: return ErrorNo::kInvalidTicket;
+    case Rule::kTicketType: return ErrorNo::kInvalidTicket;  // "Ticket Type not supported"
     case Rule::kTicketFlags:
     case Rule::kTpData: return ErrorNo::kInvalidTpPar;
+    // Everything else is a malformed message (RFC 3830 Table 6.12: 12
+    // "an unspecified error occurred"). 13 (RFC 4738 "Unsupported message
+    // type") is only sent for a well-formed message of a type the receiver
+    // does not support, which is a decision of the receiver, not of the
+    // codec; malformed Ticket Data or Initiator Data is malformed too.
+    case Rule::kTicketData:
+    case Rule::kInitiatorData:
     case Rule::kRandRole:
     case Rule::kKeyType:
     case Rule::kKvType:
@@ -78,7 +83,7 @@ ErrorNo RuleErrorNo(Rule rule) {
     case Rule::kErrorNo:
     case Rule::kPkeCache:
     case Rule::kSignType:
-    case Rule::kSakkeParams: return ErrorNo::kUnspecified;
+    case Rule::kSakkeParams:
     case Rule::kTruncated:
     case Rule::kTrailingBytes:
     case Rule::kMessageTooLarge:
@@ -93,7 +98,7 @@ ErrorNo RuleErrorNo(Rule rule) {
     case Rule::kReservedBits:
     case Rule::kFieldTooLong:
     case Rule::kComposition:
-    case Rule::kHeader: return ErrorNo::kUnsupportedMessage;
+    case Rule::kHeader: return ErrorNo::kUnspecified;
   }
   return ErrorNo::kUnspecified;
 }

@@ -17,6 +17,7 @@
 #include "firmware/base/secret_files.h"
 #include "firmware/kms/kms.h"
 #include "hal/clock.h"
+#include "firmware/tkmsd/keystore_keys.h"
 #include "pkcs11/keystore.h"
 #include "pkcs11/provisioning_store.h"
 #include "pkcs11/softhsm_state.h"
@@ -370,7 +371,7 @@ int RunDaemon(const DaemonOptions& o) {
   }
   const size_t user_count = initial->users->size();
   const std::string kms_identity = initial->config.kms_identity;
-  kms::KeystoreKeys keys(*setup->keystore);
+  KeystoreKeys keys(*setup->keystore);
   kms::Kms kms(keys, clock, std::move(initial));
   live = &kms;
 

@@ -106,11 +106,17 @@ TEST(tkmsctl_Command, DecodeErrorsNameRuleAndOffset) {
   EXPECT_THAT(r.err, StartsWith("tkmsctl: offset 20: truncated:"));
   EXPECT_THAT(r.err, HasSubstr("\ntkmsctl: note: input read as base64"));
 
-  bytes = *Base64Decode(b64);
+  bytes = *Base64Decode(VectorB64("request_init_psk"));
   bytes[3] = 0x05;  // PRF func 5
   r = RunMikeyDecode(Span(HexEncode(bytes)));
   EXPECT_EQ(r.exit_code, kExitInvalid);
   EXPECT_THAT(r.err, StartsWith("tkmsctl: offset 3: prf_func: PRF func 5 is not defined (MIKEY error 2, Invalid PRF)"));
+  // An Error message copies the PRF func of the message in error, whatever
+  // it was (RFC 6043 §5.4): PRF func 5 is accepted there.
+  bytes = *Base64Decode(b64);
+  bytes[3] = 0x05;
+  r = RunMikeyDecode(Span(HexEncode(bytes)));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
 
   r = RunMikeyDecode(Span("v=0\na=key-mgmt:MIKEY " + b64 + "\n"));
   EXPECT_EQ(r.exit_code, kExitInvalid);

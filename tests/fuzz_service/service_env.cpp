@@ -82,6 +82,11 @@ Result<mc::SecretKeyPtr> FakeKeys::UserPsk(ByteSpan psk_id) {
   return NotFound("no such user PSK");
 }
 
+Result<mc::SecretKeyPtr> FakeKeys::DecoyPsk() {
+  static const SecretBytes decoy(32, 0xDE);
+  return provider().ImportTransientKey(decoy);
+}
+
 Result<mc::SecretKeyPtr> FakeKeys::TicketKey(uint32_t key_id) {
   if (key_id != kTicketKeyId) return NotFound("no such ticket key");
   return provider().ImportTransientKey(TicketKeyBytes());

@@ -33,7 +33,7 @@
 #include "firmware/kms/timestamps.h"
 #include "firmware/mikey/crypto/provider.h"
 #include "firmware/mikey/crypto/transient_provider.h"
-#include "hal/clock.h"
+#include "tests/support/hal_fakes.h"
 #include "tools/ue/ticket_client.h"
 
 namespace tkms::fuzz_service {
@@ -66,7 +66,9 @@ class FakeKeys final : public kms::KmsKeys {
  public:
   mc::CryptoProvider& provider() override;
   Result<mc::SecretKeyPtr> UserPsk(ByteSpan psk_id) override;
+  Result<mc::SecretKeyPtr> DecoyPsk() override;
   Result<uint32_t> CurrentTicketKeyId() override { return kTicketKeyId; }
+  Status Health() override { return Status(); }
   Result<mc::SecretKeyPtr> TicketKey(uint32_t key_id) override;
   Status Random(std::span<uint8_t> out) override;
 

@@ -41,7 +41,7 @@ TEST_F(TkmsdTest, TicketRequestAndResolveAgreeOnTheKeys) {
   auto client = Client();
   auto grant = client.RequestTicket(AliceRequest());
   ASSERT_TRUE(grant.ok()) << grant.error().ToString();
-  EXPECT_FALSE(grant->policy_changed);
+  EXPECT_TRUE(grant->policy_changed);  // the KMS added TRe and chose the keys (K flag)
   ASSERT_EQ(grant->session_keys.size(), 1u);  // the default single TGK
   EXPECT_EQ(grant->session_keys[0].key_type, static_cast<uint8_t>(mikey::KeyType::kTgk));
   EXPECT_EQ(grant->kms_identity, B(kKmsId));
@@ -290,7 +290,8 @@ TEST_F(TkmsdTest, ExpiredTicketIsRefused) {
   ASSERT_TRUE(grant.ok()) << grant.error().ToString();
   ASSERT_TRUE(client.ResolveTicket(Resolve(grant->ticket, bob_psk_)).ok());
   std::this_thread::sleep_for(2s);
-  ExpectMikeyError(client.ResolveTicket(Resolve(grant->ticket, bob_psk_)), 14, true);
+  // An expired ticket conflicts with its own TP (TRe): 15 Invalid TPpar.
+  ExpectMikeyError(client.ResolveTicket(Resolve(grant->ticket, bob_psk_)), 15, true);
   EXPECT_EQ(Metric("tkms_refusals_total{refusal=\"expired_ticket\"}"), 1);
   ExpectServing();
 }
@@ -316,12 +317,12 @@ TEST_F(TkmsdTest, UnknownTicketKeyAndForgedTicketAreRefused) {
   ExpectMikeyError(client.ResolveTicket(Resolve(unknown, bob_psk_)), 14, true);
 
   auto forged = grant->ticket;
-  forged.policy.flags ^= mikey::kFlagJ;  // covered by the ticket MAC
-  ExpectMikeyError(client.ResolveTicket(Resolve(forged, bob_psk_)), 14, true);
+  forged.policy.flags ^= mikey::kFlagJ;  // covered by the ticket MAC: it does not authenticate
+  ExpectMikeyError(client.ResolveTicket(Resolve(forged, bob_psk_)), 0, true);
 
   // Mode 3 (a ticket made by the initiator, D = 0) is not supported.
   auto mode3 = grant->ticket;
-  mode3.policy.flags &= static_cast<uint16_t>(~mikey::kFlagD);
+  mode3.policy.flags &= static_cast<uint16_t>(~(mikey::kFlagD | mikey::kFlagK));  // ¬D ⇒ ¬K
   mode3.policy.flags |= mikey::kFlagL;  // ¬D ⇒ L (RFC 6043 §6.10)
   ExpectMikeyError(client.ResolveTicket(Resolve(mode3, bob_psk_)), 14, true);
   // Refused for D, not for the MAC (the log line follows the response).

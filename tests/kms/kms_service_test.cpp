@@ -9,6 +9,8 @@
 #include <atomic>
 
 #include "firmware/kms/kms.h"
+#include "firmware/tkmsd/keystore_keys.h"
+#include "tests/support/hal_fakes.h"
 #include "firmware/mikey/crypto/transient_provider.h"
 #include "pkcs11/crypto_provider.h"
 #include "pkcs11/user_psk.h"
@@ -55,6 +57,8 @@ class CountingKeys final : public KmsKeys {
   explicit CountingKeys(pkcs11::Keystore& ks) : inner_(ks), provider_(ks.provider()) {}
   mc::CryptoProvider& provider() override { return provider_; }
   Result<mc::SecretKeyPtr> UserPsk(ByteSpan psk_id) override { return inner_.UserPsk(psk_id); }
+  Result<mc::SecretKeyPtr> DecoyPsk() override { return inner_.DecoyPsk(); }
+  Status Health() override { return inner_.Health(); }
   Result<uint32_t> CurrentTicketKeyId() override { return inner_.CurrentTicketKeyId(); }
   Result<mc::SecretKeyPtr> TicketKey(uint32_t id) override { return inner_.TicketKey(id); }
   Status Random(std::span<uint8_t> out) override {
@@ -64,7 +68,7 @@ class CountingKeys final : public KmsKeys {
   CountingProvider& counts() { return provider_; }
 
  private:
-  KeystoreKeys inner_;
+  tkmsd::KeystoreKeys inner_;
   CountingProvider provider_;
 };
 

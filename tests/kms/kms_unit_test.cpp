@@ -55,11 +55,24 @@ std::optional<TimePoint> GrantedEnd(const TicketPolicy& p) {
   return std::nullopt;
 }
 
-TEST(KmsPolicy, PlainRequestIsGrantedUnchanged) {
+mikey::KemacPayload KeyRequest(std::vector<std::pair<mikey::KeyType, size_t>> keys, bool with_spi = false);
+
+// A request the KMS can grant exactly as asked: mode-1 flags, a TRe within
+// the class's lifetime, and a key request whose keys carry SPIs.
+TicketPolicy Complete(uint16_t flags = kPlainFlags) {
+  TicketPolicy p = Requested(flags);
+  p.tp_data.insert(p.tp_data.begin(), Tr(mikey::TsRole::kEnd, kNow + 1800s));
+  p.tp_data.insert(p.tp_data.begin(), KeyRequest({{mikey::KeyType::kTgk, 16}}, /*with_spi=*/true));
+  return p;
+}
+
+TEST(KmsPolicy, PlainRequestGetsTheDefaultsAndTheKFlag) {
   auto d = DecideTicketPolicy(Requested(), provisioning::PolicyClass{}, Context());
   ASSERT_TRUE(d.ok()) << d.error().detail;
-  EXPECT_FALSE(d->changed);
-  EXPECT_EQ(d->granted.flags, kPlainFlags);
+  // No TRe and no key request: the KMS chose both, so it changed the desired
+  // policy and KEMAC (RFC 6043 §6.10 K flag).
+  EXPECT_TRUE(d->changed);
+  EXPECT_EQ(d->granted.flags, kPlainFlags | mikey::kFlagK);
   ASSERT_EQ(d->responders, std::vector<std::string>{"sip:bob@example.org"});
   ASSERT_EQ(d->keys.size(), 1u);
   EXPECT_EQ(d->keys[0].key_type, static_cast<uint8_t>(mikey::KeyType::kTgk));
@@ -72,17 +85,48 @@ TEST(KmsPolicy, PlainRequestIsGrantedUnchanged) {
   EXPECT_TRUE(mikey::CheckTicketFlags(d->granted.flags).ok());
 }
 
+TEST(KmsPolicy, CompleteRequestIsGrantedUnchanged) {
+  auto d = DecideTicketPolicy(Complete(), provisioning::PolicyClass{}, Context());
+  ASSERT_TRUE(d.ok()) << d.error().detail;
+  EXPECT_FALSE(d->changed);
+  EXPECT_EQ(d->granted.flags, kPlainFlags);
+  EXPECT_EQ(GrantedEnd(d->granted), kNow + 1800s);
+}
+
+TEST(KmsPolicy, EachChangeSetsTheKFlag) {
+  // TRe added.
+  auto no_tre = Complete();
+  no_tre.tp_data.erase(no_tre.tp_data.begin() + 1);
+  auto d = DecideTicketPolicy(no_tre, provisioning::PolicyClass{}, Context());
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->changed);
+  EXPECT_NE(d->granted.flags & mikey::kFlagK, 0);
+  // TRe capped.
+  auto long_tre = Complete();
+  long_tre.tp_data[1] = Tr(mikey::TsRole::kEnd, kNow + 100000s);
+  d = DecideTicketPolicy(long_tre, provisioning::PolicyClass{}, Context());
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->changed);
+  // A requested key without an SPI: the KMS assigns one.
+  auto no_spi = Complete();
+  no_spi.tp_data[0] = KeyRequest({{mikey::KeyType::kTgk, 16}});
+  d = DecideTicketPolicy(no_spi, provisioning::PolicyClass{}, Context());
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->changed);
+  EXPECT_NE(d->granted.flags & mikey::kFlagK, 0);
+}
+
 TEST(KmsPolicy, ForkingAndReuseNeedThePolicyClass) {
   provisioning::PolicyClass strict;
   strict.allow_forking = false;
   strict.allow_reuse = false;
-  auto d = DecideTicketPolicy(Requested(kPlainFlags | mikey::kFlagI | mikey::kFlagJ), strict, Context());
+  auto d = DecideTicketPolicy(Complete(kPlainFlags | mikey::kFlagI | mikey::kFlagJ), strict, Context());
   ASSERT_TRUE(d.ok());
   EXPECT_TRUE(d->changed);
   EXPECT_EQ(d->granted.flags & (mikey::kFlagI | mikey::kFlagJ), 0);
   EXPECT_NE(d->granted.flags & mikey::kFlagK, 0);
 
-  auto allowed = DecideTicketPolicy(Requested(kPlainFlags | mikey::kFlagI | mikey::kFlagJ),
+  auto allowed = DecideTicketPolicy(Complete(kPlainFlags | mikey::kFlagI | mikey::kFlagJ),
                                     provisioning::PolicyClass{}, Context());
   ASSERT_TRUE(allowed.ok());
   EXPECT_FALSE(allowed->changed);
@@ -171,13 +215,17 @@ TEST(KmsPolicy, ForeignKmsOrInitiatorInTheTpIsRefused) {
   EXPECT_FALSE(DecideTicketPolicy(other_i, provisioning::PolicyClass{}, Context()).ok());
 }
 
-mikey::KemacPayload KeyRequest(std::vector<std::pair<mikey::KeyType, size_t>> keys) {
+mikey::KemacPayload KeyRequest(std::vector<std::pair<mikey::KeyType, size_t>> keys, bool with_spi) {
   std::vector<mikey::KeyDataPayload> chain;
   for (auto [type, len] : keys) {
     mikey::KeyDataPayload k;
     k.key_type = static_cast<uint8_t>(type);
     k.key = SecretBytes(len);
     if (mikey::KeyTypeHasSalt(type)) k.salt = SecretBytes(14);
+    if (with_spi) {
+      k.kv.kv_type = static_cast<uint8_t>(mikey::KvType::kSpi);
+      k.kv.spi = {0xC0, 0xFF, 0xEE, static_cast<uint8_t>(chain.size())};
+    }
     chain.push_back(std::move(k));
   }
   auto plain = mikey::EncodeKeyDataChain(chain);

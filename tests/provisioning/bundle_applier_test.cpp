@@ -19,6 +19,7 @@
 #include "firmware/base/encoding.h"
 #include "provisioning/bundle.h"
 #include "tests/provisioning/test_pki.h"
+#include "tests/support/hal_fakes.h"
 
 namespace tkms::provisioning {
 namespace {

@@ -17,7 +17,8 @@
 #include "firmware/mikey/crypto/prf.h"
 #include "firmware/mikey/crypto/protect.h"
 #include "firmware/mikey/crypto/transient_provider.h"
-#include "hal/clock.h"
+#include "firmware/tkmsd/keystore_keys.h"
+#include "tests/support/hal_fakes.h"
 #include "pkcs11/user_psk.h"
 #include "tests/pkcs11/softhsm_fixture.h"
 #include "tools/ue/ticket_client.h"
@@ -59,7 +60,7 @@ class TransferTest : public ::testing::Test {
       auto added = pkcs11::AddUserPsk(*keystore_, {id}, psk);
       ASSERT_TRUE(added.ok()) << added.error().ToString();
     }
-    keys_ = std::make_unique<kms::KeystoreKeys>(*keystore_);
+    keys_ = std::make_unique<tkmsd::KeystoreKeys>(*keystore_);
     auto snap = std::make_shared<kms::KmsSnapshot>();
     snap->config.kms_identity = kKmsId;
     snap->config.policy_classes["default"] = provisioning::PolicyClass{};
@@ -177,7 +178,7 @@ class TransferTest : public ::testing::Test {
 
   std::unique_ptr<pkcs11::test::SoftHsmToken> token_;
   std::unique_ptr<pkcs11::Keystore> keystore_;
-  std::unique_ptr<kms::KeystoreKeys> keys_;
+  std::unique_ptr<tkmsd::KeystoreKeys> keys_;
   hal::SystemClock clock_;
   std::unique_ptr<kms::Kms> kms_;
   std::map<std::string, SecretBytes> psks_;

@@ -1,0 +1,177 @@
+// The steps of one KMS exchange and the values that flow between them.
+//
+// Why: a Ticket Request (RFC 6043 §4.2.1) and a Ticket Resolve (§4.2.3; TS
+// 33.328 B.2.2.2 steps 4-7) are the same pipeline with a different decision
+// in the middle:
+//
+//   bytes ─ ParseRequest ─► ParsedRequest          parse.cpp
+//         ─ Authenticate, AdmitRequester ─► Requester   authenticate.cpp
+//         ─ DecideTicketRequest / DecideTicketResolve
+//                         ─► ResponseContent       request.cpp, resolve.cpp
+//         ─ BuildResponse ─► REQUEST_RESP / RESOLVE_RESP bytes   response.cpp
+//   any step ─ Rejection ─► BuildErrorReply: MIKEY Error message, or a
+//                           4xx/5xx condition                    response.cpp
+//
+// Every step is a function of its inputs and the ExchangeEnv (the KMS's
+// keys, clock, snapshot and replay cache); nothing is shared between
+// requests except the replay cache. A new kind of exchange (a resolve
+// forwarded to another KMS, a resolve by an authorised network function)
+// is a new decision function, or a new authentication step, producing the
+// same types; the other steps do not change. Kms::Handle (kms.cpp) wires
+// the steps together.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "firmware/base/byte_reader.h"
+#include "firmware/base/status.h"
+#include "firmware/kms/keys.h"
+#include "firmware/kms/replay_cache.h"
+#include "firmware/kms/service.h"
+#include "firmware/kms/ticket_format.h"
+#include "firmware/kms/timestamps.h"
+#include "firmware/kms/users.h"
+#include "firmware/mikey/codec.h"
+#include "firmware/mikey/crypto/provider.h"
+#include "firmware/mikey/message.h"
+#include "provisioning/config.h"
+
+namespace tkms::kms {
+
+// What a request is checked against; replaced as a whole on reload.
+struct KmsSnapshot {
+  provisioning::KmsConfig config;
+  std::shared_ptr<const UserDirectory> users;
+};
+
+// Everything a step may use besides its inputs. Lives for one request.
+struct ExchangeEnv {
+  KmsKeys& keys;
+  mikey::crypto::CryptoProvider& provider;  // keys.provider()
+  const KmsSnapshot& snapshot;
+  ReplayCache& replay;
+  const TicketFormats& formats;
+  TimePoint now;                                   // wall time of this request
+  std::chrono::steady_clock::time_point mono_now;  // monotonic time of this request
+  TimePoint started;                               // when this KMS started (replay rule)
+
+  const std::string& kms_identity() const { return snapshot.config.kms_identity; }
+};
+
+// A step's refusal: what the client is told and why (log-safe).
+struct Rejection {
+  Outcome outcome = Outcome::kInternal;  // kMikeyError, kBadRequest, kUnavailable or kInternal
+  Refusal refusal = Refusal::kInternal;
+  uint8_t error_no = 0;  // the ERR payload's number when outcome is kMikeyError
+  std::string detail;
+
+  static Rejection Mikey(mikey::ErrorNo error_no, Refusal refusal, std::string detail);
+  static Rejection BadRequest(std::string detail);
+  // kUnavailable (503) for token trouble and exhausted resources, else
+  // kInternal (500); `what` names the operation.
+  static Rejection FromStatus(const Status& s, std::string_view what);
+};
+
+template <typename T>
+using StepResult = Result<T, Rejection>;
+
+// The payloads of a REQUEST_INIT_PSK / RESOLVE_INIT_PSK the KMS uses
+// (pointers into ParsedRequest::message; unexpected payloads are ignored,
+// RFC 6043 §4.2.1.4, §4.2.3.4).
+struct RequestPayloads {
+  const mikey::TPayload* t = nullptr;
+  const mikey::RandrPayload* randr = nullptr;    // RANDRi (request) / RANDRr (resolve)
+  const mikey::IdrPayload* idr_peer = nullptr;   // IDRi (request) / IDRr (resolve)
+  const mikey::IdrPayload* idr_kms = nullptr;
+  const mikey::IdrPayload* idr_psk = nullptr;
+  const mikey::TpPayload* tp = nullptr;          // request only
+  const mikey::TicketPayload* ticket = nullptr;  // resolve only
+  const mikey::VPayload* v = nullptr;            // always the last payload
+};
+
+// Step 1's output: the message, decoded once. Move-only: `payloads` points
+// into `message.payloads`, whose elements a move does not relocate.
+struct ParsedRequest {
+  RequestType type = RequestType::kTicketRequest;
+  ByteSpan bytes;  // the request as received (MACs cover it)
+  mikey::Message message;
+  std::vector<mikey::PayloadExtent> extents;
+  RequestPayloads payloads;
+
+  ParsedRequest() = default;
+  ParsedRequest(ParsedRequest&&) = default;
+  ParsedRequest& operator=(ParsedRequest&&) = default;
+  ParsedRequest(const ParsedRequest&) = delete;
+  ParsedRequest& operator=(const ParsedRequest&) = delete;
+
+  const mikey::CommonHeader& header() const { return message.header; }
+  bool is_request() const { return type == RequestType::kTicketRequest; }
+};
+
+// Step 2's output: who sent the request, proven by its V payload.
+struct Requester {
+  const UserRecord* user = nullptr;
+  std::string identity;                // the authenticated IDRi / IDRr, as sent
+  mikey::crypto::SecretKeyPtr psk;     // the user's key (a token handle)
+  mikey::crypto::SecretKeyPtr auth_key;  // the request's auth key: Error messages carry V with it
+};
+
+// Step 3's output: what the response carries (RFC 6043 §4.2.1.5, §4.2.3.5).
+struct ResponseContent {
+  mikey::DataType data_type = mikey::DataType::kRequestResp;
+  std::vector<mikey::Payload> before_kemac;        // TICKET (REQUEST_RESP)
+  std::vector<mikey::KeyDataPayload> kemac_keys;   // MPKi, [MPKr(')], session keys
+  std::vector<mikey::Payload> after_kemac;         // IDRr, RANDRkms (forked RESOLVE_RESP)
+};
+
+// ---- the steps ---------------------------------------------------------------
+
+// Decodes `bytes` (the header once, payloads strictly, composition rules not
+// applied: §4.2.1.4) and picks out the payloads the exchange needs. On a
+// failure, `header` is set when the header's fixed fields could be read, so
+// the Error message can copy them.
+StepResult<ParsedRequest> ParseRequest(RequestType type, ByteSpan bytes,
+                                       std::optional<mikey::HeaderPrefix>& header);
+
+// Finds the user, verifies V with the user's key (the same token work for an
+// unknown user: a decoy key), then checks identities, IDRkms, the timestamp
+// window and the replay cache (RFC 3830 §5.4; TS 33.328 B.2.2.2 steps 4-5).
+StepResult<Requester> Authenticate(const ParsedRequest& request, ExchangeEnv& env);
+
+// The checks that need the authenticated requester (their refusals are
+// authenticated Error messages): the claimed identity is the user's, IDRkms
+// names this KMS, T is within the window and not older than this KMS's
+// start, and the message is not a replay.
+std::optional<Rejection> AdmitRequester(const ParsedRequest& request, const Requester& requester, ExchangeEnv& env);
+
+// Ticket Request: policy, keys, ticket (RFC 6043 §4.2.1.4-5).
+StepResult<ResponseContent> DecideTicketRequest(const ParsedRequest& request, const Requester& requester,
+                                                ExchangeEnv& env);
+
+// Ticket Resolve: open the ticket, check it against the current policy for
+// the requesting user and the initiator, forking (RFC 6043 §4.2.3.4-5; TS
+// 33.328 B.2.2.2 step 6).
+StepResult<ResponseContent> DecideTicketResolve(const ParsedRequest& request, const Requester& requester,
+                                                ExchangeEnv& env);
+
+// The REQUEST_RESP / RESOLVE_RESP: KEMAC under the requester's keys, V over
+// response || request (§4.2.1.5, §4.2.3.5, §5.5).
+StepResult<mikey::Bytes> BuildResponse(const ParsedRequest& request, const Requester& requester,
+                                       const ResponseContent& content, ExchangeEnv& env);
+
+// The MIKEY Error message for a MIKEY-error rejection (RFC 6043 §5.4): HDR
+// copying version, PRF func and CSB ID, fresh T, ERR, and V keyed with the
+// request's auth key once the sender is authenticated (`requester` set).
+StepResult<mikey::Bytes> BuildErrorMessage(const mikey::HeaderPrefix& header, uint8_t error_no,
+                                           const mikey::TPayload* request_t, const mikey::VPayload* request_v,
+                                           const Requester* requester, ExchangeEnv& env);
+
+// The KEMAC encryption algorithm for `user` (docs/kms.md "KEMAC algorithm").
+mikey::EncrAlg KemacEncryptionFor(const UserRecord& user);
+
+}  // namespace tkms::kms
