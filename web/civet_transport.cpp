@@ -19,8 +19,9 @@
 //     7230 §4.1); there is no raw-body API, so this transport bounds what
 //     mg_read returns: at most the handler's cap + 1 decoded bytes are read.
 //     Its decoder refuses chunk extensions, spaces, bare LF, size lines over
-//     63 bytes and sizes of 2^64 or more (mg_read < 0), but a size of 2^63 or
-//     more makes it read until the peer closes: the cap stops that.
+//     63 bytes and sizes of 2^64 or more (mg_read < 0), but some sizes of
+//     2^63 or more (8000000000000000) make its signed length negative and it
+//     reads until the peer closes: the cap stops that.
 //   - It reads 2 bytes after the last chunk and keeps the connection only
 //     when they are CRLF (no trailer); it does not tell which happened, so a
 //     chunked request's connection is always closed after the response.
