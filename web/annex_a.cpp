@@ -2,25 +2,12 @@
 
 #include <arpa/inet.h>
 
-#include <atomic>
 #include <charconv>
-#include <cstdio>
-#include <random>
 
 #include "firmware/base/encoding.h"
 
 namespace tkms::web {
 namespace {
-
-char LowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (LowerAscii(a[i]) != LowerAscii(b[i])) return false;
-  }
-  return true;
-}
 
 std::string_view TrimOws(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -37,15 +24,6 @@ int HexValue(char c) {
 
 Rejection BadRequest(std::string label, std::string reason) {
   return Rejection{400, std::move(label), std::move(reason)};
-}
-
-// The random half of request ids, chosen once per process.
-uint32_t ProcessPrefix() {
-  static const uint32_t prefix = [] {
-    std::random_device device;
-    return static_cast<uint32_t>(device());
-  }();
-  return prefix;
 }
 
 }  // namespace
@@ -113,15 +91,6 @@ Result<std::vector<uint8_t>, Rejection> DecodeMikeyBody(std::string_view body) {
   return std::move(*bytes);
 }
 
-bool HeaderHasToken(std::string_view value, std::string_view token) {
-  while (true) {
-    const size_t comma = value.find(',');
-    if (EqualsIgnoreCase(TrimOws(value.substr(0, comma)), token)) return true;
-    if (comma == std::string_view::npos) return false;
-    value.remove_prefix(comma + 1);
-  }
-}
-
 std::string ListenAddress::ToString() const { return address + ":" + std::to_string(port); }
 
 Result<ListenAddress> ParseListenAddress(std::string_view text) {
@@ -145,72 +114,6 @@ Result<ListenAddress> ParseListenAddress(std::string_view text) {
     return invalid();
   }
   return ListenAddress{address, static_cast<uint16_t>(port)};
-}
-
-HttpResponse TextResponse(int status, std::string_view reason) {
-  HttpResponse response;
-  response.status = status;
-  response.body = std::string(reason) + "\n";
-  return response;
-}
-
-std::string_view StatusReason(int status) {
-  switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
-  }
-}
-
-std::string SerializeResponse(const HttpResponse& response, std::string_view request_id,
-                              bool keep_alive, bool include_body) {
-  std::string out;
-  out.reserve(192 + response.body.size());
-  out += "HTTP/1.1 ";
-  out += std::to_string(response.status);
-  out += ' ';
-  out += StatusReason(response.status);
-  out += "\r\nContent-Type: ";
-  out += response.content_type;
-  out += "\r\nContent-Length: ";
-  out += std::to_string(response.body.size());
-  out += "\r\nX-Request-Id: ";
-  out += request_id;
-  out += "\r\nCache-Control: no-store\r\nConnection: ";
-  out += keep_alive ? "keep-alive" : "close";
-  out += "\r\n";
-  for (const auto& [name, value] : response.extra_headers) {
-    out += name;
-    out += ": ";
-    out += value;
-    out += "\r\n";
-  }
-  out += "\r\n";
-  if (include_body) out += response.body;
-  return out;
-}
-
-std::string NewRequestId() {
-  static std::atomic<uint64_t> counter{0};
-  const uint64_t n = counter.fetch_add(1, std::memory_order_relaxed) + 1;
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "r-%08x-%llu", ProcessPrefix(),
-                static_cast<unsigned long long>(n));
-  return buf;
 }
 
 }  // namespace tkms::web

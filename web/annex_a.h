@@ -6,12 +6,12 @@
 // in the body, and the KMS answers 200 with a base64 MIKEY response or MIKEY
 // Error (RFC 3830 §6.12), 4xx when the UE erred, 5xx when the KMS erred.
 // Everything here decides one of those rules on plain strings, so the rules
-// are unit-tested without a server and the CivetWeb handlers (server.cpp)
-// stay thin. Nothing here reads untrusted bytes beyond the strings handed in,
-// and nothing allocates from a length the peer claims.
+// are unit-tested without a server and the Ua handler (ua_handler.cpp) stays
+// thin. Nothing here reads untrusted bytes beyond the strings handed in, and
+// nothing allocates from a length the peer claims. (The HTTP message values,
+// response framing and request ids are in http_message.h, included here.)
 //
-// Every function is pure and thread-safe except NewRequestId(), which is
-// thread-safe (one atomic counter).
+// Every function is pure and thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -23,6 +23,7 @@
 
 #include "firmware/base/status.h"
 #include "firmware/kms/service.h"
+#include "web/http_message.h"
 
 namespace tkms::web {
 
@@ -64,49 +65,15 @@ bool IsMikeyContentType(std::string_view content_type);
 // stripping), or not base64.
 Result<std::vector<uint8_t>, Rejection> DecodeMikeyBody(std::string_view body);
 
-// True when a comma-separated header value (e.g. Connection) contains `token`
-// (case-insensitive, surrounding spaces ignored).
-bool HeaderHasToken(std::string_view value, std::string_view token);
-
 // ---- listen addresses ------------------------------------------------------
 
 // "ADDR:PORT" with ADDR an IPv4 dotted quad and PORT 0..65535 (0: the kernel
-// picks a free port). No host names, no IPv6, no CivetWeb suffixes ('s', 'r').
+// picks a free port). No host names, no IPv6, no port suffixes ('s', 'r').
 struct ListenAddress {
   std::string address;
   uint16_t port = 0;
   std::string ToString() const;  // "127.0.0.1:8080"
 };
 Result<ListenAddress> ParseListenAddress(std::string_view text);
-
-// ---- responses -------------------------------------------------------------
-
-// One HTTP response. Serialized in full and written with a single mg_write
-// (the Nagle trap, docs/http.md).
-struct HttpResponse {
-  int status = 500;
-  std::string content_type = "text/plain; charset=utf-8";
-  std::string body;
-  // Added after the standard headers, e.g. {"Allow", "POST"}.
-  std::vector<std::pair<std::string, std::string>> extra_headers;
-};
-
-// A short text/plain response whose body is `reason` plus a newline.
-HttpResponse TextResponse(int status, std::string_view reason);
-
-// "OK", "Bad Request", ... ("Unknown" for codes tkms never sends).
-std::string_view StatusReason(int status);
-
-// Status line, Content-Type, Content-Length, X-Request-Id, Cache-Control:
-// no-store, Connection: keep-alive|close, the extra headers, an empty line and
-// the body, as one buffer. Without include_body (the answer to a HEAD
-// request) the body is left out but Content-Length still gives its size.
-std::string SerializeResponse(const HttpResponse& response, std::string_view request_id,
-                              bool keep_alive, bool include_body = true);
-
-// A request id unique in this process and unlikely to repeat across
-// restarts: "r-<8 hex digits chosen at random once per process>-<counter>",
-// e.g. "r-3f2a9c1b-17".
-std::string NewRequestId();
 
 }  // namespace tkms::web

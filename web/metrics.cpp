@@ -234,7 +234,7 @@ std::string Metrics::RenderPrometheus() const {
   }
 
   Header(out, "tkms_http_protocol_errors_total", "counter",
-         "Ua requests refused by CivetWeb's HTTP parser (malformed HTTP), by HTTP status.");
+         "Ua requests refused by the transport's HTTP parser (malformed HTTP), by HTTP status.");
   for (size_t i = 0; i < kErrorStatuses; ++i) {
     const uint64_t n = Load(protocol_errors_[i]);
     if (n == 0) continue;

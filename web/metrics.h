@@ -55,7 +55,7 @@ class Metrics {
   // An Annex A check refused the request with `status` (one of
   // kRejectionStatuses; other values are ignored).
   void RecordRejection(int status);
-  // CivetWeb's own HTTP parser refused the connection's request (malformed
+  // The transport's own HTTP parser refused the connection's request (malformed
   // request line, headers too large, unsupported version): 400..599.
   void RecordProtocolError(int status);
 

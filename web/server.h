@@ -8,72 +8,53 @@
 //   Content-Type: application/mikey, body = base64(MIKEY message)
 //   200 + base64 MIKEY response or MIKEY Error; 4xx: the UE erred; 5xx: the
 //   KMS erred.
-// This class performs every HTTP-level check in a fixed order (docs/http.md
-// has the table), hands the decoded MIKEY bytes to kms::KmsService, maps its
-// KmsReply onto the status codes, counts everything in Metrics, and logs one
-// logfmt line per Ua request (never body bytes).
+// WebServer wires the pieces: a UaHandler (ua_handler.h: every HTTP-level
+// check in a fixed order, docs/http.md has the table; the KmsService; the
+// metrics; one log line per request) and an AdminHandler (admin_handler.h),
+// each behind its own plaintext listener (transport.h), sharing one Metrics.
 //
-// Two CivetWeb contexts, so the admin listener keeps answering (health
-// checks, scrapes) while every Ua worker is busy. CivetWeb's TLS is never
-// enabled (broken as packaged in Debian 12); transport security is added in
-// front of or around this server by later work.
+// Two listeners with separate worker pools, so the admin listener keeps
+// answering (health checks, scrapes) while every Ua worker is busy.
+// Transport security comes with the TLS transport of the next issue, which
+// feeds the same handlers.
 //
 // Lifecycle: Start() binds both listeners or fails with a Status naming the
 // listener ("Ua listener 127.0.0.1:8080: cannot bind to ..."). Stop() first
 // refuses new Ua requests (503, Connection: close) and reports not-ready on
 // /readyz, waits for the Ua requests already in progress to finish and write
-// their responses, then stops both CivetWeb contexts. Stop() is idempotent,
+// their responses, then stops both listeners. Stop() is idempotent,
 // also runs from the destructor, and must not be called from a handler
 // thread (it would wait for itself).
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "firmware/base/status.h"
 #include "firmware/kms/service.h"
+#include "web/admin_handler.h"
 #include "web/metrics.h"
-
-struct mg_connection;
+#include "web/transport.h"
+#include "web/ua_handler.h"
 
 namespace tkms::web {
-
-namespace internal {
-class CivetListener;
-}  // namespace internal
-
-// An operator action on the admin listener (POST PATH, e.g. /admin/bundle):
-// the handler gets the request body (at most max_body_bytes; Content-Length
-// required) and returns the status and a JSON body. It runs on an admin
-// worker thread; an exception it throws becomes a 500.
-struct AdminPostReply {
-  int status = 200;
-  std::string json_body;
-};
-struct AdminPostRoute {
-  std::string path;
-  size_t max_body_bytes = 1 << 20;
-  std::function<AdminPostReply(std::string_view body)> handler;
-};
 
 struct WebServerOptions {
   // "ADDR:PORT", IPv4 dotted quad; port 0 picks a free port (see ua_port()).
   std::string ua_listen = "127.0.0.1:8080";
   std::string admin_listen = "127.0.0.1:8081";
-  // Largest accepted Ua body (base64 text, before decoding); larger: 413.
+  // Largest accepted Ua body (base64 text, before decoding; for chunked
+  // bodies after removing the chunk framing); larger: 413.
   size_t max_body_bytes = 16384;
-  // CivetWeb worker threads of the Ua listener; a keep-alive connection
-  // holds its worker while idle, up to keep_alive_timeout_ms.
+  // Worker threads of the Ua listener; a keep-alive connection holds its
+  // worker while idle, up to keep_alive_timeout_ms.
   unsigned worker_threads = 8;
-  // Socket read/write timeout per request (CivetWeb request_timeout_ms).
+  // Socket read/write timeout per request.
   unsigned request_timeout_ms = 10000;
   // Idle time a kept-alive Ua connection may wait for its next request;
   // 0 = no keep-alive (Connection: close after every response).
@@ -88,7 +69,7 @@ struct WebServerOptions {
 class WebServer {
  public:
   // Starts the Ua listener, then the admin listener. Errors (kInvalidArgument
-  // for bad options or addresses, kFailedPrecondition when CivetWeb cannot
+  // for bad options or addresses, kFailedPrecondition when a listener cannot
   // start, e.g. the port is in use) name the listener and its address.
   static Result<std::unique_ptr<WebServer>> Start(const WebServerOptions& options,
                                                   kms::KmsService& service);
@@ -110,21 +91,15 @@ class WebServer {
  private:
   WebServer(const WebServerOptions& options, kms::KmsService& service);
 
-  int HandleUa(mg_connection* conn);
-  int HandleAdmin(mg_connection* conn);
-
   WebServerOptions options_;
-  kms::KmsService& service_;
   Metrics metrics_;
-
   std::atomic<bool> stopping_{false};
-  std::mutex drain_mu_;
-  std::condition_variable drain_cv_;
-  size_t in_flight_ = 0;  // Ua requests inside HandleUa (guarded by drain_mu_)
-  std::mutex stop_mu_;    // serialises Stop()
-
-  std::unique_ptr<internal::CivetListener> ua_;
-  std::unique_ptr<internal::CivetListener> admin_;
+  std::mutex stop_mu_;  // serialises Stop()
+  UaHandler ua_handler_;
+  AdminHandler admin_handler_;
+  // Declared after the handlers they call, so they are destroyed first.
+  std::unique_ptr<HttpListener> ua_;
+  std::unique_ptr<HttpListener> admin_;
   uint16_t ua_port_ = 0;
   uint16_t admin_port_ = 0;
 };

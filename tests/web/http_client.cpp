@@ -75,6 +75,10 @@ void HttpClient::Close() {
   buffer_.clear();
 }
 
+void HttpClient::ShutdownWrite() {
+  if (fd_ >= 0) shutdown(fd_, SHUT_WR);
+}
+
 bool HttpClient::SendRaw(std::string_view bytes) {
   if (fd_ < 0 && !Connect()) return false;
   while (!bytes.empty()) {

@@ -49,6 +49,8 @@ class HttpClient {
   // Reads one Content-Length-framed response (only the head when it answers
   // a HEAD request); nullopt on timeout, EOF or a malformed response.
   std::optional<HttpReply> ReadReply(int timeout_ms = 5000, bool head_request = false);
+  // Half-closes the connection: the server sees the end of the request bytes.
+  void ShutdownWrite();
   // True when the server closes the connection within the timeout (any
   // unread bytes are discarded).
   bool WaitForClose(int timeout_ms = 2000);

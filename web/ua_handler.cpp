@@ -1,0 +1,229 @@
+#include "web/ua_handler.h"
+
+#include <chrono>
+#include <exception>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "firmware/base/encoding.h"
+#include "firmware/base/log.h"
+#include "web/annex_a.h"
+#include "web/http_framing.h"
+
+namespace tkms::web {
+namespace {
+
+// Everything the request log line and the metrics need about one Ua request.
+struct UaRecord {
+  std::string id;
+  std::string peer;
+  std::optional<kms::RequestType> type;
+  // Set when an Annex A check refused the request (tkms_http_rejections_total).
+  std::optional<int> rejection_status;
+  // Set when the request reached the service.
+  std::optional<kms::KmsReply> reply;
+  std::string outcome = "rejected";
+  std::string refusal = "-";
+  std::string detail;
+  size_t bytes_in = 0;
+};
+
+HttpResponse Refuse(UaRecord& rec, const Rejection& rejection) {
+  rec.rejection_status = rejection.status;
+  rec.refusal = rejection.label;
+  HttpResponse response = TextResponse(rejection.status, rejection.reason);
+  if (rejection.status == 405) response.extra_headers.emplace_back("Allow", "POST");
+  return response;
+}
+
+// Rules 1-4 (path, method, requesttype, Content-Type), decided from the head
+// alone. Sets `type` once the requesttype is known.
+std::optional<Rejection> CheckHead(const HttpRequest& head, std::optional<kms::RequestType>& type) {
+  if (!PathIs(head, kKeyManagementPath)) return Rejection{404, "path", "not found"};
+  if (head.method != "POST") return Rejection{405, "method", "method not allowed"};
+  auto parsed = ParseRequestType(head.query());
+  if (!parsed.ok()) return parsed.error();
+  type = *parsed;
+  const std::string* content_type = head.FindHeader("Content-Type");
+  if (content_type == nullptr || head.CountHeaders("Content-Type") != 1 ||
+      !IsMikeyContentType(*content_type)) {
+    return Rejection{415, "content_type", "Content-Type must be application/mikey"};
+  }
+  return std::nullopt;
+}
+
+// Rules 5 and the reading half of 6: framing and what became of the body.
+std::optional<Rejection> CheckBody(const HttpRequest& request, size_t max_body_bytes) {
+  const FramingError framing_error = request.framing.error;
+  if (framing_error != FramingError::kNone) {
+    return Rejection{400, std::string(FramingErrorLabel(framing_error)),
+                     std::string(FramingErrorText(framing_error))};
+  }
+  if (request.framing.kind == BodyFraming::Kind::kNone) {
+    return Rejection{411, "length_required", "Content-Length required"};
+  }
+  switch (request.body_state) {
+    case BodyState::kEmpty:
+    case BodyState::kComplete: return std::nullopt;
+    case BodyState::kTooLarge:
+      return Rejection{413, "too_large",
+                       "body larger than " + std::to_string(max_body_bytes) + " bytes"};
+    case BodyState::kIncomplete:
+      return Rejection{400, "incomplete_body", "body shorter than Content-Length"};
+    case BodyState::kBadChunked:
+      return Rejection{400, "bad_chunked_body", "malformed or incomplete chunked body"};
+    case BodyState::kNotRead: break;
+  }
+  return Rejection{500, "internal", "internal error"};  // the transport ignored the plan
+}
+
+// Maps a KmsReply onto the Annex A response.
+HttpResponse ReplyToResponse(const kms::KmsReply& reply) {
+  switch (reply.outcome) {
+    case kms::Outcome::kOk:
+    case kms::Outcome::kMikeyError: {
+      HttpResponse response;
+      response.status = 200;
+      response.content_type = std::string(kMikeyMediaType);
+      response.body = Base64Encode(reply.mikey);
+      return response;
+    }
+    case kms::Outcome::kBadRequest: return TextResponse(400, "not a MIKEY message");
+    case kms::Outcome::kUnavailable: {
+      HttpResponse response = TextResponse(503, "KMS temporarily unavailable");
+      response.extra_headers.emplace_back("Retry-After", "1");
+      return response;
+    }
+    case kms::Outcome::kInternal: break;
+  }
+  return TextResponse(500, "internal error");
+}
+
+// Rule 7: the service; a throwing service or an empty MIKEY answer is kInternal.
+kms::KmsReply CallService(kms::KmsService& service, const kms::RequestContext& context,
+                          const std::vector<uint8_t>& mikey) {
+  kms::KmsReply reply;
+  try {
+    reply = service.Handle(context, mikey);
+  } catch (const std::exception& e) {
+    reply = kms::KmsReply{};
+    reply.outcome = kms::Outcome::kInternal;
+    reply.detail = std::string("service threw: ") + e.what();
+  } catch (...) {
+    reply = kms::KmsReply{};
+    reply.outcome = kms::Outcome::kInternal;
+    reply.detail = "service threw a non-standard exception";
+  }
+  if ((reply.outcome == kms::Outcome::kOk || reply.outcome == kms::Outcome::kMikeyError) &&
+      reply.mikey.empty()) {
+    reply.outcome = kms::Outcome::kInternal;
+    reply.detail = "service returned no MIKEY message" +
+                   (reply.detail.empty() ? std::string() : "; " + reply.detail);
+  }
+  return reply;
+}
+
+// The checks in their documented order (docs/http.md), then the service.
+HttpResponse Serve(const HttpRequest& request, size_t max_body_bytes, bool stopping,
+                   kms::KmsService& service, UaRecord& rec) {
+  if (stopping) {
+    rec.refusal = "stopping";
+    HttpResponse response = TextResponse(503, "KMS is shutting down");
+    response.extra_headers.emplace_back("Retry-After", "1");
+    return response;
+  }
+  if (auto rejection = CheckHead(request, rec.type)) return Refuse(rec, *rejection);
+  rec.bytes_in = request.body.size();
+  if (auto rejection = CheckBody(request, max_body_bytes)) {
+    HttpResponse response = Refuse(rec, *rejection);
+    response.keep_alive = rejection->status != 411;  // no body framing: close, as always
+    return response;
+  }
+  auto mikey = DecodeMikeyBody(request.body);
+  if (!mikey.ok()) return Refuse(rec, mikey.error());
+
+  const kms::RequestContext context{*rec.type, kms::Interface::kUa, rec.id, rec.peer};
+  kms::KmsReply reply = CallService(service, context, *mikey);
+  HttpResponse response = ReplyToResponse(reply);
+  rec.outcome = std::string(kms::OutcomeName(reply.outcome));
+  rec.refusal =
+      reply.refusal == kms::Refusal::kNone ? "-" : std::string(kms::RefusalName(reply.refusal));
+  rec.reply = std::move(reply);
+  return response;
+}
+
+}  // namespace
+
+BodyPlan UaHandler::PlanBody(const HttpRequest& head) {
+  std::optional<kms::RequestType> type;
+  if (stopping_.load() || CheckHead(head, type).has_value()) {
+    return BodyPlan::Discard(max_body_bytes_);  // refused: keep the connection if cheap
+  }
+  return BodyPlan::Read(max_body_bytes_);
+}
+
+HttpResponse UaHandler::Handle(const HttpRequest& request) {
+  UaRecord rec;
+  rec.id = request.id;
+  rec.peer = request.peer.address;
+  HttpResponse response;
+  try {
+    response = Serve(request, max_body_bytes_, stopping_.load(), service_, rec);
+  } catch (const std::exception& e) {
+    response = TextResponse(500, "internal error");
+    rec.outcome = "internal";
+    rec.detail = std::string("front end threw: ") + e.what();
+  } catch (...) {
+    response = TextResponse(500, "internal error");
+    rec.outcome = "internal";
+    rec.detail = "front end threw a non-standard exception";
+  }
+
+  // Counted before the response leaves, so a client that has its response
+  // also sees it in /metrics. The latency ends here too: the one write that
+  // follows is a single send() of a small buffer.
+  const auto latency = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::steady_clock::now() - request.received);
+  if (rec.rejection_status.has_value()) metrics_.RecordRejection(*rec.rejection_status);
+  std::string mikey_error = "-";
+  std::string user = "-";
+  if (rec.reply.has_value()) {
+    const kms::KmsReply& reply = *rec.reply;
+    if (rec.type.has_value()) metrics_.RecordRequest(*rec.type, reply.outcome, latency);
+    metrics_.RecordRefusal(reply.refusal);
+    if (reply.mikey_error.has_value()) {
+      metrics_.RecordMikeyError(*reply.mikey_error);
+      mikey_error = std::to_string(*reply.mikey_error);
+    }
+    if (!reply.user.empty()) user = reply.user;
+    if (rec.detail.empty()) rec.detail = reply.detail;
+  }
+  if (stopping_.load()) response.keep_alive = false;
+
+  response.on_written = [rec = std::move(rec), mikey_error, user, latency,
+                         status = response.status,
+                         bytes_out = response.body.size()](bool written) {
+    try {
+      LogLine line(status >= 500 ? LogLevel::kWarn : LogLevel::kInfo, "request");
+      line.Add("id", rec.id)
+          .Add("peer", rec.peer)
+          .Add("type", rec.type.has_value() ? kms::RequestTypeName(*rec.type) : std::string_view("-"))
+          .Add("status", status)
+          .Add("outcome", rec.outcome)
+          .Add("refusal", rec.refusal)
+          .Add("mikey_error", mikey_error)
+          .Add("user", user)
+          .Add("bytes_in", static_cast<uint64_t>(rec.bytes_in))
+          .Add("bytes_out", static_cast<uint64_t>(bytes_out))
+          .Add("us", static_cast<int64_t>(latency.count() / 1000));
+      if (!written) line.Add("write", "failed");
+      if (!rec.detail.empty()) line.Add("detail", rec.detail);
+    } catch (...) {
+      // A lost log line must not take the worker down.
+    }
+  };
+  return response;
+}
+
+}  // namespace tkms::web
