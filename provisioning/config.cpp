@@ -615,7 +615,8 @@ Status ReadHttp(const Json& value, HttpConfig& out) {
 Status ReadToken(const Json* value, TokenConfig& out) {
   const std::string path = "token";
   if (value == nullptr) return Invalid("token.pin_file", "required field is missing");
-  TKMS_RETURN_IF_ERROR(CheckObject(*value, path, {"module_path", "token", "pin_file", "softhsm2_conf", "sessions"}));
+  TKMS_RETURN_IF_ERROR(CheckObject(
+      *value, path, {"module_path", "token", "pin_file", "softhsm2_conf", "sessions", "health_check_interval_ms"}));
   if (const Json* v = Member(*value, "module_path"); v != nullptr) {
     TKMS_RETURN_IF_ERROR(ParseString(*v, "token.module_path", out.module_path));
     TKMS_RETURN_IF_ERROR(CheckFileName(out.module_path, "token.module_path", true));
@@ -635,6 +636,8 @@ Status ReadToken(const Json* value, TokenConfig& out) {
     out.softhsm2_conf = std::move(conf);
   }
   TKMS_RETURN_IF_ERROR(ReadUnsigned(*value, path, "sessions", 1, 64, out.sessions));
+  TKMS_RETURN_IF_ERROR(
+      ReadUnsigned(*value, path, "health_check_interval_ms", 100, 60000, out.health_check_interval_ms));
   return Status::Ok();
 }
 
@@ -1219,6 +1222,7 @@ std::string ConfigToJson(const KmsConfig& config) {
   token["pin_file"] = config.token.pin_file;
   if (config.token.softhsm2_conf) token["softhsm2_conf"] = *config.token.softhsm2_conf;
   token["sessions"] = config.token.sessions;
+  token["health_check_interval_ms"] = config.token.health_check_interval_ms;
 
   Json mikey = Json::object();
   mikey["timestamp_window_s"] = config.mikey.timestamp_window_s;

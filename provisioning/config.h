@@ -86,6 +86,9 @@ struct TokenConfig {
   // Sets SOFTHSM2_CONF before the module is loaded (SoftHSM2 only).
   std::optional<std::string> softhsm2_conf;
   unsigned sessions = 4;  // pooled PKCS#11 sessions (1..64)
+  // How often tkmsd probes the token (a real token read) while it is healthy,
+  // and how soon it notices that an unavailable token is back (100..60000).
+  unsigned health_check_interval_ms = 1000;
   bool operator==(const TokenConfig&) const = default;
 };
 

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 
 #include "firmware/base/byte_reader.h"
 #include "firmware/base/status.h"
@@ -37,6 +38,9 @@ class KmsKeys : public hal::EntropySource {
   // Cheap (the last verdict of whoever watches the token): the KMS asks it
   // before every request and for /readyz.
   virtual Status Health() = 0;
+  // The KMS saw the token fail on a request (the request got 503); whoever
+  // watches the token should look at once.
+  virtual void OnTokenFailure(const std::string& /*detail*/) {}
 };
 
 }  // namespace tkms::kms

@@ -54,13 +54,19 @@ void Kms::SetSnapshot(std::shared_ptr<const KmsSnapshot> snapshot) {
 std::shared_ptr<const KmsSnapshot> Kms::snapshot() const { return std::atomic_load(&snapshot_); }
 
 KmsReply Kms::Serve(const RequestContext& context, ByteSpan bytes) {
-  const auto snap = snapshot();
-  ExchangeEnv env{keys_, keys_.provider(), *snap, replay_, formats_, clock_.Now(), clock_.MonotonicNow(), started_};
   if (Status health = keys_.Health(); !health.ok()) {
     return FailureReply(Outcome::kUnavailable, Refusal::kToken, "token: " + health.message());
   }
+  const auto snap = snapshot();
+  ExchangeEnv env{keys_, keys_.provider(), *snap, replay_, formats_, clock_.Now(), clock_.MonotonicNow(), started_};
+  KmsReply reply = RunSteps(context.type, bytes, env);
+  if (reply.refusal == Refusal::kToken) keys_.OnTokenFailure(reply.detail);
+  return reply;
+}
+
+KmsReply Kms::RunSteps(RequestType type, ByteSpan bytes, ExchangeEnv& env) {
   std::optional<mikey::HeaderPrefix> header;
-  auto request = ParseRequest(context.type, bytes, header);
+  auto request = ParseRequest(type, bytes, header);
   if (!request.ok()) return ReplyFor(request.error(), header, nullptr, nullptr, env);
   auto requester = Authenticate(*request, env);
   if (!requester.ok()) return ReplyFor(requester.error(), header, &*request, nullptr, env);

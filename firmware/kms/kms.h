@@ -49,6 +49,7 @@ class Kms final : public KmsService {
 
  private:
   KmsReply Serve(const RequestContext& context, ByteSpan bytes);
+  KmsReply RunSteps(RequestType type, ByteSpan bytes, ExchangeEnv& env);
 
   KmsKeys& keys_;
   const hal::Clock& clock_;

@@ -18,6 +18,8 @@
 #include "firmware/kms/kms.h"
 #include "hal/clock.h"
 #include "firmware/tkmsd/keystore_keys.h"
+#include "firmware/tkmsd/reload.h"
+#include "firmware/tkmsd/token_monitor.h"
 #include "pkcs11/keystore.h"
 #include "pkcs11/provisioning_store.h"
 #include "pkcs11/softhsm_state.h"
@@ -192,19 +194,6 @@ Result<Setup> PrepareConfig(const DaemonOptions& o) {
   return setup;
 }
 
-Result<std::shared_ptr<const kms::KmsSnapshot>> BuildSnapshot(const provisioning::KmsConfig& config,
-                                                              pkcs11::Keystore& keystore) {
-  auto token_users = pkcs11::ListUserPsks(keystore);
-  if (!token_users.ok()) return Fail("listing users", token_users.error());
-  std::vector<std::string> warnings;
-  auto users = kms::UserDirectory::Build(config, *token_users, warnings);
-  for (const auto& w : warnings) LogLine(LogLevel::kWarn, "user_skipped").Add("reason", w);
-  auto snap = std::make_shared<kms::KmsSnapshot>();
-  snap->config = config;
-  snap->users = std::move(users);
-  return std::shared_ptr<const kms::KmsSnapshot>(std::move(snap));
-}
-
 Status WriteReadyFile(const std::string& path, uint16_t ua_port, uint16_t admin_port) {
   const std::string tmp = path + ".tmp";
   {
@@ -237,18 +226,28 @@ void Reload(const DaemonOptions& o, pkcs11::Keystore& keystore, kms::Kms& kms) {
     if (o.kms_identity) fresh->kms_identity = *o.kms_identity;
     config = std::move(*fresh);
   }
-  if (auto s = keystore.Refresh(); !s.ok()) {
-    LogLine(LogLevel::kError, "reload_refused").Add("error", "token refresh: " + s.message());
-    return;
-  }
-  auto snap = BuildSnapshot(config, keystore);
+  auto snap = PrepareSnapshot(config, keystore, kms.snapshot().get());
   if (!snap.ok()) {
-    LogLine(LogLevel::kError, "reload_refused").Add("error", snap.error().message());
+    LogLine(LogLevel::kError, "reload_refused")
+        .Add("error", snap.error().message())
+        .Add("effect", "the running configuration and users stay in force");
     return;
   }
   const size_t users = (*snap)->users->size();
   kms.SetSnapshot(std::move(*snap));
   LogLine(LogLevel::kInfo, "reloaded").Add("users", static_cast<uint64_t>(users));
+}
+
+// The token is readable again after an outage: its keys and users are
+// re-read under the same rules as a reload.
+Status RecoverFromTokenOutage(pkcs11::Keystore& keystore, kms::Kms& kms) {
+  const auto running = kms.snapshot();
+  auto snap = PrepareSnapshot(running->config, keystore, running.get());
+  if (!snap.ok()) return snap.error();
+  const size_t users = (*snap)->users->size();
+  kms.SetSnapshot(std::move(*snap));
+  LogLine(LogLevel::kInfo, "reloaded").Add("reason", "token_recovered").Add("users", static_cast<uint64_t>(users));
+  return Status::Ok();
 }
 
 // POST /admin/bundle's answer: 200 accepted; 400 envelope or schema; 403
@@ -329,8 +328,8 @@ int RunDaemon(const DaemonOptions& o) {
     provisioning::BundleApplier::Prepare prepare =
         [local, &keystore, &initial, &live](const provisioning::KmsConfig& bundle)
         -> Result<provisioning::BundleApplier::Commit> {
-      TKMS_RETURN_IF_ERROR(keystore.Refresh());
-      auto snap = BuildSnapshot(provisioning::CombineConfig(local, bundle), keystore);
+      std::shared_ptr<const kms::KmsSnapshot> running = live != nullptr ? live->snapshot() : nullptr;
+      auto snap = PrepareSnapshot(provisioning::CombineConfig(local, bundle), keystore, running.get());
       if (!snap.ok()) return snap.error();
       std::shared_ptr<const kms::KmsSnapshot> ready = std::move(*snap);
       return provisioning::BundleApplier::Commit([ready, &initial, &live] {
@@ -362,7 +361,7 @@ int RunDaemon(const DaemonOptions& o) {
       LogLine(LogLevel::kError, "start_failed").Add("error", "the KMS identity is empty");
       return 1;
     }
-    auto snapshot = BuildSnapshot(config, *setup->keystore);
+    auto snapshot = PrepareSnapshot(config, *setup->keystore, nullptr);
     if (!snapshot.ok()) {
       LogLine(LogLevel::kError, "start_failed").Add("error", snapshot.error().message());
       return 1;
@@ -374,6 +373,13 @@ int RunDaemon(const DaemonOptions& o) {
   KeystoreKeys keys(*setup->keystore);
   kms::Kms kms(keys, clock, std::move(initial));
   live = &kms;
+  pkcs11::Keystore& keystore = *setup->keystore;
+  TokenMonitor monitor([&keystore] { return ProbeToken(keystore); },
+                       [&keystore, &kms] { return RecoverFromTokenOutage(keystore, kms); },
+                       [&keys](const Status& health) { keys.ReportHealth(health); },
+                       std::chrono::milliseconds(config.token.health_check_interval_ms));
+  keys.SetFailureListener([&monitor](const Status& failure) { monitor.Report(failure); });
+  monitor.Start();
 
   web::WebServerOptions web_options;
   web_options.ua_listen = config.listen.ua;
@@ -446,6 +452,8 @@ int RunDaemon(const DaemonOptions& o) {
     (*server)->Stop();
     break;
   }
+  keys.SetFailureListener(nullptr);
+  monitor.Stop();
   server->reset();
   LogLine(LogLevel::kInfo, "stopped");
   return 0;

@@ -20,6 +20,20 @@ Status KeystoreKeys::Health() {
   return health_;
 }
 
+void KeystoreKeys::OnTokenFailure(const std::string& detail) {
+  std::function<void(const Status&)> listener;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    listener = failure_listener_;
+  }
+  if (listener) listener(Unavailable(detail));
+}
+
+void KeystoreKeys::SetFailureListener(std::function<void(const Status&)> listener) {
+  std::lock_guard<std::mutex> lock(mu_);
+  failure_listener_ = std::move(listener);
+}
+
 void KeystoreKeys::ReportHealth(Status health) {
   std::lock_guard<std::mutex> lock(mu_);
   health_ = std::move(health);

@@ -6,7 +6,9 @@
 // (token_monitor.h) last saw.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 #include <mutex>
 
 #include "firmware/kms/keys.h"
@@ -24,14 +26,18 @@ class KeystoreKeys final : public kms::KmsKeys {
   Result<mikey::crypto::SecretKeyPtr> TicketKey(uint32_t key_id) override { return keystore_.FindTicketKey(key_id); }
   Status Random(std::span<uint8_t> out) override { return keystore_.GenerateRandom(out); }
   Status Health() override;
+  void OnTokenFailure(const std::string& detail) override;
 
   // What the token monitor saw last: Ok, or kUnavailable with the reason.
   void ReportHealth(Status health);
+  // Who hears of token failures on the request path (the token monitor).
+  void SetFailureListener(std::function<void(const Status&)> listener);
 
  private:
   pkcs11::Keystore& keystore_;
   std::mutex mu_;
   Status health_;
+  std::function<void(const Status&)> failure_listener_;
 };
 
 }  // namespace tkms::tkmsd

@@ -11,6 +11,8 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <chrono>
 #include <utility>
 #include <vector>
 
@@ -119,6 +121,24 @@ class TkmsdTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.error().message();
     return r.ok() ? *r : ue::HttpResponse{};
   }
+
+  // Polls `done` every 10 ms until it holds or `seconds` pass.
+  template <typename Fn>
+  bool WaitFor(Fn done, int seconds = 20) {
+    for (int i = 0; i < seconds * 100; ++i) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return done();
+  }
+
+  int ReadyzStatus() {
+    ue::HttpClient admin("127.0.0.1", kms_->admin_port());
+    auto r = admin.Get("/readyz");
+    return r.ok() ? r->status : -1;
+  }
+
+  bool LogHas(std::string_view text) { return kms_->Log().find(text) != std::string::npos; }
 
   double Metric(const std::string& series) {
     ue::HttpClient admin("127.0.0.1", kms_->admin_port());

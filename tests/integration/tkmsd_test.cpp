@@ -347,14 +347,18 @@ TEST_F(TkmsdTest, TokenUnavailableGives503AndRecovers) {
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(failed.error().kind, UeErrorKind::kHttpStatus);
   EXPECT_EQ(failed.error().http_status, 503);
-  ue::HttpClient admin("127.0.0.1", kms_->admin_port());
-  auto ready = admin.Get("/readyz");
-  ASSERT_TRUE(ready.ok());
-  EXPECT_EQ(ready->status, 503);
+  // The failure makes the KMS unhealthy at once: /readyz and requests say 503.
+  EXPECT_EQ(ReadyzStatus(), 503);
+  auto refused = Client().RequestTicket(AliceRequest());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().http_status, 503);
   std::filesystem::remove(FaultFile());
+  // The token monitor's next probe succeeds: keys and users re-read, serving.
+  EXPECT_TRUE(WaitFor([&] { return ReadyzStatus() == 200; })) << kms_->Log();
   ExpectServing();
   EXPECT_GE(Metric("tkms_token_errors_total"), 1);
-  EXPECT_EQ(admin.Get("/readyz")->status, 200);
+  EXPECT_TRUE(LogHas("event=token_unavailable"));
+  EXPECT_TRUE(LogHas("event=token_recovered"));
 }
 
 TEST_F(TkmsdTest, RestartKeepsTicketsResolvable) {

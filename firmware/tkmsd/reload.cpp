@@ -1,0 +1,80 @@
+#include "firmware/tkmsd/reload.h"
+
+#include <string>
+#include <vector>
+
+#include "firmware/base/log.h"
+#include "pkcs11/user_psk.h"
+
+namespace tkms::tkmsd {
+
+Status ProbeToken(pkcs11::Keystore& keystore) {
+  uint8_t probe[1];
+  if (Status s = keystore.GenerateRandom(probe); !s.ok()) return Unavailable("token RNG: " + s.message());
+  auto current = keystore.CurrentTicketKeyId();
+  if (!current.ok()) return Status::Ok();  // no ticket key yet: /readyz says so, not a token fault
+  auto keys = keystore.ListKeys();
+  if (!keys.ok()) return Unavailable("listing the token's keys: " + keys.error().message());
+  for (const auto& k : *keys) {
+    if (k.ticket_key_id == *current && k.attributes.token) return Status::Ok();
+  }
+  return Unavailable("the token no longer holds ticket key " + std::to_string(*current));
+}
+
+Result<std::shared_ptr<const kms::KmsSnapshot>> BuildSnapshot(const provisioning::KmsConfig& config,
+                                                              pkcs11::Keystore& keystore) {
+  auto token_users = pkcs11::ListUserPsks(keystore);
+  if (!token_users.ok()) return Status(token_users.error().code(), "listing users: " + token_users.error().message());
+  std::vector<std::string> warnings;
+  auto users = kms::UserDirectory::Build(config, *token_users, warnings);
+  for (const auto& w : warnings) LogLine(LogLevel::kWarn, "user_skipped").Add("reason", w);
+  auto snap = std::make_shared<kms::KmsSnapshot>();
+  snap->config = config;
+  snap->users = std::move(users);
+  return std::shared_ptr<const kms::KmsSnapshot>(std::move(snap));
+}
+
+namespace {
+
+// Users the configuration names that the new directory does not serve.
+std::vector<std::string> UnservedUsers(const provisioning::KmsConfig& config, const kms::UserDirectory& users) {
+  std::vector<std::string> missing;
+  for (const auto& u : config.users) {
+    if (!u.identities.empty() && users.FindByIdentity(u.identities.front()) == nullptr) {
+      missing.push_back(u.identities.front());
+    }
+  }
+  return missing;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const kms::KmsSnapshot>> PrepareSnapshot(const provisioning::KmsConfig& config,
+                                                                pkcs11::Keystore& keystore,
+                                                                const kms::KmsSnapshot* running) {
+  // Probe first: a refresh of an unreadable token would empty the keystore.
+  TKMS_RETURN_IF_ERROR(ProbeToken(keystore));
+  if (Status s = keystore.Refresh(); !s.ok()) return Unavailable("re-reading the token: " + s.message());
+  if (running != nullptr) {
+    if (auto key = keystore.CurrentTicketKeyId(); !key.ok()) {
+      return FailedPrecondition("the token has no ticket key any more (" + key.error().message() + ")");
+    }
+  }
+  auto snap = BuildSnapshot(config, keystore);
+  if (!snap.ok()) return snap.error();
+  const auto missing = running != nullptr ? UnservedUsers(config, *(*snap)->users) : std::vector<std::string>{};
+  if (!missing.empty()) {
+    std::string list;
+    for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+    return FailedPrecondition("the token holds no PSK for " + std::to_string(missing.size()) +
+                              " configured user(s): " + list + " (tkmsctl user add on this token, or name the "
+                              "psk_id it holds)");
+  }
+  if (running != nullptr && running->users->size() > 0 && (*snap)->users->size() == 0) {
+    return FailedPrecondition("the new configuration would leave the KMS without any of its " +
+                              std::to_string(running->users->size()) + " users");
+  }
+  return snap;
+}
+
+}  // namespace tkms::tkmsd
