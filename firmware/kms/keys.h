@@ -7,7 +7,9 @@
 // provider that runs PRF/MAC/AES with token keys inside the token. Keeping it
 // to this interface lets tests count token operations and lets a future
 // multi-token appliance route keys. Errors keep the keystore's codes:
-// kUnavailable = token trouble (HTTP 503), kNotFound = no such key.
+// kUnavailable = token trouble (HTTP 503), kNotFound = no such key. The
+// implementation over the token is keystore::KeystoreKeys
+// (firmware/keystore/kms_keys.h); the KMS core never sees PKCS#11.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +18,6 @@
 #include "firmware/base/byte_reader.h"
 #include "firmware/base/status.h"
 #include "firmware/mikey/crypto/provider.h"
-#include "pkcs11/keystore.h"
 
 namespace tkms::kms {
 
@@ -28,24 +29,6 @@ class KmsKeys {
   virtual Result<uint32_t> CurrentTicketKeyId() = 0;
   virtual Result<mikey::crypto::SecretKeyPtr> TicketKey(uint32_t key_id) = 0;
   virtual Status Random(std::span<uint8_t> out) = 0;
-};
-
-// KmsKeys backed by a Keystore (pkcs11/keystore.h).
-class KeystoreKeys final : public KmsKeys {
- public:
-  explicit KeystoreKeys(pkcs11::Keystore& keystore) : keystore_(keystore) {}
-  mikey::crypto::CryptoProvider& provider() override { return keystore_.provider(); }
-  Result<mikey::crypto::SecretKeyPtr> UserPsk(ByteSpan psk_id) override {
-    return keystore_.FindSecretKey(pkcs11::KeySelector::Id(pkcs11::Bytes(psk_id.begin(), psk_id.end())));
-  }
-  Result<uint32_t> CurrentTicketKeyId() override { return keystore_.CurrentTicketKeyId(); }
-  Result<mikey::crypto::SecretKeyPtr> TicketKey(uint32_t key_id) override {
-    return keystore_.FindTicketKey(key_id);
-  }
-  Status Random(std::span<uint8_t> out) override { return keystore_.GenerateRandom(out); }
-
- private:
-  pkcs11::Keystore& keystore_;
 };
 
 }  // namespace tkms::kms
