@@ -4,7 +4,7 @@
 // that was also validly signed (issue 6, docs/bundles.md). The appliance keeps
 // the highest accepted bundle version in a counter that the host's file
 // system cannot quietly lower; the production implementation lives in the
-// token (the keystore's provisioning store), tests use MemoryCounter
+// token (firmware/keystore/provisioning_store.h), tests use MemoryCounter
 // (tests/support/hal_fakes.h). Each counter
 // state also records a 32-byte tag — the digest of what the value was
 // advanced for — so that "the same version again" can be told from "another

@@ -8,7 +8,8 @@
 // sensitive or invalid attributes). Keeping that in one place keeps the
 // keystore free of pointer bookkeeping. Values are held in SecretBytes, so a
 // CKA_VALUE placed in a template is wiped when the template is destroyed.
-// Internal to pkcs11/.
+// Used by pkcs11/ and the keystore's sources (firmware/keystore); which
+// values a key gets is the keystore's policy, not this file's.
 #pragma once
 
 #include <cstdint>

@@ -1,11 +1,12 @@
 // The PKCS#11 v2.40 C API as tkms includes it.
 //
-// Why: every file of the keystore needs the Cryptoki types, and p11-kit's
-// <p11-kit/pkcs11.h> is the clean, self-contained copy Debian ships (it
-// defines CK_PTR, CK_DEFINE_FUNCTION, NULL_PTR and the CK_* structs itself).
-// Its macros use C casts, so the include is fenced against -Wold-style-cast
-// here, once. Code outside pkcs11/ never includes this header: the rest of
-// tkms sees key references (keystore.h), not Cryptoki.
+// Why: every file of the PKCS#11 plumbing and of the keystore needs the
+// Cryptoki types, and p11-kit's <p11-kit/pkcs11.h> is the clean,
+// self-contained copy Debian ships (it defines CK_PTR, CK_DEFINE_FUNCTION,
+// NULL_PTR and the CK_* structs itself). Its macros use C casts, so the
+// include is fenced against -Wold-style-cast here, once. Only pkcs11/ and the
+// keystore's sources (firmware/keystore) include this header: the rest of
+// tkms sees key references (firmware/keystore/keystore.h), not Cryptoki.
 #pragma once
 
 #pragma GCC diagnostic push

@@ -7,6 +7,10 @@
 // object store) so that one directory is one throw-away HSM that pkcs11-tool
 // can inspect too. The directory and its tokens are mode 0700. Production
 // appliances use their vendor module and never call this.
+//
+// Why here: it configures where one PKCS#11 module (SoftHSM2) keeps its
+// tokens, and makes PINs for tokens that do not exist yet: module set-up, not
+// a rule about keys, so it belongs to the plumbing, next to InitToken.
 #pragma once
 
 #include <string>

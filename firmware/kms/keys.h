@@ -11,7 +11,8 @@
 // used at all. Keeping it to this interface keeps PKCS#11 out of the KMS
 // core, lets tests count token operations, and lets a future multi-token
 // appliance route keys. Errors: kUnavailable = token trouble (HTTP 503),
-// kNotFound = no such key.
+// kNotFound = no such key. The implementation over the token is
+// keystore::KeystoreKeys (firmware/keystore/kms_keys.h).
 #pragma once
 
 #include <cstdint>

@@ -19,7 +19,7 @@ bool UserRecord::Owns(std::string_view identity) const {
 }
 
 std::shared_ptr<const UserDirectory> UserDirectory::Build(
-    const provisioning::KmsConfig& config, const std::vector<pkcs11::UserPskEntry>& token_users,
+    const provisioning::KmsConfig& config, const std::vector<TokenUser>& token_users,
     std::vector<std::string>& warnings) {
   auto dir = std::make_shared<UserDirectory>();
   auto policy_of = [&](const std::string& name) {
@@ -47,7 +47,7 @@ std::shared_ptr<const UserDirectory> UserDirectory::Build(
   for (size_t i = 0; i < config.users.size(); ++i) {
     const auto& u = config.users[i];
     const std::string where = "users[" + std::to_string(i) + "]";
-    const pkcs11::UserPskEntry* psk = nullptr;
+    const TokenUser* psk = nullptr;
     for (const auto& t : token_users) {
       const bool match = u.psk_id ? t.psk_id == *u.psk_id
                                   : (!u.identities.empty() &&

@@ -7,7 +7,8 @@
 // (IDRi / IDRr) belongs to that user. The directory maps identities and PSK
 // ids to users, and group identities to their members. It is an immutable
 // snapshot built from the configuration (provisioning/config.h) and the user
-// PSK objects on the token (pkcs11/user_psk.h); a reload builds a new one.
+// PSK objects on the token (read by the caller, given as TokenUser); a reload
+// builds a new one.
 // The security association is behind SecurityAssociation so GBA (the KMS as
 // NAF, TS 33.220) can be added next to operator-provisioned PSKs.
 #pragma once
@@ -21,7 +22,6 @@
 
 #include "firmware/base/byte_reader.h"
 #include "firmware/base/status.h"
-#include "pkcs11/user_psk.h"
 #include "provisioning/config.h"
 
 namespace tkms::kms {
@@ -42,6 +42,13 @@ struct UserRecord {
   bool Owns(std::string_view identity) const;
 };
 
+// A user PSK object on the token, as the caller read it: its CKA_ID and the
+// identities it belongs to.
+struct TokenUser {
+  std::vector<uint8_t> psk_id;
+  std::vector<std::string> identities;
+};
+
 class UserDirectory {
  public:
   // Users named by the configuration, then (if config.token_users) the other
@@ -49,7 +56,7 @@ class UserDirectory {
   // configured user without a PSK on the token, an identity claimed twice)
   // skip that user and are reported in `warnings`.
   static std::shared_ptr<const UserDirectory> Build(const provisioning::KmsConfig& config,
-                                                    const std::vector<pkcs11::UserPskEntry>& token_users,
+                                                    const std::vector<TokenUser>& token_users,
                                                     std::vector<std::string>& warnings);
 
   const UserRecord* FindByIdentity(std::string_view identity) const;

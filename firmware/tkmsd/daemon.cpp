@@ -15,16 +15,16 @@
 
 #include "firmware/base/log.h"
 #include "firmware/base/secret_files.h"
+#include "firmware/keystore/keystore.h"
+#include "firmware/keystore/kms_keys.h"
+#include "firmware/keystore/provisioning_store.h"
+#include "firmware/keystore/user_psk.h"
 #include "firmware/kms/kms.h"
 #include "hal/clock.h"
-#include "firmware/tkmsd/keystore_keys.h"
 #include "firmware/tkmsd/reload.h"
 #include "firmware/tkmsd/token_monitor.h"
-#include "pkcs11/keystore.h"
-#include "pkcs11/provisioning_store.h"
 #include "pkcs11/softhsm_state.h"
 #include "pkcs11/token.h"
-#include "pkcs11/user_psk.h"
 #include "provisioning/bundle.h"
 #include "provisioning/bundle_applier.h"
 #include "provisioning/config.h"
@@ -46,7 +46,7 @@ constexpr DemoUser kDemoUsers[] = {{"alice", "sip:alice@example.org"}, {"bob", "
 // What start-up produces: the configuration and an open keystore.
 struct Setup {
   provisioning::KmsConfig config;
-  std::unique_ptr<pkcs11::Keystore> keystore;
+  std::unique_ptr<keystore::Keystore> keystore;
 };
 
 Status Fail(const std::string& what, const Status& s) { return Status(s.code(), what + ": " + s.message()); }
@@ -56,7 +56,7 @@ std::string ModuleFromEnvironment() {
   return (env != nullptr && *env != '\0') ? env : kDefaultModule;
 }
 
-Status EnsureTicketKey(pkcs11::Keystore& keystore, bool create) {
+Status EnsureTicketKey(keystore::Keystore& keystore, bool create) {
   auto current = keystore.CurrentTicketKeyId();
   if (current.ok()) return Status::Ok();
   if (current.error().code() != StatusCode::kNotFound) return Fail("ticket key", current.error());
@@ -66,7 +66,7 @@ Status EnsureTicketKey(pkcs11::Keystore& keystore, bool create) {
         .Add("effect", "ticket requests fail and /readyz reports not ready");
     return Status::Ok();
   }
-  auto key = keystore.RotateTicketKey(pkcs11::KeyType::kHmacSha256);
+  auto key = keystore.RotateTicketKey(keystore::KeyType::kHmacSha256);
   if (!key.ok()) return Fail("generating the ticket key", key.error());
   LogLine(LogLevel::kInfo, "ticket_key_generated").Add("label", key->label);
   return Status::Ok();
@@ -74,10 +74,10 @@ Status EnsureTicketKey(pkcs11::Keystore& keystore, bool create) {
 
 // --dev --provisioning-anchor FILE: pins FILE unless the token pins an
 // anchor already (then it must be the same certificate).
-Status PinDevAnchor(pkcs11::Keystore& keystore, const std::string& path) {
+Status PinDevAnchor(keystore::Keystore& keystore, const std::string& path) {
   auto der = provisioning::LoadCertificateFile(path);
   if (!der.ok()) return Fail("provisioning anchor", der.error());
-  auto pinned = pkcs11::ReadProvisioningAnchor(keystore);
+  auto pinned = keystore::ReadProvisioningAnchor(keystore);
   if (!pinned.ok()) return Fail("reading the pinned provisioning anchor", pinned.error());
   if (pinned->has_value()) {
     if (**pinned != *der) {
@@ -86,7 +86,7 @@ Status PinDevAnchor(pkcs11::Keystore& keystore, const std::string& path) {
     }
     return Status::Ok();
   }
-  TKMS_RETURN_IF_ERROR(pkcs11::PinProvisioningAnchor(keystore, *der));
+  TKMS_RETURN_IF_ERROR(keystore::PinProvisioningAnchor(keystore, *der));
   LogLine(LogLevel::kInfo, "provisioning_anchor_pinned").Add("file", path);
   return Status::Ok();
 }
@@ -120,15 +120,15 @@ Result<Setup> PrepareDev(const DaemonOptions& o) {
     pin = std::move(*read);
     LogLine(LogLevel::kInfo, "dev_token_reused").Add("state_dir", dir).Add("label", kDevTokenLabel);
   }
-  pkcs11::KeystoreOptions ks;
+  keystore::KeystoreOptions ks;
   ks.token = kDevTokenLabel;
   ks.pin = pin;
-  auto keystore = pkcs11::Keystore::Open(*module, ks);
+  auto keystore = keystore::Keystore::Open(*module, ks);
   if (!keystore.ok()) return Fail("opening the development token", keystore.error());
   TKMS_RETURN_IF_ERROR(EnsureTicketKey(**keystore, /*create=*/true));
   if (o.provisioning_anchor) TKMS_RETURN_IF_ERROR(PinDevAnchor(**keystore, *o.provisioning_anchor));
 
-  auto users = pkcs11::ListUserPsks(**keystore);
+  auto users = keystore::ListUserPsks(**keystore);
   if (!users.ok()) return Fail("listing users", users.error());
   const std::string ue_dir = dir + "/ue";
   std::error_code ec;
@@ -145,12 +145,12 @@ Result<Setup> PrepareDev(const DaemonOptions& o) {
       return FailedPrecondition(psk_file + " exists but the token has no user " + demo.identity +
                                 "; remove the state directory to start afresh");
     }
-    SecretBytes psk(pkcs11::kUserPskBytes);
+    SecretBytes psk(keystore::kUserPskBytes);
     TKMS_RETURN_IF_ERROR((*keystore)->GenerateRandom(psk));
-    auto added = pkcs11::AddUserPsk(**keystore, {demo.identity}, psk);
+    auto added = keystore::AddUserPsk(**keystore, {demo.identity}, psk);
     if (!added.ok()) return Fail(std::string("adding demo user ") + demo.name, added.error());
     if (auto s = WriteHexSecretFile(psk_file, psk, "PSK"); !s.ok()) {
-      (void)(*keystore)->DestroyKey(pkcs11::KeySelector{added->label, added->psk_id});
+      (void)(*keystore)->DestroyKey(keystore::KeySelector{added->label, added->psk_id});
       return s;
     }
     LogLine(LogLevel::kInfo, "dev_user_added").Add("user", demo.name).Add("identity", demo.identity).Add("psk_file", psk_file);
@@ -180,12 +180,12 @@ Result<Setup> PrepareConfig(const DaemonOptions& o) {
   }
   auto pin = ReadPin(config->token.pin_file, kPinEnv, "PIN");
   if (!pin.ok()) return pin.error();
-  pkcs11::KeystoreOptions ks;
+  keystore::KeystoreOptions ks;
   ks.module_path = config->token.module_path;
   ks.token = config->token.token;
   ks.pin = std::move(*pin);
   ks.sessions = config->token.sessions;
-  auto keystore = pkcs11::Keystore::Open(ks);
+  auto keystore = keystore::Keystore::Open(ks);
   if (!keystore.ok()) return Fail("opening token '" + config->token.token + "'", keystore.error());
   TKMS_RETURN_IF_ERROR(EnsureTicketKey(**keystore, /*create=*/false));
   Setup setup;
@@ -209,7 +209,7 @@ Status WriteReadyFile(const std::string& path, uint16_t ua_port, uint16_t admin_
 
 // SIGHUP: the token's users and keys, and the configuration file (not in
 // bundle mode: there the bundle file is re-read first, see RunDaemon).
-void Reload(const DaemonOptions& o, pkcs11::Keystore& keystore, kms::Kms& kms) {
+void Reload(const DaemonOptions& o, keystore::Keystore& keystore, kms::Kms& kms) {
   provisioning::KmsConfig config = kms.snapshot()->config;
   if (o.config_file && !o.bundle_file) {
     auto fresh = provisioning::LoadConfigFile(*o.config_file);
@@ -240,7 +240,7 @@ void Reload(const DaemonOptions& o, pkcs11::Keystore& keystore, kms::Kms& kms) {
 
 // The token is readable again after an outage: its keys and users are
 // re-read under the same rules as a reload.
-Status RecoverFromTokenOutage(pkcs11::Keystore& keystore, kms::Kms& kms) {
+Status RecoverFromTokenOutage(keystore::Keystore& keystore, kms::Kms& kms) {
   const auto running = kms.snapshot();
   auto snap = PrepareSnapshot(running->config, keystore, running.get());
   if (!snap.ok()) return snap.error();
@@ -305,7 +305,7 @@ int RunDaemon(const DaemonOptions& o) {
 
   // Bundle mode: the provisioned sections come from the signed bundle, which
   // must verify against the token's anchor before anything is served.
-  std::unique_ptr<pkcs11::TokenCounter> counter;
+  std::unique_ptr<keystore::TokenCounter> counter;
   std::unique_ptr<provisioning::BundleApplier> applier;
   std::shared_ptr<const kms::KmsSnapshot> initial;
   kms::Kms* live = nullptr;
@@ -314,7 +314,7 @@ int RunDaemon(const DaemonOptions& o) {
       LogLine(LogLevel::kError, "start_failed").Add("error", "--kms-identity: the bundle names the KMS");
       return 1;
     }
-    auto anchor = pkcs11::ReadProvisioningAnchor(*setup->keystore);
+    auto anchor = keystore::ReadProvisioningAnchor(*setup->keystore);
     if (!anchor.ok() || !anchor->has_value()) {
       LogLine(LogLevel::kError, "start_failed")
           .Add("error", anchor.ok() ? std::string("the token pins no provisioning anchor (tkmsctl token init "
@@ -322,9 +322,9 @@ int RunDaemon(const DaemonOptions& o) {
                                     : "reading the provisioning anchor: " + anchor.error().message());
       return 1;
     }
-    counter = std::make_unique<pkcs11::TokenCounter>(*setup->keystore);
+    counter = std::make_unique<keystore::TokenCounter>(*setup->keystore);
     const provisioning::KmsConfig local = config;
-    pkcs11::Keystore& keystore = *setup->keystore;
+    keystore::Keystore& keystore = *setup->keystore;
     provisioning::BundleApplier::Prepare prepare =
         [local, &keystore, &initial, &live](const provisioning::KmsConfig& bundle)
         -> Result<provisioning::BundleApplier::Commit> {
@@ -370,10 +370,10 @@ int RunDaemon(const DaemonOptions& o) {
   }
   const size_t user_count = initial->users->size();
   const std::string kms_identity = initial->config.kms_identity;
-  KeystoreKeys keys(*setup->keystore);
+  keystore::KeystoreKeys keys(*setup->keystore);
   kms::Kms kms(keys, clock, std::move(initial));
   live = &kms;
-  pkcs11::Keystore& keystore = *setup->keystore;
+  keystore::Keystore& keystore = *setup->keystore;
   TokenMonitor monitor([&keystore] { return ProbeToken(keystore); },
                        [&keystore, &kms] { return RecoverFromTokenOutage(keystore, kms); },
                        [&keys](const Status& health) { keys.ReportHealth(health); },

@@ -1,6 +1,8 @@
-// tkmsd: the KMS daemon. Wires the keystore (pkcs11/), the configuration
-// (provisioning/), the ticket service (firmware/kms) and the HTTP front end
-// (web/), and owns the process: signals, start-up and shutdown logs.
+// tkmsd: the KMS daemon. Wires the keystore (firmware/keystore, on the
+// PKCS#11 plumbing in pkcs11/), the configuration (provisioning/), the ticket
+// service (firmware/kms, which sees the token only as KmsKeys: the keystore's
+// KeystoreKeys adapter) and the HTTP front end (web/), and owns the process:
+// signals, start-up and shutdown logs.
 //
 // Why: TS 33.328 §6.2 / Annex A put a KMS behind an HTTP endpoint; this is the
 // program an operator runs (docs/tkmsd.md). Two ways to start:

@@ -4,11 +4,11 @@
 #include <vector>
 
 #include "firmware/base/log.h"
-#include "pkcs11/user_psk.h"
+#include "firmware/keystore/user_psk.h"
 
 namespace tkms::tkmsd {
 
-Status ProbeToken(pkcs11::Keystore& keystore) {
+Status ProbeToken(keystore::Keystore& keystore) {
   uint8_t probe[1];
   if (Status s = keystore.GenerateRandom(probe); !s.ok()) return Unavailable("token RNG: " + s.message());
   auto current = keystore.CurrentTicketKeyId();
@@ -22,11 +22,14 @@ Status ProbeToken(pkcs11::Keystore& keystore) {
 }
 
 Result<std::shared_ptr<const kms::KmsSnapshot>> BuildSnapshot(const provisioning::KmsConfig& config,
-                                                              pkcs11::Keystore& keystore) {
-  auto token_users = pkcs11::ListUserPsks(keystore);
-  if (!token_users.ok()) return Status(token_users.error().code(), "listing users: " + token_users.error().message());
+                                                              keystore::Keystore& keystore) {
+  auto entries = keystore::ListUserPsks(keystore);
+  if (!entries.ok()) return Status(entries.error().code(), "listing users: " + entries.error().message());
+  std::vector<kms::TokenUser> token_users;
+  token_users.reserve(entries->size());
+  for (auto& e : *entries) token_users.push_back(kms::TokenUser{std::move(e.psk_id), std::move(e.identities)});
   std::vector<std::string> warnings;
-  auto users = kms::UserDirectory::Build(config, *token_users, warnings);
+  auto users = kms::UserDirectory::Build(config, token_users, warnings);
   for (const auto& w : warnings) LogLine(LogLevel::kWarn, "user_skipped").Add("reason", w);
   auto snap = std::make_shared<kms::KmsSnapshot>();
   snap->config = config;
@@ -50,7 +53,7 @@ std::vector<std::string> UnservedUsers(const provisioning::KmsConfig& config, co
 }  // namespace
 
 Result<std::shared_ptr<const kms::KmsSnapshot>> PrepareSnapshot(const provisioning::KmsConfig& config,
-                                                                pkcs11::Keystore& keystore,
+                                                                keystore::Keystore& keystore,
                                                                 const kms::KmsSnapshot* running) {
   // Probe first: a refresh of an unreadable token would empty the keystore.
   TKMS_RETURN_IF_ERROR(ProbeToken(keystore));

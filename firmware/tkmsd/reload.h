@@ -14,7 +14,7 @@
 
 #include "firmware/base/status.h"
 #include "firmware/kms/exchange.h"
-#include "pkcs11/keystore.h"
+#include "firmware/keystore/keystore.h"
 #include "provisioning/config.h"
 
 namespace tkms::tkmsd {
@@ -22,12 +22,12 @@ namespace tkms::tkmsd {
 // The token can be read and still holds the current ticket key as a token
 // object: a real token read (C_GenerateRandom, C_FindObjects), not the
 // keystore's host-side catalogue. kUnavailable with the reason otherwise.
-Status ProbeToken(pkcs11::Keystore& keystore);
+Status ProbeToken(keystore::Keystore& keystore);
 
 // The snapshot for `config` with the token's users as the keystore lists
 // them now (no refresh).
 Result<std::shared_ptr<const kms::KmsSnapshot>> BuildSnapshot(const provisioning::KmsConfig& config,
-                                                              pkcs11::Keystore& keystore);
+                                                              keystore::Keystore& keystore);
 
 // Probes the token, re-reads its keys, builds the snapshot for `config`
 // and refuses it if it is worse than `running` (nullptr at start-up):
@@ -39,7 +39,7 @@ Result<std::shared_ptr<const kms::KmsSnapshot>> BuildSnapshot(const provisioning
 // At start-up (`running` nullptr) only the token checks apply; users
 // without a PSK are skipped with a user_skipped warning.
 Result<std::shared_ptr<const kms::KmsSnapshot>> PrepareSnapshot(const provisioning::KmsConfig& config,
-                                                                pkcs11::Keystore& keystore,
+                                                                keystore::Keystore& keystore,
                                                                 const kms::KmsSnapshot* running);
 
 }  // namespace tkms::tkmsd

@@ -12,14 +12,20 @@
 #include <thread>
 #include <vector>
 
+#include "firmware/keystore/keystore.h"
 #include "pkcs11/attributes.h"
-#include "pkcs11/keystore.h"
+#include "pkcs11/session.h"
+#include "tests/keystore/keystore_fixture.h"
 #include "tests/kms/token_op_mix.h"
-#include "tests/pkcs11/softhsm_fixture.h"
 
 namespace {
 
-using namespace tkms::pkcs11;
+using namespace tkms::keystore;
+using tkms::pkcs11::AttributeTemplate;
+using tkms::pkcs11::FindObjects;
+using tkms::pkcs11::kInvalidHandle;
+using tkms::pkcs11::Module;
+using tkms::pkcs11::Session;
 using Clock = std::chrono::steady_clock;
 
 struct Rates {
@@ -63,7 +69,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "token: %s\n", token.error().ToString().c_str());
     return 1;
   }
-  auto keystore = (*token)->OpenKeystore();
+  auto keystore = test::OpenKeystore(**token);
   if (!keystore.ok() || !(*keystore)->GenerateKey(KeyType::kHmacSha256, KeyUsage::kUserPsk, "ceiling-hmac", {1}).ok()) {
     std::fprintf(stderr, "keystore setup failed\n");
     return 1;

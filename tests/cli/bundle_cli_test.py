@@ -197,6 +197,15 @@ def appliance(tmp, ks, key_uri, signer_pem, ca_pem):
         rc = proc.wait(timeout=30)
     check(rc == 0, "tkmsd exits 0 on SIGTERM")
     check(open(app_pin).read().strip() not in open(log_path).read(), "the PIN is not in the log")
+    # The accepted bundles advanced the version counter in the token: its key
+    # is listed for what it is, not as a user PSK.
+    keys = {k["label"]: k for k in json.loads(run("key", "list", *app_ks, "--json").stdout)}
+    check(keys.get("tkms-counter-key", {}).get("usage") == "provisioning-counter",
+          "key list shows the counter key as provisioning-counter: %s" % keys.get("tkms-counter-key"))
+    check(not [k for k in keys.values() if k["usage"] == "user-psk"], "no user PSK is listed on the appliance")
+    p = run("key", "list", *app_ks)
+    check(any(l.startswith("tkms-counter-key ") and "  provisioning-counter  " in l for l in p.stdout.splitlines()),
+          "key list (text) shows the counter key as provisioning-counter:\n" + p.stdout)
 
 
 def main():

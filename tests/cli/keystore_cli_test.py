@@ -81,6 +81,10 @@ def main():
         run("key", "generate", *ks_a, "--type", "hmac-sha256", "--label", "spare", "--id", "0a0b")
         run("key", "generate", *ks_a, "--type", "aes256", "--label", "spare", expect=1)  # duplicate label
         run("key", "generate", *ks_a, "--type", "des", "--label", "x", expect=2)
+        # The bundle version counter's key has a reserved label (and is listed
+        # as "provisioning-counter", not "user-psk": bundle_cli_test.py).
+        p = run("key", "generate", *ks_a, "--type", "hmac-sha256", "--label", "tkms-counter-key", expect=1)
+        check("reserved for the provisioning counter key" in p.stderr, "the counter key's label is reserved")
 
         # Users: generated PSK (UE copy 0600, 32 bytes hex), imported PSK.
         ue = os.path.join(tmp, "ue")

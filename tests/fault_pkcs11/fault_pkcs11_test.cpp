@@ -26,20 +26,26 @@
 #include <thread>
 #include <vector>
 
+#include "firmware/keystore/keystore.h"
 #include "pkcs11/ck_status.h"
-#include "pkcs11/keystore.h"
 #include "pkcs11/module.h"
+#include "tests/keystore/keystore_fixture.h"
 #include "tests/pkcs11/softhsm_fixture.h"
 
 #ifndef TKMS_FAULT_MODULE
 #error "TKMS_FAULT_MODULE (path of libtkms_fault_pkcs11.so) must be defined by the build"
 #endif
 
-namespace tkms::pkcs11 {
+namespace tkms::keystore {
 namespace {
 
 using mikey::crypto::HashAlg;
 using mikey::crypto::SecretKeyPtr;
+using pkcs11::IsRetryable;
+using pkcs11::Module;
+using pkcs11::ModuleInfo;
+using test::KeystoreOptionsFor;
+using test::OpenKeystore;
 using test::SoftHsmToken;
 
 // The process-wide shim environment: a private directory holding the trigger
@@ -93,10 +99,10 @@ class fault_pkcs11_Shim : public ::testing::Test {
     ASSERT_TRUE(token.ok()) << token.error().ToString();
     token_ = std::move(*token);
     ASSERT_EQ(token_->module()->path(), std::string(TKMS_FAULT_MODULE));
-    // Options().module_path is the shim; the fixture already loaded it (one
-    // Module per library per process), so the Keystore shares that Module.
-    ASSERT_EQ(token_->Options().module_path, std::string(TKMS_FAULT_MODULE));
-    auto keystore = token_->OpenKeystore();
+    // The options' module_path is the shim; the fixture already loaded it
+    // (one Module per library per process), so the Keystore shares that Module.
+    ASSERT_EQ(KeystoreOptionsFor(*token_).module_path, std::string(TKMS_FAULT_MODULE));
+    auto keystore = OpenKeystore(*token_);
     ASSERT_TRUE(keystore.ok()) << keystore.error().ToString();
     keystore_ = std::move(*keystore);
   }
@@ -342,4 +348,4 @@ TEST(fault_pkcs11_ShimDeathTest, UnusableRealModuleIsACleanLoadError) {
 }
 
 }  // namespace
-}  // namespace tkms::pkcs11
+}  // namespace tkms::keystore

@@ -9,7 +9,6 @@
 #include "firmware/mikey/crypto/derivation.h"
 #include "firmware/mikey/crypto/kemac_cipher.h"
 #include "firmware/mikey/crypto/protect.h"
-#include "pkcs11/user_psk.h"
 
 namespace tkms::fuzz_service {
 namespace {
@@ -124,9 +123,9 @@ std::shared_ptr<const kms::KmsSnapshot> Snapshot() {
     bob.policy_class = "strict";
     c.users.push_back(bob);
     c.groups.push_back(provisioning::GroupConfig{std::string(kTeam), {std::string(kAlice), std::string(kBob)}});
-    const std::vector<pkcs11::UserPskEntry> token_users = {
-        pkcs11::UserPskEntry{AlicePskId(), {std::string(kAlice)}, "user:" + std::string(kAlice)},
-        pkcs11::UserPskEntry{BobPskId(), {std::string(kBob)}, "user:" + std::string(kBob)},
+    const std::vector<kms::TokenUser> token_users = {
+        kms::TokenUser{AlicePskId(), {std::string(kAlice)}},
+        kms::TokenUser{BobPskId(), {std::string(kBob)}},
     };
     std::vector<std::string> warnings;
     snap->users = kms::UserDirectory::Build(c, token_users, warnings);

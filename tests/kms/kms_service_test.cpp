@@ -9,13 +9,13 @@
 #include <atomic>
 
 #include "firmware/kms/kms.h"
-#include "firmware/tkmsd/keystore_keys.h"
 #include "tests/support/hal_fakes.h"
 #include "firmware/mikey/crypto/transient_provider.h"
-#include "pkcs11/crypto_provider.h"
-#include "pkcs11/user_psk.h"
+#include "firmware/keystore/crypto_provider.h"
+#include "firmware/keystore/kms_keys.h"
+#include "firmware/keystore/user_psk.h"
+#include "tests/keystore/keystore_fixture.h"
 #include "tests/kms/token_op_mix.h"
-#include "tests/pkcs11/softhsm_fixture.h"
 #include "tools/ue/ticket_client.h"
 
 namespace tkms::kms {
@@ -34,12 +34,12 @@ class CountingProvider final : public mc::CryptoProvider {
   }
   Status Hmac(mc::HashAlg alg, const mc::SecretKey& key, std::span<const ByteSpan> parts,
               std::span<uint8_t> out) override {
-    if (pkcs11::Pkcs11CryptoProvider::IsTokenKey(key)) ++token_hmacs;
+    if (keystore::Pkcs11CryptoProvider::IsTokenKey(key)) ++token_hmacs;
     return inner_.Hmac(alg, key, parts, out);
   }
   Status AesCtr(const mc::SecretKey& key, std::span<const uint8_t, 16> iv, ByteSpan in,
                 std::span<uint8_t> out) override {
-    if (pkcs11::Pkcs11CryptoProvider::IsTokenKey(key)) ++token_aes;
+    if (keystore::Pkcs11CryptoProvider::IsTokenKey(key)) ++token_aes;
     return inner_.AesCtr(key, iv, in, out);
   }
   Status Random(std::span<uint8_t> out) override {
@@ -54,7 +54,7 @@ class CountingProvider final : public mc::CryptoProvider {
 
 class CountingKeys final : public KmsKeys {
  public:
-  explicit CountingKeys(pkcs11::Keystore& ks) : inner_(ks), provider_(ks.provider()) {}
+  explicit CountingKeys(keystore::Keystore& ks) : inner_(ks), provider_(ks.provider()) {}
   mc::CryptoProvider& provider() override { return provider_; }
   Result<mc::SecretKeyPtr> UserPsk(ByteSpan psk_id) override { return inner_.UserPsk(psk_id); }
   Result<mc::SecretKeyPtr> DecoyPsk() override { return inner_.DecoyPsk(); }
@@ -68,7 +68,7 @@ class CountingKeys final : public KmsKeys {
   CountingProvider& counts() { return provider_; }
 
  private:
-  tkmsd::KeystoreKeys inner_;
+  keystore::KeystoreKeys inner_;
   CountingProvider provider_;
 };
 
@@ -78,23 +78,25 @@ class KmsServiceTest : public ::testing::Test {
     auto token = pkcs11::test::SoftHsmToken::Create();
     ASSERT_TRUE(token.ok()) << token.error().ToString();
     token_ = std::move(*token);
-    auto ks = token_->OpenKeystore();
+    auto ks = keystore::test::OpenKeystore(*token_);
     ASSERT_TRUE(ks.ok());
     keystore_ = std::move(*ks);
-    ASSERT_TRUE(keystore_->RotateTicketKey(pkcs11::KeyType::kHmacSha256).ok());
+    ASSERT_TRUE(keystore_->RotateTicketKey(keystore::KeyType::kHmacSha256).ok());
     alice_psk_ = SecretBytes(32, 0xA1);
     bob_psk_ = SecretBytes(32, 0xB0);
-    ASSERT_TRUE(pkcs11::AddUserPsk(*keystore_, {"sip:alice@example.org"}, alice_psk_).ok());
-    ASSERT_TRUE(pkcs11::AddUserPsk(*keystore_, {"sip:bob@example.org"}, bob_psk_).ok());
+    ASSERT_TRUE(keystore::AddUserPsk(*keystore_, {"sip:alice@example.org"}, alice_psk_).ok());
+    ASSERT_TRUE(keystore::AddUserPsk(*keystore_, {"sip:bob@example.org"}, bob_psk_).ok());
     keys_ = std::make_unique<CountingKeys>(*keystore_);
     auto snap = std::make_shared<KmsSnapshot>();
     snap->config.kms_identity = "kms.example.org";
     snap->config.policy_classes["default"] = provisioning::PolicyClass{};
     snap->config.mikey.replay_cache_entries = 1000;
-    auto users = pkcs11::ListUserPsks(*keystore_);
+    auto users = keystore::ListUserPsks(*keystore_);
     ASSERT_TRUE(users.ok());
+    std::vector<TokenUser> token_users;
+    for (const auto& user : *users) token_users.push_back(TokenUser{user.psk_id, user.identities});
     std::vector<std::string> warnings;
-    snap->users = UserDirectory::Build(snap->config, *users, warnings);
+    snap->users = UserDirectory::Build(snap->config, token_users, warnings);
     clock_ = std::make_unique<hal::ManualClock>(std::chrono::system_clock::now());
     kms_ = std::make_unique<Kms>(*keys_, *clock_, snap);
   }
@@ -116,7 +118,7 @@ class KmsServiceTest : public ::testing::Test {
   }
 
   std::unique_ptr<pkcs11::test::SoftHsmToken> token_;
-  std::unique_ptr<pkcs11::Keystore> keystore_;
+  std::unique_ptr<keystore::Keystore> keystore_;
   std::unique_ptr<CountingKeys> keys_;
   std::unique_ptr<hal::ManualClock> clock_;
   std::unique_ptr<Kms> kms_;

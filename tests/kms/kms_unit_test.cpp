@@ -316,10 +316,10 @@ TEST(KmsUserDirectory, ConfigAndTokenUsers) {
   config.users.push_back(provisioning::UserConfig{{"sip:alice@example.org", "tel:+15551234"}, std::nullopt, "gold"});
   config.users.push_back(provisioning::UserConfig{{"sip:ghost@example.org"}, std::nullopt, ""});
   config.groups.push_back(provisioning::GroupConfig{"sip:team@example.org", {"sip:bob@example.org"}});
-  std::vector<pkcs11::UserPskEntry> token = {
-      {{1, 1}, {"sip:alice@example.org"}, "user:sip:alice@example.org"},
-      {{2, 2}, {"sip:bob@example.org"}, "user:sip:bob@example.org"},
-      {{3, 3}, {"sip:bob@example.org"}, "user:sip:bob@example.org"},  // clash
+  std::vector<TokenUser> token = {
+      {{1, 1}, {"sip:alice@example.org"}},
+      {{2, 2}, {"sip:bob@example.org"}},
+      {{3, 3}, {"sip:bob@example.org"}},  // clash
   };
   std::vector<std::string> warnings;
   auto dir = UserDirectory::Build(config, token, warnings);

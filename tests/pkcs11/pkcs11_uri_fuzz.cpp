@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "pkcs11/keystore.h"
+#include "pkcs11/key_selector.h"
 #include "pkcs11/uri.h"
 #include "tests/fuzz/fuzz_target.h"
 

@@ -72,16 +72,4 @@ Status SoftHsmToken::AddToken(std::string_view label) {
   return InitToken(*module_, label, SoPin(), UserPin());
 }
 
-KeystoreOptions SoftHsmToken::Options(std::string_view label) const {
-  KeystoreOptions options;
-  options.module_path = module_path_;
-  options.token = label.empty() ? label_ : std::string(label);
-  options.pin = UserPin();
-  return options;
-}
-
-Result<std::unique_ptr<Keystore>> SoftHsmToken::OpenKeystore(std::string_view label) const {
-  return Keystore::Open(module_, Options(label));
-}
-
 }  // namespace tkms::pkcs11::test

@@ -1,7 +1,7 @@
 // SoftHsmToken: a throw-away PKCS#11 token for tests and benchmarks.
 //
-// Why: the keystore must be tested against a real module, never a mock, and
-// each test wants a clean token. SoftHsmToken creates a fresh temporary
+// Why: the PKCS#11 plumbing and the keystore must be tested against a real
+// module, never a mock, and each test wants a clean token. SoftHsmToken creates a fresh temporary
 // directory with its own softhsm2.conf (directories.tokendir = <dir>/tokens,
 // objectstore.backend = file, log.level = ERROR), points SOFTHSM2_CONF at it
 // BEFORE the module is loaded (SoftHSM2 reads it in C_Initialize), loads the
@@ -9,7 +9,8 @@
 // /usr/lib/softhsm/libsofthsm2.so) so the same suite can run against another
 // module, and initialises a token with pkcs11::InitToken (no PIN on any
 // command line). The destructor releases its Module reference (finalising
-// the library once the last user is gone) and removes the directory.
+// the library once the last user is gone) and removes the directory. A
+// Keystore on it: tests/keystore/keystore_fixture.h.
 //
 // One SoftHsmToken at a time per process (one Module per library per
 // process): tests in one binary run sequentially, each with its own.
@@ -26,7 +27,6 @@
 
 #include "firmware/base/secret_bytes.h"
 #include "firmware/base/status.h"
-#include "pkcs11/keystore.h"
 #include "pkcs11/module.h"
 
 namespace tkms::pkcs11::test {
@@ -48,11 +48,6 @@ class SoftHsmToken final {
 
   // Another token (same PINs) in the same token directory.
   Status AddToken(std::string_view label);
-
-  // Options for Keystore::Open for `label` (default: the first token).
-  KeystoreOptions Options(std::string_view label = {}) const;
-  // Keystore::Open(module(), Options(label)).
-  Result<std::unique_ptr<Keystore>> OpenKeystore(std::string_view label = {}) const;
 
   const std::shared_ptr<Module>& module() const { return module_; }
   const std::string& label() const { return label_; }

@@ -1,11 +1,11 @@
 // RFC 7512 PKCS#11 URI parsing and formatting (pkcs11/uri.h), and key
-// selectors from URIs (pkcs11/keystore.h).
+// selectors from URIs (pkcs11/key_selector.h).
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-#include "pkcs11/keystore.h"
+#include "pkcs11/key_selector.h"
 #include "pkcs11/uri.h"
 
 namespace tkms::pkcs11 {
@@ -225,12 +225,6 @@ TEST(pkcs11_KeySelector, FromUri) {
     ASSERT_FALSE(selector.ok()) << bad;
     EXPECT_EQ(selector.error().code(), StatusCode::kInvalidArgument) << bad;
   }
-}
-
-TEST(pkcs11_KeySelector, TicketKeyNames) {
-  EXPECT_EQ(TicketKeyLabel(7), "tkms-ticket-7");
-  EXPECT_EQ(TicketKeyId(0x01020304), (Bytes{0x01, 0x02, 0x03, 0x04}));
-  EXPECT_EQ(TicketKeySelector(4294967295u).label, "tkms-ticket-4294967295");
 }
 
 }  // namespace

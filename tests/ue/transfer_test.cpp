@@ -17,10 +17,11 @@
 #include "firmware/mikey/crypto/prf.h"
 #include "firmware/mikey/crypto/protect.h"
 #include "firmware/mikey/crypto/transient_provider.h"
-#include "firmware/tkmsd/keystore_keys.h"
+#include "hal/clock.h"
 #include "tests/support/hal_fakes.h"
-#include "pkcs11/user_psk.h"
-#include "tests/pkcs11/softhsm_fixture.h"
+#include "firmware/keystore/kms_keys.h"
+#include "firmware/keystore/user_psk.h"
+#include "tests/keystore/keystore_fixture.h"
 #include "tools/ue/ticket_client.h"
 #include "tools/ue/transfer.h"
 
@@ -49,26 +50,28 @@ class TransferTest : public ::testing::Test {
     auto token = pkcs11::test::SoftHsmToken::Create();
     ASSERT_TRUE(token.ok()) << token.error().ToString();
     token_ = std::move(*token);
-    auto ks = token_->OpenKeystore();
+    auto ks = keystore::test::OpenKeystore(*token_);
     ASSERT_TRUE(ks.ok());
     keystore_ = std::move(*ks);
-    ASSERT_TRUE(keystore_->RotateTicketKey(pkcs11::KeyType::kHmacSha256).ok());
+    ASSERT_TRUE(keystore_->RotateTicketKey(keystore::KeyType::kHmacSha256).ok());
     psks_[kAlice] = SecretBytes(32, 0xA1);
     psks_[kBob] = SecretBytes(32, 0xB0);
     psks_[kCarol] = SecretBytes(32, 0xC0);
     for (const auto& [id, psk] : psks_) {
-      auto added = pkcs11::AddUserPsk(*keystore_, {id}, psk);
+      auto added = keystore::AddUserPsk(*keystore_, {id}, psk);
       ASSERT_TRUE(added.ok()) << added.error().ToString();
     }
-    keys_ = std::make_unique<tkmsd::KeystoreKeys>(*keystore_);
+    keys_ = std::make_unique<keystore::KeystoreKeys>(*keystore_);
     auto snap = std::make_shared<kms::KmsSnapshot>();
     snap->config.kms_identity = kKmsId;
     snap->config.policy_classes["default"] = provisioning::PolicyClass{};
     snap->config.mikey.replay_cache_entries = 1000;
-    auto users = pkcs11::ListUserPsks(*keystore_);
+    auto users = keystore::ListUserPsks(*keystore_);
     ASSERT_TRUE(users.ok());
+    std::vector<kms::TokenUser> token_users;
+    for (const auto& user : *users) token_users.push_back(kms::TokenUser{user.psk_id, user.identities});
     std::vector<std::string> warnings;
-    snap->users = kms::UserDirectory::Build(snap->config, *users, warnings);
+    snap->users = kms::UserDirectory::Build(snap->config, token_users, warnings);
     kms_ = std::make_unique<kms::Kms>(*keys_, clock_, snap);
   }
 
@@ -177,8 +180,8 @@ class TransferTest : public ::testing::Test {
                                     mikey::kFlagN | mikey::kFlagO;
 
   std::unique_ptr<pkcs11::test::SoftHsmToken> token_;
-  std::unique_ptr<pkcs11::Keystore> keystore_;
-  std::unique_ptr<tkmsd::KeystoreKeys> keys_;
+  std::unique_ptr<keystore::Keystore> keystore_;
+  std::unique_ptr<keystore::KeystoreKeys> keys_;
   hal::SystemClock clock_;
   std::unique_ptr<kms::Kms> kms_;
   std::map<std::string, SecretBytes> psks_;

@@ -15,7 +15,7 @@
 
 #include "firmware/base/encoding.h"
 #include "firmware/base/secret_files.h"
-#include "pkcs11/keystore.h"
+#include "firmware/keystore/keystore.h"
 #include "pkcs11/softhsm_state.h"
 #include "pkcs11/uri.h"
 #include "provisioning/bundle.h"
@@ -207,17 +207,17 @@ Result<TokenKey> ResolveKey(const BundleKeyOptions& options) {
   return key;
 }
 
-Result<std::unique_ptr<pkcs11::Keystore>> OpenTokenKey(const BundleKeyOptions& options, const TokenKey& key) {
+Result<std::unique_ptr<keystore::Keystore>> OpenTokenKey(const BundleKeyOptions& options, const TokenKey& key) {
   if (options.state_dir) TKMS_RETURN_IF_ERROR(pkcs11::UseSoftHsmStateDir(*options.state_dir, /*must_exist=*/true));
   auto pin = ReadPin(key.pin_file, kPinEnv, "PIN");
   if (!pin.ok()) return pin.error();
-  pkcs11::KeystoreOptions keystore_options;
+  keystore::KeystoreOptions keystore_options;
   keystore_options.module_path = key.module_path;
   keystore_options.token = key.token_spec;
   keystore_options.pin = std::move(*pin);
   keystore_options.sessions = 1;
   keystore_options.session_copies = false;  // only the one EC key is used
-  auto keystore = pkcs11::Keystore::Open(keystore_options);
+  auto keystore = keystore::Keystore::Open(keystore_options);
   if (!keystore.ok()) {
     return Status(keystore.error().code(),
                   "cannot open token " + Printable(key.token_spec) + ": " + keystore.error().message());
@@ -315,7 +315,7 @@ CommandOutput RunBundleSign(const BundleSignOptions& options) {
 
   auto keystore = OpenTokenKey(options.key, *key);
   if (!keystore.ok()) return Fail(keystore.error().message());
-  pkcs11::Keystore& token = **keystore;
+  keystore::Keystore& token = **keystore;
   const pkcs11::KeySelector selector = key->selector;
   auto text = provisioning::SignBundle(
       *payload, [&](ByteSpan digest) { return token.SignEcdsaP256(selector, digest); }, std::move(chain));

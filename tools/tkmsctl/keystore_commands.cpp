@@ -15,22 +15,22 @@
 #include <nlohmann/json.hpp>
 
 #include "firmware/base/encoding.h"
-#include "pkcs11/keystore.h"
-#include "pkcs11/provisioning_store.h"
-#include "provisioning/bundle.h"
-#include "pkcs11/softhsm_state.h"
-#include "pkcs11/user_psk.h"
-#include "pkcs11/token.h"
 #include "firmware/base/secret_files.h"
+#include "firmware/keystore/keystore.h"
+#include "firmware/keystore/provisioning_store.h"
+#include "firmware/keystore/user_psk.h"
+#include "pkcs11/softhsm_state.h"
+#include "pkcs11/token.h"
+#include "provisioning/bundle.h"
 
 namespace tkms::tkmsctl {
 namespace {
 
-using pkcs11::KeyInfo;
-using pkcs11::KeySelector;
-using pkcs11::KeyType;
-using pkcs11::KeyUsage;
-using pkcs11::Keystore;
+using keystore::KeyInfo;
+using keystore::KeySelector;
+using keystore::KeyType;
+using keystore::KeyUsage;
+using keystore::Keystore;
 
 constexpr const char* kDefaultModule = "/usr/lib/softhsm/libsofthsm2.so";
 
@@ -57,7 +57,7 @@ Result<std::unique_ptr<Keystore>> OpenKeystore(const KeystoreCommandOptions& ks)
   TKMS_RETURN_IF_ERROR(UseStateDir(ks, /*must_exist=*/true));
   auto pin = ReadPin(ks.pin_file, kPinEnv, "PIN");
   if (!pin.ok()) return pin.error();
-  pkcs11::KeystoreOptions options;
+  keystore::KeystoreOptions options;
   options.module_path = ModulePath(ks);
   options.token = ks.token;
   options.pin = std::move(*pin);
@@ -70,15 +70,15 @@ Result<std::unique_ptr<Keystore>> OpenKeystore(const KeystoreCommandOptions& ks)
   return keystore;
 }
 
-Result<pkcs11::Bytes> ParseId(const std::string& hex) {
-  if (hex.empty()) return pkcs11::Bytes{};
+Result<keystore::Bytes> ParseId(const std::string& hex) {
+  if (hex.empty()) return keystore::Bytes{};
   auto id = HexDecode(hex);
   if (!id) return InvalidArgument("--id must be hex (e.g. 01a2), got " + Quote(hex));
   return *id;
 }
 
-Result<pkcs11::Bytes> RandomId(Keystore& keystore, size_t n) {
-  pkcs11::Bytes id(n);
+Result<keystore::Bytes> RandomId(Keystore& keystore, size_t n) {
+  keystore::Bytes id(n);
   TKMS_RETURN_IF_ERROR(keystore.GenerateRandom(id));
   return id;
 }
@@ -91,7 +91,7 @@ Result<KeyType> ParseKeyType(const std::string& name) {
 }
 
 Result<KeySelector> ParseSelector(const std::string& key) {
-  if (key.rfind("pkcs11:", 0) == 0) return pkcs11::KeySelectorFromUri(key);
+  if (key.rfind("pkcs11:", 0) == 0) return keystore::KeySelectorFromUri(key);
   if (key.rfind("id:", 0) == 0) {
     auto id = HexDecode(key.substr(3));
     if (!id || id->empty()) return InvalidArgument("id:HEX expected, got " + Quote(key));
@@ -107,7 +107,7 @@ std::string Flags(const KeyInfo& k) {
   if (a.sensitive) flags.emplace_back("sensitive");
   if (a.never_extractable) flags.emplace_back("never-extractable");
   if (a.extractable) flags.emplace_back(a.wrap_with_trusted ? "wrap-with-trusted-only" : "EXTRACTABLE");
-  if (!a.extractable && !a.never_extractable && k.key_class != pkcs11::KeyClass::kPublicKey) {
+  if (!a.extractable && !a.never_extractable && k.key_class != keystore::KeyClass::kPublicKey) {
     flags.emplace_back("non-extractable");
   }
   if (a.trusted) flags.emplace_back("trusted");
@@ -122,7 +122,7 @@ nlohmann::json KeyJson(const KeyInfo& k) {
   const auto& a = k.attributes;
   nlohmann::json j{{"label", k.label},
                    {"id", HexEncode(k.id)},
-                   {"class", std::string(pkcs11::KeyClassName(k.key_class))},
+                   {"class", std::string(keystore::KeyClassName(k.key_class))},
                    {"ck_key_type", k.ck_key_type},
                    {"bits", k.bits},
                    {"sensitive", a.sensitive},
@@ -133,8 +133,8 @@ nlohmann::json KeyJson(const KeyInfo& k) {
                    {"trusted", a.trusted},
                    {"private", a.is_private},
                    {"token", a.token}};
-  j["type"] = k.type ? nlohmann::json(std::string(pkcs11::KeyTypeName(*k.type))) : nlohmann::json();
-  j["usage"] = k.usage ? nlohmann::json(std::string(pkcs11::KeyUsageName(*k.usage))) : nlohmann::json();
+  j["type"] = k.type ? nlohmann::json(std::string(keystore::KeyTypeName(*k.type))) : nlohmann::json();
+  j["usage"] = k.usage ? nlohmann::json(std::string(keystore::KeyUsageName(*k.usage))) : nlohmann::json();
   if (k.ticket_key_id) j["ticket_key_id"] = *k.ticket_key_id;
   return j;
 }
@@ -142,9 +142,9 @@ nlohmann::json KeyJson(const KeyInfo& k) {
 std::string KeyLine(const KeyInfo& k) {
   std::ostringstream out;
   out << k.label << "  id=" << (k.id.empty() ? "-" : HexEncode(k.id)) << "  "
-      << pkcs11::KeyClassName(k.key_class) << "  "
-      << (k.type ? std::string(pkcs11::KeyTypeName(*k.type)) : k.ck_key_type) << "  "
-      << (k.usage ? std::string(pkcs11::KeyUsageName(*k.usage)) : "-") << "  " << k.bits
+      << keystore::KeyClassName(k.key_class) << "  "
+      << (k.type ? std::string(keystore::KeyTypeName(*k.type)) : k.ck_key_type) << "  "
+      << (k.usage ? std::string(keystore::KeyUsageName(*k.usage)) : "-") << "  " << k.bits
       << " bits  " << Flags(k);
   return out.str();
 }
@@ -176,17 +176,17 @@ Result<std::string> PinAnchorFile(Keystore& keystore, const std::string& path) {
   if (!summary->is_ca) {
     return InvalidArgument(path + ": the provisioning anchor must be a CA certificate (basicConstraints CA:TRUE)");
   }
-  auto pinned = pkcs11::ReadProvisioningAnchor(keystore);
+  auto pinned = keystore::ReadProvisioningAnchor(keystore);
   if (!pinned.ok()) return pinned.error();
   const std::string line = "provisioning anchor: " + summary->subject + " (serial " + summary->serial_hex +
                            ", valid until " + provisioning::FormatUtcTime(summary->not_after) + ")";
   if (pinned->has_value()) {
     if (**pinned == *der) return line + ", already pinned\n";
     return FailedPrecondition("the token already pins another provisioning anchor; an anchor is never replaced "
-                              "implicitly (destroy the object '" + std::string(pkcs11::kAnchorLabel) +
+                              "implicitly (destroy the object '" + std::string(keystore::kAnchorLabel) +
                               "' with the token's own tools first)");
   }
-  TKMS_RETURN_IF_ERROR(pkcs11::PinProvisioningAnchor(keystore, *der));
+  TKMS_RETURN_IF_ERROR(keystore::PinProvisioningAnchor(keystore, *der));
   return line + ", pinned\n";
 }
 
@@ -237,7 +237,7 @@ CommandOutput RunTokenInit(const KeystoreCommandOptions& ks, const TokenInitOpti
   if (auto s = pkcs11::InitToken(**module, init.label, so_pin, user_pin); !s.ok()) {
     return Fail("cannot initialise token " + Quote(init.label) + ": " + s.message());
   }
-  pkcs11::KeystoreOptions options;
+  keystore::KeystoreOptions options;
   options.token = init.label;
   options.pin = user_pin;
   options.sessions = 1;
@@ -262,7 +262,7 @@ CommandOutput RunTokenAnchor(const KeystoreCommandOptions& ks, const std::option
     if (!pinned.ok()) return Fail(pinned.error().message());
     return Ok(*pinned);
   }
-  auto der = pkcs11::ReadProvisioningAnchor(**keystore);
+  auto der = keystore::ReadProvisioningAnchor(**keystore);
   if (!der.ok()) return Fail(der.error().message());
   if (!der->has_value()) {
     return Fail("the token pins no provisioning anchor (tkmsctl token anchor --pin FILE)");
@@ -305,7 +305,7 @@ CommandOutput RunTokenStatus(const KeystoreCommandOptions& ks) {
   if (have_pin) {
     auto pin = ReadPin(ks.pin_file, kPinEnv, "PIN");
     if (!pin.ok()) return Fail(pin.error().message());
-    pkcs11::KeystoreOptions options;
+    keystore::KeystoreOptions options;
     options.token = ks.token;
     options.pin = std::move(*pin);
     options.sessions = 1;
@@ -425,7 +425,7 @@ CommandOutput RunKeyImportWrapped(const KeystoreCommandOptions& ks, const KeyImp
     // A ticket key keeps its key id: the label follows from it.
     const uint32_t key_id = (uint32_t{(*id)[0]} << 24) | (uint32_t{(*id)[1]} << 16) |
                             (uint32_t{(*id)[2]} << 8) | (*id)[3];
-    if (label.empty()) label = pkcs11::TicketKeyLabel(key_id);
+    if (label.empty()) label = keystore::TicketKeyLabel(key_id);
   }
   auto info = (*keystore)->ImportWrapped(*blob, *wrapping, *type, usage, label, *id);
   if (!info.ok()) return Fail("cannot import the wrapped key: " + info.error().message());
@@ -462,7 +462,7 @@ CommandOutput RunUserAdd(const KeystoreCommandOptions& ks, const UserAddOptions&
     return Fail("give exactly one of --psk-out FILE (generate) or --psk-file FILE (import)", kExitUsage);
   }
   for (const auto& id : user.ids) {
-    if (auto s = pkcs11::CheckUserIdentity(id); !s.ok()) return Fail(s.message(), kExitUsage);
+    if (auto s = keystore::CheckUserIdentity(id); !s.ok()) return Fail(s.message(), kExitUsage);
   }
   if (user.psk_out && std::filesystem::symlink_status(*user.psk_out).type() !=
                           std::filesystem::file_type::not_found) {
@@ -484,12 +484,12 @@ CommandOutput RunUserAdd(const KeystoreCommandOptions& ks, const UserAddOptions&
     psk.assign(kPskBytes, 0);
     if (auto s = (*keystore)->GenerateRandom(psk); !s.ok()) return Fail("token RNG: " + s.message());
   }
-  auto added = pkcs11::AddUserPsk(**keystore, user.ids, psk);
+  auto added = keystore::AddUserPsk(**keystore, user.ids, psk);
   if (!added.ok()) {
     const bool clash = added.error().message().find("already belongs") != std::string::npos;
     return Fail(clash ? added.error().message() : "cannot store the PSK: " + added.error().message());
   }
-  const pkcs11::Bytes* psk_id = &added->psk_id;
+  const keystore::Bytes* psk_id = &added->psk_id;
   const std::string& label = added->label;
   std::string out = "added user psk:" + HexEncode(*psk_id) + " with identities";
   for (const auto& id : user.ids) out += " " + id;
@@ -507,7 +507,7 @@ CommandOutput RunUserAdd(const KeystoreCommandOptions& ks, const UserAddOptions&
 CommandOutput RunUserList(const KeystoreCommandOptions& ks) {
   auto keystore = OpenKeystore(ks);
   if (!keystore.ok()) return Fail(keystore.error().message());
-  auto users = pkcs11::ListUserPsks(**keystore);
+  auto users = keystore::ListUserPsks(**keystore);
   if (!users.ok()) return Fail(users.error().message());
   if (ks.json) {
     nlohmann::json j = nlohmann::json::array();
@@ -525,7 +525,7 @@ CommandOutput RunUserList(const KeystoreCommandOptions& ks) {
 }
 
 CommandOutput RunUserRemove(const KeystoreCommandOptions& ks, const std::string& who) {
-  std::optional<pkcs11::Bytes> psk_id;
+  std::optional<keystore::Bytes> psk_id;
   if (who.rfind("psk:", 0) == 0) {
     auto id = HexDecode(who.substr(4));
     if (!id || id->empty()) return Fail("psk:HEX expected, got " + Quote(who), kExitUsage);
@@ -533,7 +533,7 @@ CommandOutput RunUserRemove(const KeystoreCommandOptions& ks, const std::string&
   }
   auto keystore = OpenKeystore(ks);
   if (!keystore.ok()) return Fail(keystore.error().message());
-  auto users = pkcs11::ListUserPsks(**keystore);
+  auto users = keystore::ListUserPsks(**keystore);
   if (!users.ok()) return Fail(users.error().message());
   for (const auto& u : *users) {
     const bool match = psk_id ? u.psk_id == *psk_id

@@ -5,10 +5,10 @@
 //   tkmsctl user add | list | remove
 //
 // Why: operators create and inspect the appliance's long-term secrets only
-// through the keystore (pkcs11/keystore.h), so every key tkmsctl creates gets
-// the custody attributes of its usage and no value ever leaves the token
-// (cloning: wrapped under a trusted wrapping key). PINs come from files or
-// environment variables (secret_files.h), never argv. A user is one PSK
+// through the keystore (firmware/keystore/keystore.h), so every key tkmsctl
+// creates gets the custody attributes of its usage and no value ever leaves
+// the token (cloning: wrapped under a trusted wrapping key). PINs come from
+// files or environment variables (secret_files.h), never argv. A user is one PSK
 // object: CKK_GENERIC_SECRET, non-extractable, CKA_ID = its PSK id (16 random
 // bytes, what a UE may send in IDRpsk), CKA_LABEL = "user:" followed by its
 // identities separated by spaces (URIs contain no spaces). The UE's copy of a

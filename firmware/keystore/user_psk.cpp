@@ -1,10 +1,10 @@
-#include "pkcs11/user_psk.h"
+#include "firmware/keystore/user_psk.h"
 
 #include <algorithm>
 
 #include "firmware/base/encoding.h"
 
-namespace tkms::pkcs11 {
+namespace tkms::keystore {
 
 Status CheckUserIdentity(std::string_view id) {
   if (id.empty() || id.size() > 255) return InvalidArgument("an identity must have 1 to 255 bytes");
@@ -77,4 +77,4 @@ Result<UserPskEntry> AddUserPsk(Keystore& keystore, const std::vector<std::strin
   return UserPskEntry{psk_id, identities, label};
 }
 
-}  // namespace tkms::pkcs11
+}  // namespace tkms::keystore

@@ -6,7 +6,7 @@
 // Why: the appliance's security rests on key custody (PKCS#11 v2.40 §4.9
 // secret-key attributes, Table 10 footnotes 8/11: CKA_SENSITIVE, CKA_EXTRACTABLE,
 // CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_WRAP_WITH_TRUSTED). Every key
-// is created here with a fixed attribute policy per usage:
+// is created here with a fixed attribute policy per usage (key_policy.h):
 //
 //   usage     type(s)                  token object attributes (all: CKA_TOKEN,
 //                                      CKA_PRIVATE, CKA_SENSITIVE = TRUE,
@@ -23,6 +23,8 @@
 //                                      MODIFIABLE = FALSE; public: VERIFY
 //   kGeneric  AES-256 | HMAC-*         ENCRYPT+DECRYPT or SIGN+VERIFY,
 //                                      EXTRACTABLE = FALSE
+//   kProvisioningCounter HMAC-SHA-256  as a generic HMAC key; label reserved
+//                                      ("tkms-counter-key", provisioning_store.h)
 //
 // Keys that get session copies (ticket, PSK, generic) are CKA_MODIFIABLE =
 // TRUE on the token because SoftHSM2 2.6.1 refuses C_CopyObject with
@@ -56,7 +58,7 @@
 // fork(): every entry point fails with kFailedPrecondition in a child; the
 // child must Open its own Keystore (with its own Module::Load).
 //
-// Errors (see ck_status.h): kUnavailable = token/device trouble, retry later
+// Errors (see pkcs11/ck_status.h): kUnavailable = token/device trouble, retry later
 // (HTTP 503); kPermissionDenied = wrong/locked PIN; kNotFound = no such
 // key/token; kFailedPrecondition = misconfiguration or a key that cannot do
 // the operation; kInvalidArgument = bad input. No exception escapes; no
@@ -78,84 +80,13 @@
 #include "firmware/base/byte_reader.h"
 #include "firmware/base/secret_bytes.h"
 #include "firmware/base/status.h"
+#include "firmware/keystore/key_info.h"
 #include "firmware/mikey/crypto/provider.h"
 #include "pkcs11/module.h"
 #include "pkcs11/session.h"
 #include "pkcs11/token.h"
 
-namespace tkms::pkcs11 {
-
-using Bytes = std::vector<uint8_t>;
-
-enum class KeyType : uint8_t { kAes256, kHmacSha256, kHmacSha1, kEcP256 };
-enum class KeyUsage : uint8_t { kTicket, kUserPsk, kWrapping, kSigning, kGeneric };
-enum class KeyClass : uint8_t { kSecretKey, kPrivateKey, kPublicKey };
-// Non-key objects the keystore stores (see Keystore::ReadObjectValue).
-enum class TokenObjectKind : uint8_t { kPrivateData, kCertificate };
-
-std::string_view KeyTypeName(KeyType type);     // "aes-256", "hmac-sha256", "hmac-sha1", "ec-p256"
-std::string_view KeyUsageName(KeyUsage usage);  // "ticket", "user-psk", "wrapping", "signing", "generic"
-std::string_view KeyClassName(KeyClass key_class);  // "secret-key", "private-key", "public-key"
-
-// Names a key by CKA_LABEL and/or CKA_ID (at least one). A selector that
-// matches more than one key is refused, never resolved arbitrarily.
-struct KeySelector {
-  std::optional<std::string> label;
-  std::optional<Bytes> id;
-
-  static KeySelector Label(std::string label) { return {std::move(label), std::nullopt}; }
-  static KeySelector Id(Bytes id) { return {std::nullopt, std::move(id)}; }
-  // "label 'x'", "id 01ff", or "label 'x' id 01ff".
-  std::string ToString() const;
-};
-
-// A selector from a key URI: "pkcs11:object=<label>;id=%01%02" (RFC 7512).
-// Only "object" and "id" are accepted (at least one); any other attribute,
-// including token attributes and a query, is refused with kInvalidArgument.
-Result<KeySelector> KeySelectorFromUri(std::string_view uri);
-
-// Ticket-protection keys: CKA_LABEL "tkms-ticket-<id>" (decimal) and CKA_ID
-// the 32-bit key id big-endian.
-inline constexpr std::string_view kTicketKeyLabelPrefix = "tkms-ticket-";
-std::string TicketKeyLabel(uint32_t key_id);
-Bytes TicketKeyId(uint32_t key_id);
-KeySelector TicketKeySelector(uint32_t key_id);
-
-// What the token says about a key object. Never a value.
-struct KeyAttributes {
-  bool token = false;
-  bool is_private = false;
-  bool modifiable = false;
-  bool sensitive = false;
-  bool extractable = false;
-  bool always_sensitive = false;
-  bool never_extractable = false;
-  bool wrap_with_trusted = false;
-  bool trusted = false;
-  bool encrypt = false, decrypt = false, sign = false, verify = false;
-  bool wrap = false, unwrap = false, derive = false;
-};
-
-struct KeyInfo {
-  std::string label;
-  Bytes id;
-  KeyClass key_class = KeyClass::kSecretKey;
-  std::optional<KeyType> type;  // nullopt: a key type tkms does not use
-  std::string ck_key_type;      // "CKK_AES", "CKK_GENERIC_SECRET", "CKK_EC", ...
-  size_t bits = 0;              // secret: CKA_VALUE_LEN * 8; EC: curve size
-  // False when the token did not record CKA_VALUE_LEN (SoftHSM2 2.6.1 leaves
-  // it 0 on keys made by C_UnwrapKey and refuses it in the unwrap template).
-  // tkms then assumes 32 bytes: the only length it unwraps (ImportWrapped
-  // checks the RFC 3394 blob is 40 bytes).
-  bool length_reported = true;
-  KeyAttributes attributes;
-  // Inferred from the attributes: EC -> kSigning; WRAP_WITH_TRUSTED with a
-  // ticket label -> kTicket; AES with WRAP/UNWRAP -> kWrapping; HMAC
-  // (generic secret) non-extractable with SIGN -> kUserPsk; else kGeneric.
-  std::optional<KeyUsage> usage;
-  std::optional<uint32_t> ticket_key_id;  // for "tkms-ticket-<id>" keys
-  bool session_copy = false;  // operations use a CKA_TOKEN = FALSE copy
-};
+namespace tkms::keystore {
 
 struct KeystoreOptions {
   std::string module_path;  // e.g. /usr/lib/softhsm/libsofthsm2.so
@@ -169,6 +100,7 @@ struct KeystoreOptions {
 };
 
 struct KeyEntry;
+class Catalog;
 class Pkcs11CryptoProvider;
 class TokenSecretKey;
 
@@ -185,27 +117,29 @@ class Keystore final {
   //   token not initialised / no user PIN           kFailedPrecondition
   static Result<std::unique_ptr<Keystore>> Open(const KeystoreOptions& options);
   // Same, with an already loaded module (options.module_path is ignored).
-  static Result<std::unique_ptr<Keystore>> Open(std::shared_ptr<Module> module,
+  static Result<std::unique_ptr<Keystore>> Open(std::shared_ptr<pkcs11::Module> module,
                                                 const KeystoreOptions& options);
 
   ~Keystore();
   Keystore(const Keystore&) = delete;
   Keystore& operator=(const Keystore&) = delete;
 
-  const TokenInfo& token() const { return token_; }
-  Module& module() const { return *module_; }
+  const pkcs11::TokenInfo& token() const { return token_; }
+  pkcs11::Module& module() const { return *module_; }
 
-  // --- creating keys (admin) ---
+  // --- creating keys (admin; key_admin.cpp) ---
   // A new key on the token with the policy of `usage` (table above). label:
   // 1..128 bytes; id: 0..64 bytes. Refused (kFailedPrecondition) if a key
   // with the same label or the same non-empty id exists. Labels starting
-  // with "tkms-ticket-" are reserved for ticket keys (TicketKeyLabel/Id).
+  // with "tkms-ticket-" are reserved for ticket keys (TicketKeyLabel/Id), and
+  // "tkms-counter-key" for the kProvisioningCounter key (kInvalidArgument).
   Result<KeyInfo> GenerateKey(KeyType type, KeyUsage usage, std::string label, Bytes id);
   // A key from known bytes (C_CreateObject; the caller's SecretBytes wipes
   // the host copy). kUserPsk / kGeneric default to HMAC-SHA-256 for >= 32
   // bytes and HMAC-SHA-1 below; the token's minimum HMAC key length applies
   // (SoftHSM2: 32 bytes for SHA-256, 20 for SHA-1). kWrapping and kTicket
-  // take 32-byte AES keys (kTicket also HMAC-SHA-256). kSigning is refused.
+  // take 32-byte AES keys (kTicket also HMAC-SHA-256). kSigning and
+  // kProvisioningCounter are refused (generated in the token only).
   // Imported keys are reported by the token as not always-sensitive /
   // not never-extractable: their value once existed outside the token.
   Result<KeyInfo> ImportSecret(KeyUsage usage, std::string label, Bytes id,
@@ -218,7 +152,7 @@ class Keystore final {
   Result<KeyInfo> ImportTrustedWrappingKey(std::string label, Bytes id, const SecretBytes& value,
                                            const SecretBytes& so_pin);
 
-  // --- inspecting and retiring (admin) ---
+  // --- inspecting and retiring (admin; key_admin.cpp) ---
   // Every key object on the token (secret, private and public), read from
   // the token now. Attributes only; never values.
   Result<std::vector<KeyInfo>> ListKeys();
@@ -230,7 +164,7 @@ class Keystore final {
   // Re-reads the token's keys (after changes by another process).
   Status Refresh();
 
-  // --- cloning ---
+  // --- cloning (key_cloning.cpp) ---
   // `key` wrapped with CKM_AES_KEY_WRAP (RFC 3394) under `wrapping_key` (a
   // key with CKA_WRAP; for ticket keys it must be CKA_TRUSTED, the token
   // enforces CKA_WRAP_WITH_TRUSTED with CKR_KEY_NOT_WRAPPABLE). A
@@ -242,7 +176,7 @@ class Keystore final {
   Result<KeyInfo> ImportWrapped(ByteSpan wrapped, const KeySelector& wrapping_key, KeyType type,
                                 KeyUsage usage, std::string label, Bytes id);
 
-  // --- ticket keys ---
+  // --- ticket keys (ticket_keys.cpp) ---
   // Generates ticket key max(id) + 1 (1 if none), which becomes current.
   // type: kAes256 or kHmacSha256. Older ticket keys stay usable until
   // destroyed (retired) with DestroyKey(TicketKeySelector(id)).
@@ -250,7 +184,7 @@ class Keystore final {
   // The highest ticket key id; kNotFound if there is none.
   Result<uint32_t> CurrentTicketKeyId();
 
-  // --- using keys ---
+  // --- using keys (keystore.cpp, token_crypto.cpp) ---
   // A SecretKey for provider() naming the secret key `selector` selects.
   // kFailedPrecondition if the key is not protected by the token (not
   // sensitive, or extractable without CKA_WRAP_WITH_TRUSTED). The key refers
@@ -259,6 +193,10 @@ class Keystore final {
   Result<mikey::crypto::SecretKeyPtr> FindTicketKey(uint32_t key_id) {
     return FindSecretKey(TicketKeySelector(key_id));
   }
+  // The decoy key (decoy_key.cpp): a session-only HMAC-SHA-256 key like a
+  // user PSK that no user holds, generated in the token at first use, for
+  // the same token work on unknown users as on known ones.
+  Result<mikey::crypto::SecretKeyPtr> DecoyKey();
   // The MIKEY crypto provider backed by this token (see crypto_provider.h).
   mikey::crypto::CryptoProvider& provider();
 
@@ -270,7 +208,7 @@ class Keystore final {
   // The uncompressed public point (65 bytes, 0x04 || X || Y) of an EC key.
   Result<Bytes> PublicKeyEcPoint(const KeySelector& key);
 
-  // --- non-key token objects (admin) ---
+  // --- non-key token objects (admin; token_objects.cpp) ---
   // The appliance keeps integrity-critical state that is not a key in the
   // token too: the provisioning trust anchor (a CKO_CERTIFICATE, X.509,
   // public, CKA_MODIFIABLE = FALSE) and the bundle version counter (a private
@@ -289,38 +227,46 @@ class Keystore final {
 
  private:
   friend class Pkcs11CryptoProvider;
-  struct Catalog;
 
-  Keystore(std::shared_ptr<Module> module, TokenInfo token, const KeystoreOptions& options,
-           TokenLogin login);
+  Keystore(std::shared_ptr<pkcs11::Module> module, pkcs11::TokenInfo token, const KeystoreOptions& options,
+           pkcs11::TokenLogin login);
 
-  // Operations on token keys for Pkcs11CryptoProvider.
+  // Operations on token keys for Pkcs11CryptoProvider (token_crypto.cpp).
   Status TokenHmac(const TokenSecretKey& key, mikey::crypto::HashAlg alg,
                    std::span<const ByteSpan> parts, std::span<uint8_t> out);
   Status TokenAesCtr(const TokenSecretKey& key, std::span<const uint8_t, 16> iv, ByteSpan in,
                      std::span<uint8_t> out);
 
   // Helpers; the *Locked ones expect state_mutex_ held exclusively.
-  Status RefreshLocked();
-  Result<KeyInfo> AddObjectLocked(CK_OBJECT_HANDLE handle);
-  Result<KeyInfo> GenerateLocked(KeyType type, KeyUsage usage, std::string label, Bytes id);
-  Status CheckNewKeyLocked(const std::string& label, const Bytes& id, KeyUsage usage) const;
   std::shared_lock<std::shared_mutex> ReadLock() const;
   std::unique_lock<std::shared_mutex> WriteLock() const;
-  Result<std::shared_ptr<KeyEntry>> MatchOne(const KeySelector& selector, KeyClass key_class,
-                                             bool (*filter)(const KeyEntry&) = nullptr) const;
-  Result<uint32_t> CurrentTicketKeyIdLocked() const;
+  Status RefreshLocked();
+  // Reads the object just created on the token into the catalogue.
+  Result<KeyInfo> AddObjectLocked(CK_OBJECT_HANDLE handle);
+  Status CheckNewKeyLocked(const std::string& label, const Bytes& id, KeyUsage usage) const;
+  Result<KeyInfo> GenerateLocked(KeyType type, KeyUsage usage, std::string label, Bytes id);
+  Result<KeyInfo> GenerateSigningKeyPairLocked(const std::string& label, const Bytes& id);
+  // kInvalidArgument unless `length` is within the token's HMAC key lengths.
+  Status CheckHmacKeyLength(KeyType type, size_t length) const;
+  // The SO path of ImportTrustedWrappingKey: logs the user out and the SO
+  // in and creates the trusted wrapping key; ReturnToUserLoginLocked then
+  // ends the SO session and logs the user back in, whatever happened.
+  Status CreateTrustedKeyAsSoLocked(const std::string& label, const Bytes& id, const SecretBytes& value,
+                                    const SecretBytes& so_pin);
+  Status ReturnToUserLoginLocked();
+  Status MakeDecoyLocked();
 
-  std::shared_ptr<Module> module_;
-  TokenInfo token_;
+  std::shared_ptr<pkcs11::Module> module_;
+  pkcs11::TokenInfo token_;
   SecretBytes pin_;  // kept to log the user back in after the SO path
   bool session_copies_;
   mutable std::mutex gate_;  // see WriteLock()
   mutable std::shared_mutex state_mutex_;
-  TokenLogin login_;                   // exclusive lock
-  std::unique_ptr<SessionPool> pool_;  // shared lock (the pool is thread-safe)
-  std::unique_ptr<Catalog> catalog_;   // read: shared lock; write: exclusive
+  pkcs11::TokenLogin login_;                   // exclusive lock
+  std::unique_ptr<pkcs11::SessionPool> pool_;  // shared lock (the pool is thread-safe)
+  std::unique_ptr<Catalog> catalog_;           // read: shared lock; write: exclusive
   std::unique_ptr<Pkcs11CryptoProvider> provider_;
+  std::shared_ptr<KeyEntry> decoy_;  // see DecoyKey(); read: shared lock; made: exclusive
 };
 
-}  // namespace tkms::pkcs11
+}  // namespace tkms::keystore

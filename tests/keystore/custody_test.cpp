@@ -4,15 +4,15 @@
 // the keystore, because they are about what the TOKEN allows.
 #include <gtest/gtest.h>
 
-#include "tests/pkcs11/keystore_test_base.h"
+#include "tests/keystore/keystore_test_base.h"
 
-namespace tkms::pkcs11 {
+namespace tkms::keystore {
 namespace {
 
 using test::KeystoreTestBase;
 using test::SoftHsmToken;
 
-class pkcs11_Custody : public KeystoreTestBase {
+class keystore_Custody : public KeystoreTestBase {
  protected:
   // One key of every kind tkms creates, by every path it creates them.
   void CreateEverything() {
@@ -34,7 +34,7 @@ class pkcs11_Custody : public KeystoreTestBase {
   }
 };
 
-TEST_F(pkcs11_Custody, NoSecretValueCanBeRead) {
+TEST_F(keystore_Custody, NoSecretValueCanBeRead) {
   ASSERT_NO_FATAL_FAILURE(CreateEverything());
   Session raw = RawSession();
   // Every secret and private key object, token objects and the keystore's
@@ -61,7 +61,7 @@ TEST_F(pkcs11_Custody, NoSecretValueCanBeRead) {
   EXPECT_EQ(copies, 6u);
 }
 
-TEST_F(pkcs11_Custody, ListKeysReportsTheProtections) {
+TEST_F(keystore_Custody, ListKeysReportsTheProtections) {
   ASSERT_NO_FATAL_FAILURE(CreateEverything());
   Result<std::vector<KeyInfo>> keys = ks().ListKeys();
   ASSERT_TRUE(keys.ok());
@@ -95,7 +95,7 @@ TEST_F(pkcs11_Custody, ListKeysReportsTheProtections) {
   }
 }
 
-TEST_F(pkcs11_Custody, TheTokenEnforcesWrapWithTrusted) {
+TEST_F(keystore_Custody, TheTokenEnforcesWrapWithTrusted) {
   ASSERT_NO_FATAL_FAILURE(CreateEverything());
   Session raw = RawSession();
   const auto ticket = RawFind(raw, "tkms-ticket-1");
@@ -122,7 +122,7 @@ TEST_F(pkcs11_Custody, TheTokenEnforcesWrapWithTrusted) {
   }
 }
 
-TEST_F(pkcs11_Custody, ProtectionsOnlyTighten) {
+TEST_F(keystore_Custody, ProtectionsOnlyTighten) {
   ASSERT_NO_FATAL_FAILURE(CreateEverything());
   Session raw = RawSession();
   const CK_OBJECT_HANDLE ticket = RawFind(raw, "tkms-ticket-1").front();
@@ -154,7 +154,7 @@ TEST_F(pkcs11_Custody, ProtectionsOnlyTighten) {
   EXPECT_EQ(set(kek, CKA_DECRYPT, true), static_cast<CK_RV>(CKR_ACTION_PROHIBITED));
 }
 
-TEST_F(pkcs11_Custody, OnlyTheSecurityOfficerSetsTrusted) {
+TEST_F(keystore_Custody, OnlyTheSecurityOfficerSetsTrusted) {
   Session raw = RawSession();
   AttributeTemplate t;
   t.Ulong(CKA_CLASS, CKO_SECRET_KEY)
@@ -168,7 +168,7 @@ TEST_F(pkcs11_Custody, OnlyTheSecurityOfficerSetsTrusted) {
             static_cast<CK_RV>(CKR_ATTRIBUTE_READ_ONLY));
 }
 
-TEST_F(pkcs11_Custody, WrongSoPinLeavesTheKeystoreWorking) {
+TEST_F(keystore_Custody, WrongSoPinLeavesTheKeystoreWorking) {
   ASSERT_TRUE(ks().ImportSecret(KeyUsage::kUserPsk, "psk", {}, Secret(32, 5)).ok());
   auto key = ks().FindSecretKey(KeySelector::Label("psk"));
   ASSERT_TRUE(key.ok());
@@ -189,4 +189,4 @@ TEST_F(pkcs11_Custody, WrongSoPinLeavesTheKeystoreWorking) {
 }
 
 }  // namespace
-}  // namespace tkms::pkcs11
+}  // namespace tkms::keystore

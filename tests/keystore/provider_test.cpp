@@ -16,10 +16,10 @@
 #include "firmware/mikey/crypto/mac.h"
 #include "firmware/mikey/crypto/prf.h"
 #include "firmware/mikey/crypto/transient_provider.h"
-#include "pkcs11/crypto_provider.h"
-#include "tests/pkcs11/keystore_test_base.h"
+#include "firmware/keystore/crypto_provider.h"
+#include "tests/keystore/keystore_test_base.h"
 
-namespace tkms::pkcs11 {
+namespace tkms::keystore {
 namespace {
 
 using mikey::MacAlg;
@@ -28,8 +28,9 @@ using mikey::crypto::HashAlg;
 using mikey::crypto::SecretKeyPtr;
 using mikey::crypto::TransientCryptoProvider;
 using test::KeystoreTestBase;
+using test::OpenKeystore;
 
-class pkcs11_Provider : public KeystoreTestBase {
+class keystore_Provider : public KeystoreTestBase {
  protected:
   SecretKeyPtr TokenKey(const std::string& label) {
     auto key = ks().FindSecretKey(KeySelector::Label(label));
@@ -57,7 +58,7 @@ std::vector<uint8_t> MbedAesCtr(const SecretBytes& key, std::array<uint8_t, 16> 
   return out;
 }
 
-TEST_F(pkcs11_Provider, PrfWithATokenKeyEqualsThePrfWithTheSameBytes) {
+TEST_F(keystore_Provider, PrfWithATokenKeyEqualsThePrfWithTheSameBytes) {
   const SecretBytes bytes = Secret(32, 0x20);
   ASSERT_TRUE(ks().ImportSecret(KeyUsage::kUserPsk, "psk", {0x01}, bytes).ok());
   SecretKeyPtr token_key = TokenKey("psk");
@@ -78,7 +79,7 @@ TEST_F(pkcs11_Provider, PrfWithATokenKeyEqualsThePrfWithTheSameBytes) {
   }
 }
 
-TEST_F(pkcs11_Provider, ShortPskWorksWithSha1OnlyAsTheTokenAllows) {
+TEST_F(keystore_Provider, ShortPskWorksWithSha1OnlyAsTheTokenAllows) {
   const SecretBytes bytes = Secret(20, 0x40);
   ASSERT_TRUE(ks().ImportSecret(KeyUsage::kUserPsk, "psk20", {}, bytes).ok());
   SecretKeyPtr token_key = TokenKey("psk20");
@@ -96,7 +97,7 @@ TEST_F(pkcs11_Provider, ShortPskWorksWithSha1OnlyAsTheTokenAllows) {
   EXPECT_EQ(sha256.error().message(), "C_SignInit failed: CKR_KEY_SIZE_RANGE (0x62)");
 }
 
-TEST_F(pkcs11_Provider, MacsWithTokenKeys) {
+TEST_F(keystore_Provider, MacsWithTokenKeys) {
   const SecretBytes bytes = Secret(32, 0x60);
   ASSERT_TRUE(ks().ImportSecret(KeyUsage::kUserPsk, "auth", {}, bytes).ok());
   SecretKeyPtr token_key = TokenKey("auth");
@@ -127,7 +128,7 @@ TEST_F(pkcs11_Provider, MacsWithTokenKeys) {
             StatusCode::kInvalidArgument);
 }
 
-TEST_F(pkcs11_Provider, AesCtrWithATokenKeyEqualsMbedTls) {
+TEST_F(keystore_Provider, AesCtrWithATokenKeyEqualsMbedTls) {
   const SecretBytes bytes = Secret(32, 0x80);
   ASSERT_TRUE(ks().ImportSecret(KeyUsage::kGeneric, "aes", {}, bytes, KeyType::kAes256).ok());
   SecretKeyPtr token_key = TokenKey("aes");
@@ -172,7 +173,7 @@ TEST_F(pkcs11_Provider, AesCtrWithATokenKeyEqualsMbedTls) {
             StatusCode::kInvalidArgument);
 }
 
-TEST_F(pkcs11_Provider, TransientKeysStayInHostMemory) {
+TEST_F(keystore_Provider, TransientKeysStayInHostMemory) {
   const std::array<uint8_t, 16> key_bytes = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
   Result<SecretKeyPtr> key = provider().ImportTransientKey(key_bytes);
   ASSERT_TRUE(key.ok());
@@ -191,7 +192,7 @@ TEST_F(pkcs11_Provider, TransientKeysStayInHostMemory) {
   EXPECT_EQ((*slice)->size(), 8u);
 }
 
-TEST_F(pkcs11_Provider, TokenKeysCannotBeSliced) {
+TEST_F(keystore_Provider, TokenKeysCannotBeSliced) {
   ASSERT_TRUE(ks().GenerateKey(KeyType::kHmacSha256, KeyUsage::kUserPsk, "psk", {}).ok());
   SecretKeyPtr token_key = TokenKey("psk");
   EXPECT_TRUE(Pkcs11CryptoProvider::IsTokenKey(*token_key));
@@ -206,9 +207,9 @@ TEST_F(pkcs11_Provider, TokenKeysCannotBeSliced) {
             StatusCode::kInvalidArgument);
 }
 
-TEST_F(pkcs11_Provider, KeysOfAnotherKeystoreAreRefused) {
+TEST_F(keystore_Provider, KeysOfAnotherKeystoreAreRefused) {
   ASSERT_TRUE(token_->AddToken("other").ok());
-  auto other = token_->OpenKeystore("other");
+  auto other = OpenKeystore(*token_, "other");
   ASSERT_TRUE(other.ok()) << other.error().ToString();
   ASSERT_TRUE((*other)->GenerateKey(KeyType::kHmacSha256, KeyUsage::kUserPsk, "psk", {}).ok());
   auto foreign = (*other)->FindSecretKey(KeySelector::Label("psk"));
@@ -220,7 +221,7 @@ TEST_F(pkcs11_Provider, KeysOfAnotherKeystoreAreRefused) {
   EXPECT_EQ(status.message(), "key belongs to another keystore");
 }
 
-TEST_F(pkcs11_Provider, RandomFromTheToken) {
+TEST_F(keystore_Provider, RandomFromTheToken) {
   std::array<uint8_t, 64> a{};
   std::array<uint8_t, 64> b{};
   ASSERT_TRUE(provider().Random(a).ok());
@@ -229,7 +230,7 @@ TEST_F(pkcs11_Provider, RandomFromTheToken) {
   EXPECT_NE(a, (std::array<uint8_t, 64>{}));
 }
 
-TEST_F(pkcs11_Provider, EcdsaSignaturesVerifyWithMbedTls) {
+TEST_F(keystore_Provider, EcdsaSignaturesVerifyWithMbedTls) {
   ASSERT_TRUE(ks().GenerateKey(KeyType::kEcP256, KeyUsage::kSigning, "kms-sign", {0x99}).ok());
   Result<Bytes> point = ks().PublicKeyEcPoint(KeySelector::Label("kms-sign"));
   ASSERT_TRUE(point.ok()) << point.error().ToString();
@@ -272,4 +273,4 @@ TEST_F(pkcs11_Provider, EcdsaSignaturesVerifyWithMbedTls) {
 }
 
 }  // namespace
-}  // namespace tkms::pkcs11
+}  // namespace tkms::keystore

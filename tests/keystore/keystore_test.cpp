@@ -9,18 +9,20 @@
 #include <vector>
 
 #include "firmware/base/encoding.h"
-#include "tests/pkcs11/keystore_test_base.h"
+#include "tests/keystore/keystore_test_base.h"
 
-namespace tkms::pkcs11 {
+namespace tkms::keystore {
 namespace {
 
 using mikey::crypto::HashAlg;
 using test::KeystoreTestBase;
+using test::KeystoreOptionsFor;
+using test::OpenKeystore;
 using test::SoftHsmToken;
 
-class pkcs11_Keystore : public KeystoreTestBase {};
+class keystore_Keystore : public KeystoreTestBase {};
 
-TEST_F(pkcs11_Keystore, OpensTheNamedToken) {
+TEST_F(keystore_Keystore, OpensTheNamedToken) {
   EXPECT_EQ(ks().token().label, token_->label());
   EXPECT_TRUE(ks().token().user_pin_initialized);
   Result<std::vector<KeyInfo>> keys = ks().ListKeys();
@@ -28,7 +30,7 @@ TEST_F(pkcs11_Keystore, OpensTheNamedToken) {
   EXPECT_TRUE(keys->empty());
 }
 
-TEST_F(pkcs11_Keystore, GeneratesEveryKindWithItsPolicy) {
+TEST_F(keystore_Keystore, GeneratesEveryKindWithItsPolicy) {
   ASSERT_TRUE(ks().GenerateKey(KeyType::kHmacSha256, KeyUsage::kUserPsk, "psk", {0x10}).ok());
   ASSERT_TRUE(ks().GenerateKey(KeyType::kHmacSha1, KeyUsage::kUserPsk, "psk1", {0x11}).ok());
   ASSERT_TRUE(ks().GenerateKey(KeyType::kAes256, KeyUsage::kWrapping, "kek", {0x20}).ok());
@@ -93,14 +95,14 @@ TEST_F(pkcs11_Keystore, GeneratesEveryKindWithItsPolicy) {
   EXPECT_EQ(find("gen").ck_key_type, "CKK_AES");
 }
 
-TEST_F(pkcs11_Keystore, SessionCopiesForHotKeysOnly) {
+TEST_F(keystore_Keystore, SessionCopiesForHotKeysOnly) {
   ASSERT_TRUE(ks().GenerateKey(KeyType::kHmacSha256, KeyUsage::kUserPsk, "psk", {}).ok());
   ASSERT_TRUE(ks().GenerateKey(KeyType::kAes256, KeyUsage::kWrapping, "kek", {}).ok());
   EXPECT_TRUE(ks().DescribeKey(KeySelector::Label("psk"))->session_copy);
   EXPECT_FALSE(ks().DescribeKey(KeySelector::Label("kek"))->session_copy);  // not modifiable
 
   keystore_.reset();  // one keystore per token per process
-  KeystoreOptions options = token_->Options();
+  KeystoreOptions options = KeystoreOptionsFor(*token_);
   options.session_copies = false;
   auto without = Keystore::Open(token_->module(), options);
   ASSERT_TRUE(without.ok()) << without.error().ToString();
@@ -112,7 +114,7 @@ TEST_F(pkcs11_Keystore, SessionCopiesForHotKeysOnly) {
   EXPECT_TRUE((*without)->provider().Hmac(HashAlg::kSha256, **key, parts, mac).ok());
 }
 
-TEST_F(pkcs11_Keystore, RefusesInvalidCombinationsAndDuplicates) {
+TEST_F(keystore_Keystore, RefusesInvalidCombinationsAndDuplicates) {
   EXPECT_EQ(ks().GenerateKey(KeyType::kHmacSha1, KeyUsage::kTicket, "t", {}).error().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(ks().GenerateKey(KeyType::kEcP256, KeyUsage::kUserPsk, "e", {}).error().code(),
@@ -145,7 +147,31 @@ TEST_F(pkcs11_Keystore, RefusesInvalidCombinationsAndDuplicates) {
   EXPECT_EQ(same_id.error().message(), "a key with id 01 already exists");
 }
 
-TEST_F(pkcs11_Keystore, ImportSecretChecksLengths) {
+TEST_F(keystore_Keystore, CounterKeyLabelIsReserved) {
+  // "tkms-counter-key" is the provisioning counter's key and nothing else's,
+  // and that key is generated in the token under that label only.
+  Result<KeyInfo> generic = ks().GenerateKey(KeyType::kHmacSha256, KeyUsage::kGeneric, kCounterKeyLabel, {});
+  ASSERT_FALSE(generic.ok());
+  EXPECT_EQ(generic.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(generic.error().message().find("reserved for the provisioning counter key"), std::string::npos);
+  EXPECT_EQ(ks().ImportSecret(KeyUsage::kUserPsk, kCounterKeyLabel, {}, Secret(32, 1)).error().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ks().GenerateKey(KeyType::kHmacSha256, KeyUsage::kProvisioningCounter, "counter", {}).error().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ks().GenerateKey(KeyType::kAes256, KeyUsage::kProvisioningCounter, kCounterKeyLabel, {}).error().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      ks().ImportSecret(KeyUsage::kProvisioningCounter, kCounterKeyLabel, {}, Secret(32, 1)).error().code(),
+      StatusCode::kInvalidArgument);
+  Result<KeyInfo> counter_key =
+      ks().GenerateKey(KeyType::kHmacSha256, KeyUsage::kProvisioningCounter, kCounterKeyLabel, {});
+  ASSERT_TRUE(counter_key.ok()) << counter_key.error().ToString();
+  EXPECT_EQ(counter_key->usage, KeyUsage::kProvisioningCounter);
+  EXPECT_TRUE(counter_key->attributes.sign && !counter_key->attributes.extractable);
+  EXPECT_TRUE(ks().ListKeys()->size() == 1u);
+}
+
+TEST_F(keystore_Keystore, ImportSecretChecksLengths) {
   Result<KeyInfo> psk = ks().ImportSecret(KeyUsage::kUserPsk, "psk", {0x01}, Secret(32, 1));
   ASSERT_TRUE(psk.ok()) << psk.error().ToString();
   EXPECT_EQ(psk->type, KeyType::kHmacSha256);
@@ -173,7 +199,7 @@ TEST_F(pkcs11_Keystore, ImportSecretChecksLengths) {
             StatusCode::kInvalidArgument);
 }
 
-TEST_F(pkcs11_Keystore, SelectorsFindExactlyOneKey) {
+TEST_F(keystore_Keystore, SelectorsFindExactlyOneKey) {
   ASSERT_TRUE(ks().GenerateKey(KeyType::kHmacSha256, KeyUsage::kUserPsk, "alice", {0xa1}).ok());
   EXPECT_TRUE(ks().FindSecretKey(KeySelector::Label("alice")).ok());
   EXPECT_TRUE(ks().FindSecretKey(KeySelector::Id({0xa1})).ok());
@@ -188,7 +214,7 @@ TEST_F(pkcs11_Keystore, SelectorsFindExactlyOneKey) {
   EXPECT_EQ(ks().FindSecretKey(KeySelector{}).error().code(), StatusCode::kInvalidArgument);
 }
 
-TEST_F(pkcs11_Keystore, AmbiguousSelectorsAreRefused) {
+TEST_F(keystore_Keystore, AmbiguousSelectorsAreRefused) {
   // Two objects with one label, created behind the keystore's back.
   Session raw = RawSession();
   for (uint8_t id : {0x01, 0x02}) {
@@ -220,7 +246,7 @@ TEST_F(pkcs11_Keystore, AmbiguousSelectorsAreRefused) {
   EXPECT_TRUE(ks().FindSecretKey(KeySelector::Label("twin")).ok());
 }
 
-TEST_F(pkcs11_Keystore, UnprotectedKeysAreNotUsed) {
+TEST_F(keystore_Keystore, UnprotectedKeysAreNotUsed) {
   Session raw = RawSession();
   struct Weak {
     const char* label;
@@ -251,7 +277,7 @@ TEST_F(pkcs11_Keystore, UnprotectedKeysAreNotUsed) {
   }
 }
 
-TEST_F(pkcs11_Keystore, RefreshSeesKeysFromElsewhereAndForgetsDeletedOnes) {
+TEST_F(keystore_Keystore, RefreshSeesKeysFromElsewhereAndForgetsDeletedOnes) {
   Session raw = RawSession();
   AttributeTemplate t;
   t.Ulong(CKA_CLASS, CKO_SECRET_KEY)
@@ -282,7 +308,7 @@ TEST_F(pkcs11_Keystore, RefreshSeesKeysFromElsewhereAndForgetsDeletedOnes) {
   EXPECT_EQ(status.message(), "key 'outside' has been destroyed");
 }
 
-TEST_F(pkcs11_Keystore, TicketKeyRotation) {
+TEST_F(keystore_Keystore, TicketKeyRotation) {
   Result<uint32_t> none = ks().CurrentTicketKeyId();
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.error().code(), StatusCode::kNotFound);
@@ -324,7 +350,7 @@ TEST_F(pkcs11_Keystore, TicketKeyRotation) {
   EXPECT_EQ(third->ticket_key_id, 3u);
 }
 
-TEST_F(pkcs11_Keystore, WrongKeyTypeForTheOperation) {
+TEST_F(keystore_Keystore, WrongKeyTypeForTheOperation) {
   ASSERT_TRUE(ks().GenerateKey(KeyType::kHmacSha256, KeyUsage::kUserPsk, "mac", {}).ok());
   ASSERT_TRUE(ks().GenerateKey(KeyType::kAes256, KeyUsage::kGeneric, "aes", {}).ok());
   auto mac = ks().FindSecretKey(KeySelector::Label("mac"));
@@ -344,9 +370,9 @@ TEST_F(pkcs11_Keystore, WrongKeyTypeForTheOperation) {
             StatusCode::kNotFound);  // no private key with that label
 }
 
-TEST_F(pkcs11_Keystore, WrongPinIsPermissionDeniedWithoutThePin) {
+TEST_F(keystore_Keystore, WrongPinIsPermissionDeniedWithoutThePin) {
   keystore_.reset();
-  KeystoreOptions options = token_->Options();
+  KeystoreOptions options = KeystoreOptionsFor(*token_);
   const std::string wrong = "wrong-pin-7391";
   options.pin = SecretBytes(wrong.begin(), wrong.end());
   Result<std::unique_ptr<Keystore>> keystore = Keystore::Open(token_->module(), options);
@@ -355,12 +381,12 @@ TEST_F(pkcs11_Keystore, WrongPinIsPermissionDeniedWithoutThePin) {
   EXPECT_EQ(keystore.error().message(), "C_Login failed: CKR_PIN_INCORRECT (0xa0)");
   EXPECT_EQ(keystore.error().ToString().find(wrong), std::string::npos);
   // The right PIN still works (the failed attempt left no login behind).
-  EXPECT_TRUE(token_->OpenKeystore().ok());
+  EXPECT_TRUE(OpenKeystore(*token_).ok());
 }
 
-TEST_F(pkcs11_Keystore, MissingTokenListsTheLabels) {
+TEST_F(keystore_Keystore, MissingTokenListsTheLabels) {
   keystore_.reset();
-  KeystoreOptions options = token_->Options();
+  KeystoreOptions options = KeystoreOptionsFor(*token_);
   options.token = "not-there";
   Result<std::unique_ptr<Keystore>> keystore = Keystore::Open(token_->module(), options);
   ASSERT_FALSE(keystore.ok());
@@ -369,8 +395,8 @@ TEST_F(pkcs11_Keystore, MissingTokenListsTheLabels) {
             "no token labelled 'not-there' (available tokens: '" + token_->label() + "')");
 }
 
-TEST_F(pkcs11_Keystore, BadModulePathsAreClearErrors) {
-  KeystoreOptions options = token_->Options();
+TEST_F(keystore_Keystore, BadModulePathsAreClearErrors) {
+  KeystoreOptions options = KeystoreOptionsFor(*token_);
   options.module_path = "/nonexistent/libpkcs11.so";
   Result<std::unique_ptr<Keystore>> missing = Keystore::Open(options);
   ASSERT_FALSE(missing.ok());
@@ -394,27 +420,27 @@ TEST_F(pkcs11_Keystore, BadModulePathsAreClearErrors) {
   EXPECT_TRUE(ks().GenerateRandom(random).ok());
 }
 
-TEST_F(pkcs11_Keystore, OneKeystorePerToken) {
-  Result<std::unique_ptr<Keystore>> second = token_->OpenKeystore();
+TEST_F(keystore_Keystore, OneKeystorePerToken) {
+  Result<std::unique_ptr<Keystore>> second = OpenKeystore(*token_);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.error().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(second.error().message(), "C_Login failed: CKR_USER_ALREADY_LOGGED_IN (0x100)");
 }
 
-TEST_F(pkcs11_Keystore, OpenRefusesBadOptions) {
+TEST_F(keystore_Keystore, OpenRefusesBadOptions) {
   keystore_.reset();
-  KeystoreOptions options = token_->Options();
+  KeystoreOptions options = KeystoreOptionsFor(*token_);
   options.sessions = 0;
   EXPECT_EQ(Keystore::Open(token_->module(), options).error().code(), StatusCode::kInvalidArgument);
-  options = token_->Options();
+  options = KeystoreOptionsFor(*token_);
   options.pin.clear();
   EXPECT_EQ(Keystore::Open(token_->module(), options).error().code(), StatusCode::kInvalidArgument);
-  options = token_->Options();
+  options = KeystoreOptionsFor(*token_);
   options.token = "pkcs11:token=" + token_->label();
   EXPECT_TRUE(Keystore::Open(token_->module(), options).ok());
 }
 
-TEST_F(pkcs11_Keystore, UseAfterForkIsRefusedInTheChild) {
+TEST_F(keystore_Keystore, UseAfterForkIsRefusedInTheChild) {
   ASSERT_TRUE(ks().GenerateKey(KeyType::kHmacSha256, KeyUsage::kUserPsk, "psk", {}).ok());
   auto key = ks().FindSecretKey(KeySelector::Label("psk"));
   ASSERT_TRUE(key.ok());
@@ -444,7 +470,7 @@ TEST_F(pkcs11_Keystore, UseAfterForkIsRefusedInTheChild) {
   EXPECT_TRUE(ks().GenerateRandom(random).ok());
 }
 
-TEST_F(pkcs11_Keystore, ParallelOperationsOnPooledSessions) {
+TEST_F(keystore_Keystore, ParallelOperationsOnPooledSessions) {
   ASSERT_TRUE(ks().ImportSecret(KeyUsage::kUserPsk, "psk", {}, Secret(32, 7)).ok());
   auto key = ks().FindSecretKey(KeySelector::Label("psk"));
   ASSERT_TRUE(key.ok());
@@ -470,7 +496,7 @@ TEST_F(pkcs11_Keystore, ParallelOperationsOnPooledSessions) {
   for (int f : failures) EXPECT_EQ(f, 0);
 }
 
-TEST_F(pkcs11_Keystore, RandomComesFromTheToken) {
+TEST_F(keystore_Keystore, RandomComesFromTheToken) {
   std::array<uint8_t, 32> a{};
   std::array<uint8_t, 32> b{};
   ASSERT_TRUE(ks().GenerateRandom(a).ok());
@@ -479,7 +505,7 @@ TEST_F(pkcs11_Keystore, RandomComesFromTheToken) {
   EXPECT_TRUE(ks().GenerateRandom(std::span<uint8_t>()).ok());
 }
 
-TEST_F(pkcs11_Keystore, DestroyKeyRemovesBothHalvesOfAKeyPair) {
+TEST_F(keystore_Keystore, DestroyKeyRemovesBothHalvesOfAKeyPair) {
   ASSERT_TRUE(ks().GenerateKey(KeyType::kEcP256, KeyUsage::kSigning, "sig", {0x51}).ok());
   EXPECT_EQ(ks().ListKeys()->size(), 2u);
   ASSERT_TRUE(ks().DestroyKey(KeySelector::Id({0x51})).ok());
@@ -489,4 +515,4 @@ TEST_F(pkcs11_Keystore, DestroyKeyRemovesBothHalvesOfAKeyPair) {
 }
 
 }  // namespace
-}  // namespace tkms::pkcs11
+}  // namespace tkms::keystore

@@ -16,9 +16,9 @@
 
 #include "firmware/base/secret_bytes.h"
 #include "firmware/base/status.h"
-#include "pkcs11/keystore.h"
+#include "firmware/keystore/keystore.h"
 
-namespace tkms::pkcs11 {
+namespace tkms::keystore {
 
 inline constexpr std::string_view kUserLabelPrefix = "user:";
 inline constexpr size_t kUserPskBytes = 32;
@@ -44,4 +44,4 @@ Result<std::vector<UserPskEntry>> ListUserPsks(Keystore& keystore);
 Result<UserPskEntry> AddUserPsk(Keystore& keystore, const std::vector<std::string>& identities,
                                 const SecretBytes& psk);
 
-}  // namespace tkms::pkcs11
+}  // namespace tkms::keystore

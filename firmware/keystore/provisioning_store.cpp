@@ -1,4 +1,4 @@
-#include "pkcs11/provisioning_store.h"
+#include "firmware/keystore/provisioning_store.h"
 
 #include <algorithm>
 #include <array>
@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-namespace tkms::pkcs11 {
+namespace tkms::keystore {
 namespace {
 
 constexpr std::array<uint8_t, 4> kCounterMagic = {'T', 'K', 'C', '1'};
@@ -98,7 +98,7 @@ Status TokenCounter::Advance(uint64_t value, std::span<const uint8_t, 32> tag) {
   }
   auto key = keystore_.FindSecretKey(KeySelector::Label(kCounterKeyLabel));
   if (!key.ok() && key.error().code() == StatusCode::kNotFound) {
-    auto made = keystore_.GenerateKey(KeyType::kHmacSha256, KeyUsage::kGeneric, kCounterKeyLabel, Bytes{});
+    auto made = keystore_.GenerateKey(KeyType::kHmacSha256, KeyUsage::kProvisioningCounter, kCounterKeyLabel, Bytes{});
     if (!made.ok()) return made.error();
     key = keystore_.FindSecretKey(KeySelector::Label(kCounterKeyLabel));
   }
@@ -126,4 +126,4 @@ Status TokenCounter::Advance(uint64_t value, std::span<const uint8_t, 32> tag) {
   return keystore_.CreateObject(TokenObjectKind::kPrivateData, label, v);
 }
 
-}  // namespace tkms::pkcs11
+}  // namespace tkms::keystore

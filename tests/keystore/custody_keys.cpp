@@ -1,7 +1,7 @@
-// pkcs11_custody_keys: creates one key of every kind tkms makes, on a fresh
+// keystore_custody_keys: creates one key of every kind tkms makes, on a fresh
 // token, for pkcs11_tool_custody.py to inspect with OpenSC's pkcs11-tool.
 //
-// Usage: SOFTHSM2_CONF=<conf> pkcs11_custody_keys --label <token label>
+// Usage: SOFTHSM2_CONF=<conf> keystore_custody_keys --label <token label>
 //   The module is $TKMS_PKCS11_MODULE (default SoftHSM2). The SO PIN and the
 //   user PIN are read from stdin, one per line, so that no PIN appears in
 //   argv. The token is initialised with pkcs11::InitToken. One line per key
@@ -16,7 +16,7 @@
 #include <string>
 
 #include "firmware/base/encoding.h"
-#include "pkcs11/keystore.h"
+#include "firmware/keystore/keystore.h"
 #include "pkcs11/token.h"
 #include "tests/pkcs11/softhsm_fixture.h"
 
@@ -25,10 +25,12 @@ namespace {
 using tkms::Result;
 using tkms::SecretBytes;
 using tkms::Status;
-using namespace tkms::pkcs11;
+using namespace tkms::keystore;
+using tkms::pkcs11::InitToken;
+using tkms::pkcs11::Module;
 
 int Fail(const std::string& what, const Status& status) {
-  std::fprintf(stderr, "pkcs11_custody_keys: %s: %s\n", what.c_str(), status.ToString().c_str());
+  std::fprintf(stderr, "keystore_custody_keys: %s: %s\n", what.c_str(), status.ToString().c_str());
   return 1;
 }
 
@@ -55,11 +57,11 @@ int main(int argc, char** argv) {
   SecretBytes so_pin;
   SecretBytes user_pin;
   if (!ReadPin(so_pin) || !ReadPin(user_pin)) {
-    std::fprintf(stderr, "pkcs11_custody_keys: expected the SO PIN and the user PIN on stdin\n");
+    std::fprintf(stderr, "keystore_custody_keys: expected the SO PIN and the user PIN on stdin\n");
     return 2;
   }
 
-  Result<std::shared_ptr<Module>> module = Module::Load(test::ModulePathFromEnv());
+  Result<std::shared_ptr<Module>> module = Module::Load(tkms::pkcs11::test::ModulePathFromEnv());
   if (!module.ok()) return Fail("loading the module", module.error());
   if (Status s = InitToken(**module, label, so_pin, user_pin); !s.ok()) return Fail("InitToken", s);
   KeystoreOptions options;

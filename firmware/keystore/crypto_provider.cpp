@@ -1,9 +1,9 @@
-#include "pkcs11/crypto_provider.h"
+#include "firmware/keystore/crypto_provider.h"
 
-#include "pkcs11/keystore.h"
-#include "pkcs11/token_key.h"
+#include "firmware/keystore/keystore.h"
+#include "firmware/keystore/token_key.h"
 
-namespace tkms::pkcs11 {
+namespace tkms::keystore {
 namespace {
 
 using mikey::crypto::HashAlg;
@@ -72,4 +72,4 @@ Status Pkcs11CryptoProvider::Random(std::span<uint8_t> out) {
   return Guarded([&]() -> Status { return keystore_.GenerateRandom(out); });
 }
 
-}  // namespace tkms::pkcs11
+}  // namespace tkms::keystore

@@ -6,22 +6,23 @@
 
 #include <array>
 
-#include "tests/pkcs11/keystore_test_base.h"
+#include "tests/keystore/keystore_test_base.h"
 
-namespace tkms::pkcs11 {
+namespace tkms::keystore {
 namespace {
 
 using mikey::crypto::HashAlg;
 using test::KeystoreTestBase;
+using test::OpenKeystore;
 using test::SoftHsmToken;
 
-class pkcs11_Clone : public KeystoreTestBase {
+class keystore_Clone : public KeystoreTestBase {
  protected:
   void SetUp() override {
     KeystoreTestBase::SetUp();
     if (HasFatalFailure()) return;
     ASSERT_TRUE(token_->AddToken("tkms-peer").ok());
-    auto peer = token_->OpenKeystore("tkms-peer");
+    auto peer = OpenKeystore(*token_, "tkms-peer");
     ASSERT_TRUE(peer.ok()) << peer.error().ToString();
     peer_ = std::move(*peer);
     // The cluster KEK: key ceremony material, installed on both members.
@@ -37,7 +38,7 @@ class pkcs11_Clone : public KeystoreTestBase {
   SecretBytes kek_;
 };
 
-TEST_F(pkcs11_Clone, TicketKeysWorkTheSameOnThePeer) {
+TEST_F(keystore_Clone, TicketKeysWorkTheSameOnThePeer) {
   ASSERT_TRUE(ks().RotateTicketKey(KeyType::kAes256).ok());
   ASSERT_TRUE(ks().RotateTicketKey(KeyType::kHmacSha256).ok());
   for (uint32_t id : {1u, 2u}) {
@@ -82,7 +83,7 @@ TEST_F(pkcs11_Clone, TicketKeysWorkTheSameOnThePeer) {
   EXPECT_EQ(tag_here, tag_there);
 }
 
-TEST_F(pkcs11_Clone, AnUntrustedWrappingKeyIsRefusedByTheToken) {
+TEST_F(keystore_Clone, AnUntrustedWrappingKeyIsRefusedByTheToken) {
   ASSERT_TRUE(ks().RotateTicketKey(KeyType::kAes256).ok());
   ASSERT_TRUE(ks().ImportSecret(KeyUsage::kWrapping, "kek-plain", {0x72}, kek_).ok());
   Result<Bytes> wrapped = ks().ExportWrapped(TicketKeySelector(1), KeySelector::Label("kek-plain"));
@@ -91,7 +92,7 @@ TEST_F(pkcs11_Clone, AnUntrustedWrappingKeyIsRefusedByTheToken) {
   EXPECT_EQ(wrapped.error().message(), "C_WrapKey failed: CKR_KEY_NOT_WRAPPABLE (0x69)");
 }
 
-TEST_F(pkcs11_Clone, NeverExtractableKeysCannotBeExported) {
+TEST_F(keystore_Clone, NeverExtractableKeysCannotBeExported) {
   ASSERT_TRUE(ks().GenerateKey(KeyType::kHmacSha256, KeyUsage::kUserPsk, "psk", {}).ok());
   ASSERT_TRUE(ks().ImportSecret(KeyUsage::kUserPsk, "psk-imported", {}, kek_).ok());
   for (const char* label : {"psk", "psk-imported"}) {
@@ -105,7 +106,7 @@ TEST_F(pkcs11_Clone, NeverExtractableKeysCannotBeExported) {
   }
 }
 
-TEST_F(pkcs11_Clone, RefusesBadBlobsAndWrongKeys) {
+TEST_F(keystore_Clone, RefusesBadBlobsAndWrongKeys) {
   ASSERT_TRUE(ks().RotateTicketKey(KeyType::kAes256).ok());
   Result<Bytes> wrapped = ks().ExportWrapped(TicketKeySelector(1), KeySelector::Label("kek-trusted"));
   ASSERT_TRUE(wrapped.ok());
@@ -136,4 +137,4 @@ TEST_F(pkcs11_Clone, RefusesBadBlobsAndWrongKeys) {
 }
 
 }  // namespace
-}  // namespace tkms::pkcs11
+}  // namespace tkms::keystore

@@ -9,12 +9,22 @@
 #include <string>
 #include <vector>
 
+#include "firmware/keystore/keystore.h"
 #include "pkcs11/attributes.h"
-#include "pkcs11/keystore.h"
 #include "pkcs11/session.h"
+#include "tests/keystore/keystore_fixture.h"
 #include "tests/pkcs11/softhsm_fixture.h"
 
-namespace tkms::pkcs11::test {
+namespace tkms::keystore {
+
+// The keystore's tests reach past the keystore to the token itself.
+using pkcs11::AttributeTemplate;
+using pkcs11::FindObjects;
+using pkcs11::kInvalidHandle;
+using pkcs11::ReadKeyAttributes;
+using pkcs11::Session;
+
+namespace test {
 
 class KeystoreTestBase : public ::testing::Test {
  protected:
@@ -22,7 +32,7 @@ class KeystoreTestBase : public ::testing::Test {
     auto token = SoftHsmToken::Create();
     ASSERT_TRUE(token.ok()) << token.error().ToString();
     token_ = std::move(*token);
-    auto keystore = token_->OpenKeystore();
+    auto keystore = OpenKeystore(*token_);
     ASSERT_TRUE(keystore.ok()) << keystore.error().ToString();
     keystore_ = std::move(*keystore);
   }
@@ -63,4 +73,5 @@ class KeystoreTestBase : public ::testing::Test {
   std::unique_ptr<Keystore> keystore_;
 };
 
-}  // namespace tkms::pkcs11::test
+}  // namespace test
+}  // namespace tkms::keystore

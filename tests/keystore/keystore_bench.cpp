@@ -13,7 +13,7 @@
 // After the runs, main() prints the keystore overhead ratio = keystore time
 // / raw session-object time for HMAC, AES-CTR and random, and the speed-up
 // of session copies (token-object time / session-object time).
-// Run: ./build/release/tests/pkcs11/keystore_bench
+// Run: ./build/release/tests/keystore/keystore_bench
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
@@ -24,13 +24,18 @@
 #include <string>
 #include <vector>
 
+#include "firmware/keystore/keystore.h"
 #include "pkcs11/attributes.h"
-#include "pkcs11/keystore.h"
-#include "tests/pkcs11/softhsm_fixture.h"
+#include "pkcs11/session.h"
+#include "tests/keystore/keystore_fixture.h"
 
 namespace {
 
-using namespace tkms::pkcs11;
+using namespace tkms::keystore;
+using tkms::pkcs11::AttributeTemplate;
+using tkms::pkcs11::FindObjects;
+using tkms::pkcs11::kInvalidHandle;
+using tkms::pkcs11::Session;
 using tkms::ByteSpan;
 
 struct Env {
@@ -57,7 +62,7 @@ bool SetUp(Env& env) {
     return false;
   }
   env.token = std::move(*token);
-  auto keystore = env.token->OpenKeystore();
+  auto keystore = test::OpenKeystore(*env.token);
   if (!keystore.ok()) return false;
   env.keystore = std::move(*keystore);
   if (!env.keystore->GenerateKey(KeyType::kHmacSha256, KeyUsage::kUserPsk, "bench-hmac", {1}).ok() ||

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Custody as an independent tool sees it.
 
-Creates a throw-away SoftHSM2 token, lets pkcs11_custody_keys (our code)
+Creates a throw-away SoftHSM2 token, lets keystore_custody_keys (our code)
 create one key of every kind tkms makes, then asks OpenSC's pkcs11-tool
 (not our code) about them:
 
@@ -131,7 +131,7 @@ class Checks:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--helper", required=True, help="the pkcs11_custody_keys executable")
+    parser.add_argument("--helper", required=True, help="the keystore_custody_keys executable")
     parser.add_argument("--pkcs11-tool", default=shutil.which("pkcs11-tool") or "pkcs11-tool")
     parser.add_argument("--module", default=os.environ.get("TKMS_PKCS11_MODULE") or DEFAULT_MODULE)
     args = parser.parse_args()

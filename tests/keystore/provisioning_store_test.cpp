@@ -1,17 +1,19 @@
-// The token's provisioning state (pkcs11/provisioning_store.h): the pinned
-// anchor and the bundle version counter, against a real SoftHSM2 token.
-#include "pkcs11/provisioning_store.h"
+// The token's provisioning state (firmware/keystore/provisioning_store.h):
+// the pinned anchor and the bundle version counter, against a real SoftHSM2
+// token.
+#include "firmware/keystore/provisioning_store.h"
 
 #include <gtest/gtest.h>
 
 #include <array>
 
-#include "tests/pkcs11/keystore_test_base.h"
+#include "firmware/keystore/user_psk.h"
+#include "tests/keystore/keystore_test_base.h"
 
-namespace tkms::pkcs11::test {
+namespace tkms::keystore::test {
 namespace {
 
-class pkcs11_ProvisioningStore : public KeystoreTestBase {};
+class keystore_ProvisioningStore : public KeystoreTestBase {};
 
 std::array<uint8_t, 32> Tag(uint8_t b) {
   std::array<uint8_t, 32> t{};
@@ -19,7 +21,7 @@ std::array<uint8_t, 32> Tag(uint8_t b) {
   return t;
 }
 
-TEST_F(pkcs11_ProvisioningStore, AnchorIsPinnedOnceAndNeverReplaced) {
+TEST_F(keystore_ProvisioningStore, AnchorIsPinnedOnceAndNeverReplaced) {
   auto none = ReadProvisioningAnchor(ks());
   ASSERT_TRUE(none.ok()) << none.error().ToString();
   EXPECT_FALSE(none->has_value());
@@ -42,7 +44,7 @@ TEST_F(pkcs11_ProvisioningStore, AnchorIsPinnedOnceAndNeverReplaced) {
   EXPECT_NE(raw.fns().C_SetAttributeValue(raw.handle(), handles[0], &value, 1), static_cast<CK_RV>(CKR_OK));
 }
 
-TEST_F(pkcs11_ProvisioningStore, CounterStartsAtZeroAndOnlyGoesUp) {
+TEST_F(keystore_ProvisioningStore, CounterStartsAtZeroAndOnlyGoesUp) {
   TokenCounter counter(ks());
   auto start = counter.Read();
   ASSERT_TRUE(start.ok()) << start.error().ToString();
@@ -62,7 +64,7 @@ TEST_F(pkcs11_ProvisioningStore, CounterStartsAtZeroAndOnlyGoesUp) {
   EXPECT_EQ(again.Read()->tag, Tag(9));
 }
 
-TEST_F(pkcs11_ProvisioningStore, ForgedCounterIsRefused) {
+TEST_F(keystore_ProvisioningStore, ForgedCounterIsRefused) {
   TokenCounter counter(ks());
   ASSERT_TRUE(counter.Advance(7, Tag(7)).ok());  // slot .a
   const std::string slot = std::string(kCounterLabel) + ".a";
@@ -84,7 +86,7 @@ TEST_F(pkcs11_ProvisioningStore, ForgedCounterIsRefused) {
   EXPECT_EQ(counter.Read().error().code(), StatusCode::kInternal);  // malformed
 }
 
-TEST_F(pkcs11_ProvisioningStore, SlotsAreNotInterchangeable) {
+TEST_F(keystore_ProvisioningStore, SlotsAreNotInterchangeable) {
   // A slot's MAC covers its label: copying the newer slot's bytes over the
   // older one does not authenticate.
   TokenCounter counter(ks());
@@ -101,7 +103,7 @@ TEST_F(pkcs11_ProvisioningStore, SlotsAreNotInterchangeable) {
   EXPECT_EQ(counter.Read().error().code(), StatusCode::kInternal);
 }
 
-TEST_F(pkcs11_ProvisioningStore, LosingOneSlotNeverLowersBelowThePreviousValue) {
+TEST_F(keystore_ProvisioningStore, LosingOneSlotNeverLowersBelowThePreviousValue) {
   // What a crash between destroy and create leaves: one slot gone.
   TokenCounter counter(ks());
   ASSERT_TRUE(counter.Advance(4, Tag(4)).ok());  // .a
@@ -112,7 +114,7 @@ TEST_F(pkcs11_ProvisioningStore, LosingOneSlotNeverLowersBelowThePreviousValue) 
   EXPECT_EQ(counter.Read()->value, 6u);
 }
 
-TEST_F(pkcs11_ProvisioningStore, CounterWithoutItsKeyIsRefused) {
+TEST_F(keystore_ProvisioningStore, CounterWithoutItsKeyIsRefused) {
   TokenCounter counter(ks());
   ASSERT_TRUE(counter.Advance(1, Tag(1)).ok());
   ASSERT_TRUE(ks().DestroyKey(KeySelector::Label(kCounterKeyLabel)).ok());
@@ -121,7 +123,7 @@ TEST_F(pkcs11_ProvisioningStore, CounterWithoutItsKeyIsRefused) {
   EXPECT_EQ(read.error().code(), StatusCode::kInternal);
 }
 
-TEST_F(pkcs11_ProvisioningStore, CounterKeyStaysInTheToken) {
+TEST_F(keystore_ProvisioningStore, CounterKeyStaysInTheToken) {
   TokenCounter counter(ks());
   ASSERT_TRUE(counter.Advance(1, Tag(1)).ok());
   Session raw = RawSession();
@@ -130,7 +132,57 @@ TEST_F(pkcs11_ProvisioningStore, CounterKeyStaysInTheToken) {
   for (CK_OBJECT_HANDLE h : handles) EXPECT_EQ(ReadValueRv(raw, h), static_cast<CK_RV>(CKR_ATTRIBUTE_SENSITIVE));
 }
 
-TEST_F(pkcs11_ProvisioningStore, ObjectValuesAreBounded) {
+// The counter's HMAC key has a user PSK's attributes (generic secret, SIGN,
+// never extractable); `tkmsctl key list` once called it "user-psk". Its
+// reserved label tells it apart, also on tokens where an older tkms
+// generated it as a generic key.
+TEST_F(keystore_ProvisioningStore, CounterKeyIsListedAsTheProvisioningCounter) {
+  ASSERT_TRUE(AddUserPsk(ks(), {"sip:alice@example.org"}, Secret(32, 1)).ok());
+  TokenCounter counter(ks());
+  ASSERT_TRUE(counter.Advance(1, Tag(1)).ok());
+  auto keys = ks().ListKeys();
+  ASSERT_TRUE(keys.ok()) << keys.error().ToString();
+  ASSERT_EQ(keys->size(), 2u);  // data objects are not keys
+  for (const KeyInfo& key : *keys) {
+    SCOPED_TRACE(key.label);
+    if (key.label == kCounterKeyLabel) {
+      EXPECT_EQ(key.usage, KeyUsage::kProvisioningCounter);
+      EXPECT_EQ(KeyUsageName(*key.usage), "provisioning-counter");
+      EXPECT_EQ(key.type, KeyType::kHmacSha256);
+      EXPECT_TRUE(key.attributes.sensitive && key.attributes.never_extractable);
+    } else {
+      EXPECT_EQ(key.label, "user:sip:alice@example.org");
+      EXPECT_EQ(key.usage, KeyUsage::kUserPsk);
+    }
+  }
+  EXPECT_EQ(ks().DescribeKey(KeySelector::Label(kCounterKeyLabel))->usage, KeyUsage::kProvisioningCounter);
+  auto users = ListUserPsks(ks());
+  ASSERT_TRUE(users.ok());
+  EXPECT_EQ(users->size(), 1u);
+
+  // A counter key made by an older tkms (the same attributes, created as a
+  // generic HMAC key behind this keystore's back) is recognised too.
+  ASSERT_TRUE(ks().DestroyKey(KeySelector::Label(kCounterKeyLabel)).ok());
+  Session raw = RawSession();
+  AttributeTemplate t;
+  t.Ulong(CKA_CLASS, CKO_SECRET_KEY)
+      .Ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET)
+      .Bool(CKA_TOKEN, true)
+      .Bool(CKA_PRIVATE, true)
+      .Bool(CKA_SENSITIVE, true)
+      .Bool(CKA_EXTRACTABLE, false)
+      .Bool(CKA_SIGN, true)
+      .Bool(CKA_VERIFY, true)
+      .Text(CKA_LABEL, kCounterKeyLabel)
+      .Ulong(CKA_VALUE_LEN, 32);
+  CK_MECHANISM mech{CKM_GENERIC_SECRET_KEY_GEN, nullptr, 0};
+  CK_OBJECT_HANDLE h = kInvalidHandle;
+  ASSERT_EQ(raw.fns().C_GenerateKey(raw.handle(), &mech, t.data(), t.size(), &h), static_cast<CK_RV>(CKR_OK));
+  ASSERT_TRUE(ks().Refresh().ok());
+  EXPECT_EQ(ks().DescribeKey(KeySelector::Label(kCounterKeyLabel))->usage, KeyUsage::kProvisioningCounter);
+}
+
+TEST_F(keystore_ProvisioningStore, ObjectValuesAreBounded) {
   EXPECT_EQ(ks().CreateObject(TokenObjectKind::kPrivateData, "x", Bytes{}).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ks().CreateObject(TokenObjectKind::kPrivateData, "", Bytes{1}).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ks().CreateObject(TokenObjectKind::kPrivateData, "x", Bytes(Keystore::kMaxObjectValueBytes + 1)).code(),
@@ -145,4 +197,4 @@ TEST_F(pkcs11_ProvisioningStore, ObjectValuesAreBounded) {
 }
 
 }  // namespace
-}  // namespace tkms::pkcs11::test
+}  // namespace tkms::keystore::test

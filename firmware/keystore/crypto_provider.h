@@ -14,7 +14,8 @@
 //   Random                 C_GenerateRandom on the token
 //   SliceKey on token key  kUnimplemented: MIKEY PSKs and ticket keys are at
 //                          most 32 bytes, so the PRF never slices them
-// Token keys come from Keystore::FindSecretKey. Keys made by
+// Token keys come from Keystore::FindSecretKey; the token side of Hmac and
+// AesCtr is Keystore::TokenHmac / TokenAesCtr (token_crypto.cpp). Keys made by
 // ImportTransientKey (the per-message keys the PRF derives) are, by design,
 // host-memory keys for the duration of one request: they are handled by an
 // embedded TransientCryptoProvider (mbedTLS; SecretBytes, wiped on release).
@@ -30,7 +31,7 @@
 #include "firmware/mikey/crypto/provider.h"
 #include "firmware/mikey/crypto/transient_provider.h"
 
-namespace tkms::pkcs11 {
+namespace tkms::keystore {
 
 class Keystore;
 
@@ -55,4 +56,4 @@ class Pkcs11CryptoProvider final : public mikey::crypto::CryptoProvider {
   mikey::crypto::TransientCryptoProvider transient_;
 };
 
-}  // namespace tkms::pkcs11
+}  // namespace tkms::keystore

@@ -12,9 +12,10 @@
 //     objects (SoftHSM2 encrypts private objects at rest), kCounterLabel
 //     + ".a" and + ".b", each holding "TKC1" || value (8 bytes, big-endian)
 //     || tag (32) || MAC (32), where MAC = HMAC-SHA-256 under the token key
-//     kCounterKeyLabel (generated in the token on first use, never
-//     extractable) over "tkms monotonic counter v1" || 0x00 || slot label ||
-//     0x00 || the first 44 bytes. The counter is the higher of the two.
+//     kCounterKeyLabel (key_info.h: a KeyUsage::kProvisioningCounter key,
+//     generated in the token on first use, never extractable) over
+//     "tkms monotonic counter v1" || 0x00 || slot label || 0x00 || the
+//     first 44 bytes. The counter is the higher of the two.
 //     SoftHSM2 keeps a data object's value read-only, so Advance destroys
 //     and re-creates the OLDER slot: a crash in between leaves the newer
 //     slot, never a lower value. A slot that does not authenticate is
@@ -28,14 +29,13 @@
 #include <string>
 
 #include "firmware/base/status.h"
+#include "firmware/keystore/keystore.h"
 #include "hal/monotonic_counter.h"
-#include "pkcs11/keystore.h"
 
-namespace tkms::pkcs11 {
+namespace tkms::keystore {
 
 inline constexpr const char* kAnchorLabel = "tkms-provisioning-anchor";
 inline constexpr const char* kCounterLabel = "tkms-bundle-version";
-inline constexpr const char* kCounterKeyLabel = "tkms-counter-key";
 
 // The anchor certificate (DER), nullopt if the token has none.
 Result<std::optional<Bytes>> ReadProvisioningAnchor(Keystore& keystore);
@@ -60,4 +60,4 @@ class TokenCounter final : public hal::MonotonicCounter {
   std::string label_;
 };
 
-}  // namespace tkms::pkcs11
+}  // namespace tkms::keystore

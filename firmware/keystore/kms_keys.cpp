@@ -1,0 +1,47 @@
+#include "firmware/keystore/kms_keys.h"
+
+#include "firmware/keystore/keystore.h"
+
+namespace tkms::keystore {
+
+mikey::crypto::CryptoProvider& KeystoreKeys::provider() { return keystore_.provider(); }
+
+Result<mikey::crypto::SecretKeyPtr> KeystoreKeys::UserPsk(ByteSpan psk_id) {
+  return keystore_.FindSecretKey(KeySelector::Id(Bytes(psk_id.begin(), psk_id.end())));
+}
+
+Result<uint32_t> KeystoreKeys::CurrentTicketKeyId() { return keystore_.CurrentTicketKeyId(); }
+
+Result<mikey::crypto::SecretKeyPtr> KeystoreKeys::TicketKey(uint32_t key_id) {
+  return keystore_.FindTicketKey(key_id);
+}
+
+Status KeystoreKeys::Random(std::span<uint8_t> out) { return keystore_.GenerateRandom(out); }
+
+Result<mikey::crypto::SecretKeyPtr> KeystoreKeys::DecoyPsk() { return keystore_.DecoyKey(); }
+
+Status KeystoreKeys::Health() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return health_;
+}
+
+void KeystoreKeys::ReportHealth(Status health) {
+  std::lock_guard<std::mutex> lock(mu_);
+  health_ = std::move(health);
+}
+
+void KeystoreKeys::OnTokenFailure(const std::string& detail) {
+  std::function<void(const Status&)> listener;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    listener = failure_listener_;
+  }
+  if (listener) listener(Unavailable(detail));
+}
+
+void KeystoreKeys::SetFailureListener(std::function<void(const Status&)> listener) {
+  std::lock_guard<std::mutex> lock(mu_);
+  failure_listener_ = std::move(listener);
+}
+
+}  // namespace tkms::keystore
