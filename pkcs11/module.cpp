@@ -120,6 +120,19 @@ Module::Module(PassKey, void* library, CK_FUNCTION_LIST* fns, std::string path, 
     : library_(library), fns_(fns), path_(std::move(path)), info_(std::move(info)),
       owner_pid_(::getpid()) {}
 
+Status Module::Reinitialize() {
+  TKMS_RETURN_IF_ERROR(CheckProcess());
+  (void)fns_->C_Finalize(nullptr);
+  CK_C_INITIALIZE_ARGS args{};
+  args.flags = CKF_OS_LOCKING_OK;
+  const CK_RV rv = fns_->C_Initialize(&args);
+  if (rv != CKR_OK) {
+    Status status = FromCkRv(rv, "C_Initialize");
+    return Unavailable(status.message() + " (PKCS#11 module " + path_ + ")");
+  }
+  return Status::Ok();
+}
+
 Module::~Module() {
   // In a forked child the library state is the parent's: leave it alone.
   if (!InOwnerProcess()) return;

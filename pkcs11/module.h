@@ -63,6 +63,14 @@ class Module final : public std::enable_shared_from_this<Module> {
   const std::string& path() const { return path_; }
   const ModuleInfo& info() const { return info_; }
 
+  // C_Finalize then C_Initialize (PKCS#11 v2.40 §5.4): every session and
+  // object handle of this process becomes invalid, and the module reads its
+  // tokens afresh. The way back for a token that vanished and returned (a
+  // module such as SoftHSM2 2.6.1 marks a token whose storage disappeared
+  // invalid until it is initialised again). Callers must have closed their
+  // sessions first; kUnavailable if C_Initialize fails.
+  Status Reinitialize();
+
   // Ok in the process that loaded the module; FailedPrecondition("PKCS#11
   // module used after fork(): re-open the keystore in the child") elsewhere.
   Status CheckProcess() const;

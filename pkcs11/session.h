@@ -176,6 +176,7 @@ class SessionPool final {
   void CloseIdle();
 
   size_t max_sessions() const { return max_sessions_; }
+  std::chrono::milliseconds wait() const { return wait_; }
   size_t open_sessions() const;
 
  private:

@@ -86,6 +86,27 @@ mikey::crypto::CryptoProvider& Keystore::provider() { return *provider_; }
 
 // ---- catalogue maintenance -------------------------------------------------
 
+Status Keystore::Reconnect() {
+  return Guarded("Keystore::Reconnect", [&]() -> Status {
+    auto lock = WriteLock();
+    TKMS_RETURN_IF_ERROR(module_->CheckProcess());
+    // Close everything of ours before the module forgets it.
+    catalog_->DropCopies();
+    decoy_.reset();
+    pool_->CloseIdle();
+    { TokenLogin closed = std::move(login_); }
+    TKMS_RETURN_IF_ERROR(module_->Reinitialize());
+    Result<TokenInfo> token = pkcs11::FindToken(*module_, token_.label);
+    if (!token.ok()) return Unavailable("token '" + token_.label + "': " + token.error().message());
+    Result<TokenLogin> login = TokenLogin::Open(module_, token->slot_id, pin_);
+    if (!login.ok()) return login.error();
+    token_ = std::move(*token);
+    login_ = std::move(*login);
+    pool_ = std::make_unique<SessionPool>(module_, token_.slot_id, pool_->max_sessions(), pool_->wait());
+    return RefreshLocked();
+  });
+}
+
 Status Keystore::RefreshLocked() {
   TKMS_RETURN_IF_ERROR(module_->CheckProcess());
   Session& session = login_.session();

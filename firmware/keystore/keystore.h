@@ -163,6 +163,13 @@ class Keystore final {
   Status DestroyKey(const KeySelector& selector);
   // Re-reads the token's keys (after changes by another process).
   Status Refresh();
+  // Starts over with the module (Module::Reinitialize): closes every
+  // session, finds the token again by its label, logs in with the PIN and
+  // re-reads the keys. Keys handed out before keep naming their catalogue
+  // entries, which get the new handles (or are dead if gone). Running
+  // operations are waited for. The way back after the token was unreadable
+  // (tkmsd's token monitor); kUnavailable while the token is still away.
+  Status Reconnect();
 
   // --- cloning (key_cloning.cpp) ---
   // `key` wrapped with CKM_AES_KEY_WRAP (RFC 3394) under `wrapping_key` (a

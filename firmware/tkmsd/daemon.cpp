@@ -241,6 +241,7 @@ void Reload(const DaemonOptions& o, keystore::Keystore& keystore, kms::Kms& kms)
 // The token is readable again after an outage: its keys and users are
 // re-read under the same rules as a reload.
 Status RecoverFromTokenOutage(keystore::Keystore& keystore, kms::Kms& kms) {
+  TKMS_RETURN_IF_ERROR(keystore.Reconnect());
   const auto running = kms.snapshot();
   auto snap = PrepareSnapshot(running->config, keystore, running.get());
   if (!snap.ok()) return snap.error();

@@ -59,20 +59,15 @@ void TokenMonitor::Report(const Status& failure) {
 
 void TokenMonitor::CheckNow() {
   std::lock_guard<std::mutex> check(check_mu_);
-  Status probed = probe_();
-  if (!probed.ok()) {
-    SetHealth(false, probed);
+  if (!healthy()) {
+    // Out of service: try the way back (reconnect, re-read keys and users)
+    // at every check; it probes the token itself.
+    Status recovered = recover_();
+    SetHealth(recovered.ok(), recovered);
     return;
   }
-  if (!healthy()) {
-    // Back: the keys and users are re-read before requests are served again.
-    Status recovered = recover_();
-    if (!recovered.ok()) {
-      SetHealth(false, Unavailable("token readable again, but recovery failed: " + recovered.message()));
-      return;
-    }
-  }
-  SetHealth(true, Status::Ok());
+  Status probed = probe_();
+  SetHealth(probed.ok(), probed);
 }
 
 void TokenMonitor::Run() {

@@ -7,9 +7,11 @@
 // recovers by itself when the token is back, without a restart. A token
 // failure on the request path makes the KMS unhealthy at once (Report);
 // a thread probes the token every `interval` (a real token read, not the
-// host-side catalogue) and, once a probe succeeds again, runs `recover`
-// (re-read the token's keys and users) before it declares the token
-// healthy. The verdict goes to `publish` (KeystoreKeys::ReportHealth).
+// host-side catalogue) while it is healthy; while it is not, it runs
+// `recover` every `interval` instead (reconnect to the module, which some
+// modules need before they see a returned token again, probe, and re-read
+// the token's keys and users) and declares the token healthy when that
+// succeeds. The verdict goes to `publish` (KeystoreKeys::ReportHealth).
 #pragma once
 
 #include <chrono>

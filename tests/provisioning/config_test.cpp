@@ -307,7 +307,8 @@ TEST(ConfigTest, CanonicalFormIsCompactSortedAndLowercaseHex) {
   EXPECT_THAT(canonical, HasSubstr(R"("psk_id":"0f1e2d3c4b5a6978")"));
   // Absent optional fields stay absent; everything else is written out.
   EXPECT_THAT(ConfigToJson(*ParseConfig(kMinimal)),
-              HasSubstr(std::string(R"("token":{"module_path":"/usr/lib/softhsm/libsofthsm2.so",)") +
+              HasSubstr(std::string(R"("token":{"health_check_interval_ms":1000,)") +
+                        R"("module_path":"/usr/lib/softhsm/libsofthsm2.so",)" +
                         R"("pin_file":"/etc/tkms/token.pin","sessions":4,"token":"tkms"})"));
 }
 
@@ -979,7 +980,7 @@ TEST(ConfigRoleTest, BundleCanonicalFormLeavesRoomForTheLocalSections) {
   // About 1 MiB - 20 KiB in canonical form: fits a complete configuration,
   // not a bundle (which must leave 32 KiB for the local sections).
   Json bundle = Json::parse(R"({"version": 1, "kms_identity": "k"})");
-  for (int i = 0; i < 5400; ++i) bundle["policy_classes"][std::string("c").append(std::to_string(i))] = Json::object();
+  for (int i = 0; i < 3900; ++i) bundle["policy_classes"][std::string("c").append(std::to_string(i))] = Json::object();
   bundle["policy_classes"]["default"] = Json::object();
   Json complete = bundle;
   complete["token"] = {{"pin_file", "p"}};
