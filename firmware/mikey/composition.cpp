@@ -147,14 +147,14 @@ constexpr Composition kCompositions[] = {
     {8, {kDhhmacResp}, "RFC 4650 §4"},
     {9, {kRsaRInit}, "RFC 4738 §3"},
     {10, {kRsaRResp}, "RFC 4738 §3"},
-    {11, {kRequestInitPsk}, "RFC 6043 §4.2.1"},
-    {12, {kRequestInitPk}, "RFC 6043 §4.2.1"},
-    {13, {kRequestResp}, "RFC 6043 §4.2.2"},
-    {14, {kTransferInit, kTransferInitUpdateI, kTransferInitUpdateR}, "RFC 6043 §4.2.3, §5.2"},
-    {15, {kTransferResp, kTransferRespUpdateR}, "RFC 6043 §4.2.4, §5.2"},
-    {16, {kResolveInitPsk}, "RFC 6043 §4.2.5"},
-    {17, {kResolveInitPk}, "RFC 6043 §4.2.5"},
-    {18, {kResolveResp}, "RFC 6043 §4.2.6"},
+    {11, {kRequestInitPsk}, "RFC 6043 §4.2.1.2"},
+    {12, {kRequestInitPk}, "RFC 6043 §4.2.1.3"},
+    {13, {kRequestResp}, "RFC 6043 §4.2.1.5"},
+    {14, {kTransferInit, kTransferInitUpdateI, kTransferInitUpdateR}, "RFC 6043 §4.2.2.1, §5.2"},
+    {15, {kTransferResp, kTransferRespUpdateR}, "RFC 6043 §4.2.2.3, §5.2"},
+    {16, {kResolveInitPsk}, "RFC 6043 §4.2.3.2"},
+    {17, {kResolveInitPk}, "RFC 6043 §4.2.3.3"},
+    {18, {kResolveResp}, "RFC 6043 §4.2.3.5"},
     {26, {kSakke}, "RFC 6509 §2.2.1"},
 };
 
@@ -263,7 +263,7 @@ Result<void, CodecError> CheckHeader(const Message& m) {
       if (h.cs_count != 0 || h.cs_id_map_type != static_cast<uint8_t>(CsIdMapType::kEmpty)) {
         return Violation(Rule::kHeader, 8,
                          std::string(DataTypeName(h.data_type)) +
-                             " must have #CS = 0 and the Empty CS ID map (RFC 6043 §4.2)");
+                             " must have #CS = 0 and the Empty CS ID map (RFC 6043 §4.2.1.1, §4.2.3.1)");
       }
       break;
     case DataType::kTransferInit:
