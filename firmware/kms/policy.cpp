@@ -59,15 +59,15 @@ Result<std::vector<KeySpec>, PolicyRefusal> RequestedKeys(const KemacPayload& ke
   return keys;
 }
 
-}  // namespace
-
-Result<PolicyDecision, PolicyRefusal> DecideTicketPolicy(const mikey::TicketPolicy& requested,
-                                                         const provisioning::PolicyClass& policy,
-                                                         const PolicyContext& context) {
-  PolicyDecision d;
+// The TP Data of a request, sorted by what it is (RFC 6043 §6.10).
+struct RequestedTpData {
   std::optional<TrPayload> trs, tre, trr;
   std::vector<IdrPayload> apps, responders;
   std::optional<KemacPayload> key_request;
+};
+
+Result<RequestedTpData, PolicyRefusal> ReadTpData(const mikey::TicketPolicy& requested, const PolicyContext& context) {
+  RequestedTpData r;
   for (const auto& item : requested.tp_data) {
     if (const auto* idr = std::get_if<IdrPayload>(&item)) {
       switch (static_cast<IdRole>(idr->role)) {
@@ -81,78 +81,90 @@ Result<PolicyDecision, PolicyRefusal> DecideTicketPolicy(const mikey::TicketPoli
             return Refuse("TP names initiator '" + IdText(idr->data) + "', not the requester");
           }
           break;
-        case IdRole::kResponder: responders.push_back(*idr); break;
-        case IdRole::kApplication: apps.push_back(*idr); break;
+        case IdRole::kResponder: r.responders.push_back(*idr); break;
+        case IdRole::kApplication: r.apps.push_back(*idr); break;
         default: break;  // unexpected payloads in TP Data are ignored (§6.10)
       }
     } else if (const auto* tr = std::get_if<TrPayload>(&item)) {
       switch (static_cast<TsRole>(tr->role)) {
-        case TsRole::kStart: trs = *tr; break;
-        case TsRole::kEnd: tre = *tr; break;
+        case TsRole::kStart: r.trs = *tr; break;
+        case TsRole::kEnd: r.tre = *tr; break;
         case TsRole::kRekeying:
           if (tr->ts_type != static_cast<uint8_t>(mikey::TsType::kNtpUtc32)) {
             return Refuse("TRr must use TS type NTP-UTC-32 (RFC 6043 §6.10)");
           }
-          trr = *tr;
+          r.trr = *tr;
           break;
         default: break;
       }
     } else if (const auto* kemac = std::get_if<KemacPayload>(&item)) {
-      key_request = *kemac;
+      r.key_request = *kemac;
     }
   }
+  return r;
+}
 
-  // Responders.
-  if (responders.empty()) return Refuse("the TP names no responder (IDRr is required, RFC 6043 §6.10)");
-  if (responders.size() > policy.max_responders) {
-    return Refuse("the TP names " + std::to_string(responders.size()) + " responders; the policy allows " +
+// Responders and keys; sets d.changed when the KMS chooses keys or SPIs.
+std::optional<PolicyRefusal> DecideRespondersAndKeys(const RequestedTpData& r, const provisioning::PolicyClass& policy,
+                                                     PolicyDecision& d) {
+  if (r.responders.empty()) return Refuse("the TP names no responder (IDRr is required, RFC 6043 §6.10)");
+  if (r.responders.size() > policy.max_responders) {
+    return Refuse("the TP names " + std::to_string(r.responders.size()) + " responders; the policy allows " +
                   std::to_string(policy.max_responders));
   }
-  for (const auto& r : responders) {
-    if (r.data.empty()) return Refuse("an IDRr in the TP is empty");
-    d.responders.push_back(IdText(r.data));
+  for (const auto& idr : r.responders) {
+    if (idr.data.empty()) return Refuse("an IDRr in the TP is empty");
+    d.responders.push_back(IdText(idr.data));
   }
-
-  // Keys.
-  if (key_request) {
-    auto keys = RequestedKeys(*key_request, policy);
-    if (!keys.ok()) return keys.error();
-    d.keys = std::move(*keys);
-    for (const auto& k : d.keys) {
-      if (k.kv.kv_type != static_cast<uint8_t>(mikey::KvType::kSpi) || k.kv.spi.empty()) d.changed = true;
-    }
-  } else {
+  if (!r.key_request) {
     d.keys.push_back(KeySpec{static_cast<uint8_t>(mikey::KeyType::kTgk), kDefaultTgkBytes, 0, {}});
-    d.changed = true;
+    d.changed = true;  // the KMS chose the keys
+    return std::nullopt;
   }
-  bool has_tgk = false;
-  for (const auto& k : d.keys) has_tgk = has_tgk || IsTgk(k.key_type);
+  auto keys = RequestedKeys(*r.key_request, policy);
+  if (!keys.ok()) return keys.error();
+  d.keys = std::move(*keys);
+  for (const auto& k : d.keys) {
+    if (k.kv.kv_type != static_cast<uint8_t>(mikey::KvType::kSpi) || k.kv.spi.empty()) d.changed = true;
+  }
+  return std::nullopt;
+}
 
-  // Validity.
-  const TimePoint max_end = context.now + std::chrono::seconds(policy.max_lifetime_s);
+// The granted TRe (capped, or the default); sets d.changed when it differs.
+Result<TrPayload, PolicyRefusal> DecideValidity(const RequestedTpData& r, const provisioning::PolicyClass& policy,
+                                                TimePoint now, PolicyDecision& d) {
+  const TimePoint max_end = now + std::chrono::seconds(policy.max_lifetime_s);
   std::optional<TimePoint> start;
-  if (trs) {
-    start = TimeFromTimestamp(trs->ts_type, trs->value);
+  if (r.trs) {
+    start = TimeFromTimestamp(r.trs->ts_type, r.trs->value);
     if (!start) return Refuse("TRs must be an NTP timestamp");
   }
-  if (tre) {
-    auto end = TimeFromTimestamp(tre->ts_type, tre->value);
-    if (!end) return Refuse("TRe must be an NTP timestamp");
-    if (*end <= context.now) return Refuse("the requested validity ends in the past (TRe)");
-    if (*end > max_end) {
+  TrPayload tre;
+  TimePoint end;
+  if (r.tre) {
+    auto asked = TimeFromTimestamp(r.tre->ts_type, r.tre->value);
+    if (!asked) return Refuse("TRe must be an NTP timestamp");
+    if (*asked <= now) return Refuse("the requested validity ends in the past (TRe)");
+    tre = *r.tre;
+    end = *asked;
+    if (*asked > max_end) {
       tre = NtpTr(TsRole::kEnd, max_end);
+      end = max_end;
       d.changed = true;
     }
   } else {
-    tre = NtpTr(TsRole::kEnd, context.now + std::chrono::seconds(policy.default_lifetime_s));
-    d.changed = true;
+    end = now + std::chrono::seconds(policy.default_lifetime_s);
+    tre = NtpTr(TsRole::kEnd, end);
+    d.changed = true;  // TRe added
   }
-  if (start && *start >= *TimeFromTimestamp(tre->ts_type, tre->value)) {
-    return Refuse("the requested validity starts (TRs) after it ends (TRe)");
-  }
+  if (start && *start >= end) return Refuse("the requested validity starts (TRs) after it ends (TRe)");
+  return tre;
+}
 
-  // Flags.
-  const uint16_t asked = requested.flags & mikey::kAllTicketFlags & ~uint16_t{mikey::kFlagK};
+// The granted flags: mode 1, the class's permissions, §6.10 dependencies, K.
+Result<uint16_t, PolicyRefusal> DecideFlags(uint16_t requested, const provisioning::PolicyClass& policy,
+                                            bool has_tgk, bool changed) {
+  const uint16_t asked = requested & mikey::kAllTicketFlags & ~uint16_t{mikey::kFlagK};
   uint16_t f = asked | mikey::kFlagD | mikey::kFlagE | mikey::kFlagN | mikey::kFlagO;
   if (!policy.allow_forking) f &= ~uint16_t{mikey::kFlagI};
   if (!policy.allow_reuse) f &= ~uint16_t{mikey::kFlagJ};
@@ -161,25 +173,43 @@ Result<PolicyDecision, PolicyRefusal> DecideTicketPolicy(const mikey::TicketPoli
   if ((f & (mikey::kFlagG | mikey::kFlagH)) == 0) f |= mikey::kFlagH;  // ¬G ⇒ H, ¬H ⇒ G
   if (f & (mikey::kFlagG | mikey::kFlagM)) f |= mikey::kFlagF;          // G ⇒ F, M ⇒ F
   if ((f & mikey::kFlagI) && has_tgk) f |= mikey::kFlagF;              // §6.10
-  if (f != asked) d.changed = true;
-  if (d.changed) f |= mikey::kFlagK;
+  if (f != asked || changed) f |= mikey::kFlagK;
   if (auto ok = mikey::CheckTicketFlags(f); !ok.ok()) {
     return PolicyRefusal{12, "internal: granted flags violate RFC 6043 §6.10: " + ok.error().ToString()};
   }
+  return f;
+}
+
+}  // namespace
+
+Result<PolicyDecision, PolicyRefusal> DecideTicketPolicy(const mikey::TicketPolicy& requested,
+                                                         const provisioning::PolicyClass& policy,
+                                                         const PolicyContext& context) {
+  auto tp = ReadTpData(requested, context);
+  if (!tp.ok()) return tp.error();
+  PolicyDecision d;
+  if (auto refused = DecideRespondersAndKeys(*tp, policy, d)) return *refused;
+  auto tre = DecideValidity(*tp, policy, context.now, d);
+  if (!tre.ok()) return tre.error();
+  bool has_tgk = false;
+  for (const auto& k : d.keys) has_tgk = has_tgk || IsTgk(k.key_type);
+  auto flags = DecideFlags(requested.flags, policy, has_tgk, d.changed);
+  if (!flags.ok()) return flags.error();
+  d.changed = (*flags & mikey::kFlagK) != 0;
 
   // The granted policy, TP Data in the order of §6.10.
   d.granted.ticket_type = requested.ticket_type;
   d.granted.subtype = requested.subtype;
   d.granted.version = requested.version;
   d.granted.prf_func = requested.prf_func;
-  d.granted.flags = f;
+  d.granted.flags = *flags;
   d.granted.tp_data.emplace_back(UriIdr(IdRole::kKms, context.kms_identity));
   d.granted.tp_data.emplace_back(UriIdr(IdRole::kInitiator, context.initiator_identity));
-  if (trs) d.granted.tp_data.emplace_back(*trs);
+  if (tp->trs) d.granted.tp_data.emplace_back(*tp->trs);
   d.granted.tp_data.emplace_back(*tre);
-  if (trr) d.granted.tp_data.emplace_back(*trr);
-  for (auto& a : apps) d.granted.tp_data.emplace_back(std::move(a));
-  for (auto& r : responders) d.granted.tp_data.emplace_back(std::move(r));
+  if (tp->trr) d.granted.tp_data.emplace_back(*tp->trr);
+  for (auto& a : tp->apps) d.granted.tp_data.emplace_back(std::move(a));
+  for (auto& r : tp->responders) d.granted.tp_data.emplace_back(std::move(r));
   return d;
 }
 
