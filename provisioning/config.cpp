@@ -687,12 +687,14 @@ Status ReadPolicyClass(const Json& value, const std::string& path, PolicyClass& 
     const std::string kemac_path = KeyPath(path, "kemac_encryption");
     std::string text;
     TKMS_RETURN_IF_ERROR(ParseString(*kemac, kemac_path, text));
-    if (text == "aes-cm-128") {
+    if (text == "auto") {
+      out.kemac_encryption = KemacEncryption::kAuto;
+    } else if (text == "aes-cm-128") {
       out.kemac_encryption = KemacEncryption::kAesCm128;
     } else if (text == "aes-cm-256") {
       out.kemac_encryption = KemacEncryption::kAesCm256;
     } else {
-      return Invalid(kemac_path, "must be \"aes-cm-128\" or \"aes-cm-256\"");
+      return Invalid(kemac_path, "must be \"auto\", \"aes-cm-128\" or \"aes-cm-256\"");
     }
   }
   return Status::Ok();
@@ -1243,8 +1245,9 @@ std::string ConfigToJson(const KmsConfig& config) {
     entry["max_keys"] = policy.max_keys;
     entry["allow_request"] = policy.allow_request;
     entry["allow_resolve"] = policy.allow_resolve;
-    entry["kemac_encryption"] =
-        policy.kemac_encryption == KemacEncryption::kAesCm256 ? "aes-cm-256" : "aes-cm-128";
+    entry["kemac_encryption"] = policy.kemac_encryption == KemacEncryption::kAesCm256   ? "aes-cm-256"
+                                : policy.kemac_encryption == KemacEncryption::kAesCm128 ? "aes-cm-128"
+                                                                                        : "auto";
     classes[name] = std::move(entry);
   }
 

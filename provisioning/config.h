@@ -112,11 +112,13 @@ struct MikeyConfig {
 };
 
 // A ticket policy class (the per-user policy of RFC 6043 §4.2.1.4).
-// The KEMAC encryption algorithm the KMS uses towards a user (RFC 3830
-// §4.2.3: AES-CM-128 is the mandatory one; RFC 6043 Table 6.5: AES-CM-256
-// "may" be used). A UE with only the mandatory set can always decrypt the
-// default.
-enum class KemacEncryption : uint8_t { kAesCm128, kAesCm256 };
+// The KEMAC encryption algorithm the KMS uses towards a user (docs/kms.md
+// "KEMAC encryption algorithm"). kAuto: AES-CM-256 when the request uses a
+// 256-bit algorithm (PRF-HMAC-SHA-256 or HMAC-SHA-256-256: by RFC 6043 §12.1
+// such a UE supports AES-CM-256, and 256-bit algorithms SHALL NOT be mixed
+// with 128-bit ones), else the mandatory AES-CM-128 (RFC 3830 §4.2.3), which
+// every UE supports. The fixed values override that for the user.
+enum class KemacEncryption : uint8_t { kAuto, kAesCm128, kAesCm256 };
 
 struct PolicyClass {
   unsigned default_lifetime_s = 3600;  // when the request has no TRe (1..max)
@@ -129,9 +131,9 @@ struct PolicyClass {
   unsigned max_keys = 4;               // TGK/TEK/GTGK requested in the TP KEMAC (1..16)
   bool allow_request = true;           // may request tickets (Ticket Request)
   bool allow_resolve = true;           // may resolve tickets (Ticket Resolve)
-  // "aes-cm-128" | "aes-cm-256": the KEMAC of this user's REQUEST_RESP /
-  // RESOLVE_RESP; set aes-cm-256 only for users whose UEs support it.
-  KemacEncryption kemac_encryption = KemacEncryption::kAesCm128;
+  // "auto" | "aes-cm-128" | "aes-cm-256": the KEMAC of this user's
+  // REQUEST_RESP / RESOLVE_RESP (see KemacEncryption).
+  KemacEncryption kemac_encryption = KemacEncryption::kAuto;
   bool operator==(const PolicyClass&) const = default;
 };
 

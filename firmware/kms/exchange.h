@@ -171,7 +171,11 @@ StepResult<mikey::Bytes> BuildErrorMessage(const mikey::HeaderPrefix& header, ui
                                            const mikey::TPayload* request_t, const mikey::VPayload* request_v,
                                            const Requester* requester, ExchangeEnv& env);
 
-// The KEMAC encryption algorithm for `user` (docs/kms.md "KEMAC algorithm").
-mikey::EncrAlg KemacEncryptionFor(const UserRecord& user);
+// The KEMAC encryption algorithm of the answer to `user`'s `request`
+// (docs/kms.md "KEMAC encryption algorithm").
+mikey::EncrAlg KemacEncryptionFor(const UserRecord& user, const ParsedRequest& request);
+// RFC 6043 §12.1: "If session keys (TEK/TGK/GTGK) longer than 128 bits are
+// used, 128-bit algorithms SHALL NOT be used": error 15 if they would be.
+std::optional<Rejection> CheckKeysFitKemac(mikey::EncrAlg encr_alg, const std::vector<mikey::KeyDataPayload>& keys);
 
 }  // namespace tkms::kms

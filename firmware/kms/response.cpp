@@ -63,12 +63,29 @@ Rejection Rejection::FromStatus(const Status& s, std::string_view what) {
   return r;
 }
 
-mikey::EncrAlg KemacEncryptionFor(const UserRecord& user) {
+mikey::EncrAlg KemacEncryptionFor(const UserRecord& user, const ParsedRequest& request) {
   switch (user.policy.kemac_encryption) {
     case provisioning::KemacEncryption::kAesCm256: return mikey::EncrAlg::kAesCm256;
-    case provisioning::KemacEncryption::kAesCm128: break;
+    case provisioning::KemacEncryption::kAesCm128: return mikey::EncrAlg::kAesCm128;
+    case provisioning::KemacEncryption::kAuto: break;
   }
-  return mikey::EncrAlg::kAesCm128;
+  // RFC 6043 §12.1: a UE that supports one 256-bit algorithm supports all
+  // three, and they SHALL NOT be mixed with 128-bit ones.
+  const bool shown_256 =
+      request.header().prf_func == static_cast<uint8_t>(mikey::PrfFunc::kHmacSha256) ||
+      request.payloads.v->auth_alg == static_cast<uint8_t>(mikey::MacAlg::kHmacSha256_256);
+  return shown_256 ? mikey::EncrAlg::kAesCm256 : mikey::EncrAlg::kAesCm128;
+}
+
+std::optional<Rejection> CheckKeysFitKemac(mikey::EncrAlg encr_alg, const std::vector<mikey::KeyDataPayload>& keys) {
+  if (encr_alg != mikey::EncrAlg::kAesCm128) return std::nullopt;
+  for (const auto& k : keys) {
+    if (k.key_type == static_cast<uint8_t>(mikey::KeyType::kMpk) || k.key.size() <= 16) continue;
+    return Rejection::Mikey(mikey::ErrorNo::kInvalidTpPar, Refusal::kPolicy,
+                            "session keys longer than 128 bits need the 256-bit algorithms (RFC 6043 §12.1); "
+                            "the KEMAC would be AES-CM-128");
+  }
+  return std::nullopt;
 }
 
 StepResult<mikey::Bytes> BuildResponse(const ParsedRequest& request, const Requester& requester,
@@ -76,7 +93,8 @@ StepResult<mikey::Bytes> BuildResponse(const ParsedRequest& request, const Reque
   const RequestPayloads& p = request.payloads;
   const char* name = request.is_request() ? "REQUEST_RESP" : "RESOLVE_RESP";
   const ByteSpan rand = p.randr->rand;
-  const auto encr_alg = KemacEncryptionFor(*requester.user);
+  const auto encr_alg = KemacEncryptionFor(*requester.user, request);
+  if (auto refused = CheckKeysFitKemac(encr_alg, content.kemac_keys)) return *refused;
   const auto mac_alg = static_cast<mikey::MacAlg>(p.v->auth_alg);
   const bool initiator = request.is_request();
   auto keys = mc::DeriveMessageKeys(env.provider, static_cast<mikey::PrfFunc>(request.header().prf_func),

@@ -92,28 +92,54 @@ TEST_F(KmsConformanceTest, ErrorHeaderCopiesPrfFuncAndCsbId) {
   }
 }
 
-// ---- KEMAC algorithm (RFC 3830 §4.2.3 mandatory AES-CM-128) ----
+// ---- KEMAC algorithm (RFC 3830 §4.2.3 mandatory AES-CM-128; RFC 6043 §12.1) ----
 
-TEST_F(KmsConformanceTest, KemacIsAesCm128UnlessThePolicySaysMore) {
-  auto p = AliceRequest();  // PRF HMAC-SHA-256 and MAC HMAC-SHA-256-256
-  auto reply = Request(p);
+uint8_t KemacAlgOf(const KmsReply& reply) {
+  const mikey::Message m = Decoded(reply);
+  const auto* kemac = Find<mikey::KemacPayload>(m);
+  return kemac != nullptr ? kemac->encr_alg : 0xFF;
+}
+
+TEST_F(KmsConformanceTest, KemacAlgorithmFollowsTheRequestAndThePolicy) {
+  constexpr auto k128 = static_cast<uint8_t>(mikey::EncrAlg::kAesCm128);
+  constexpr auto k256 = static_cast<uint8_t>(mikey::EncrAlg::kAesCm256);
+  // A UE with only the mandatory algorithms (PRF-HMAC-SHA-1, HMAC-SHA-1-160)
+  // gets the mandatory AES-CM-128 and can decrypt it.
+  auto mandatory = AliceRequest();
+  mandatory.prf_func = static_cast<uint8_t>(mikey::PrfFunc::kMikey1);
+  mandatory.mac_alg = static_cast<uint8_t>(mikey::MacAlg::kHmacSha1_160);
+  mandatory.policy.prf_func = mandatory.prf_func;
+  auto request = ue::BuildRequestInitPsk(ue_provider_, mandatory);
+  ASSERT_TRUE(request.ok()) << request.error().ToString();
+  auto reply = Send(RequestType::kTicketRequest, request->bytes);
   ASSERT_EQ(reply.outcome, Outcome::kOk) << reply.detail;
-  const auto* kemac = Find<mikey::KemacPayload>(Decoded(reply));
-  ASSERT_NE(kemac, nullptr);
-  EXPECT_EQ(kemac->encr_alg, static_cast<uint8_t>(mikey::EncrAlg::kAesCm128));
-
+  EXPECT_EQ(KemacAlgOf(reply), k128);
+  EXPECT_TRUE(ue::ParseRequestResp(ue_provider_, reply.mikey, *request).ok());
+  // A UE that uses a 256-bit algorithm supports AES-CM-256, and the 256-bit
+  // algorithms SHALL NOT be mixed with 128-bit ones (§12.1).
+  EXPECT_EQ(KemacAlgOf(Request(AliceRequest())), k256);
+  auto mac_only = mandatory;
+  mac_only.mac_alg = static_cast<uint8_t>(mikey::MacAlg::kHmacSha256_256);
+  EXPECT_EQ(KemacAlgOf(Request(mac_only)), k256);
+  // Session keys over 128 bits with 128-bit algorithms: refused (§12.1).
+  auto long_keys = mandatory;
+  long_keys.policy.keys.push_back(ue::RequestedKey{static_cast<uint8_t>(mikey::KeyType::kTgk), 32, 0, {}});
+  auto refused = Request(long_keys);
+  EXPECT_EQ(refused.mikey_error, 15) << refused.detail;
+  // The user's policy class overrides: fixed AES-CM-256 for a UE known to
+  // support it, fixed AES-CM-128 for one known not to.
   provisioning::KmsConfig config = BaseConfig();
   config.policy_classes["default"].kemac_encryption = provisioning::KemacEncryption::kAesCm256;
   Install(config);
-  auto request = ue::BuildRequestInitPsk(ue_provider_, p);
-  ASSERT_TRUE(request.ok());
-  auto strong = Send(RequestType::kTicketRequest, request->bytes);
-  ASSERT_EQ(strong.outcome, Outcome::kOk) << strong.detail;
-  kemac = Find<mikey::KemacPayload>(Decoded(strong));
-  ASSERT_NE(kemac, nullptr);
-  EXPECT_EQ(kemac->encr_alg, static_cast<uint8_t>(mikey::EncrAlg::kAesCm256));
-  auto grant = ue::ParseRequestResp(ue_provider_, strong.mikey, *request);
-  EXPECT_TRUE(grant.ok()) << grant.error().ToString();
+  auto forced = ue::BuildRequestInitPsk(ue_provider_, mandatory);
+  ASSERT_TRUE(forced.ok());
+  auto strong = Send(RequestType::kTicketRequest, forced->bytes);
+  EXPECT_EQ(KemacAlgOf(strong), k256);
+  EXPECT_TRUE(ue::ParseRequestResp(ue_provider_, strong.mikey, *forced).ok());
+  EXPECT_EQ(Request(long_keys).outcome, Outcome::kOk);
+  config.policy_classes["default"].kemac_encryption = provisioning::KemacEncryption::kAesCm128;
+  Install(config);
+  EXPECT_EQ(KemacAlgOf(Request(AliceRequest())), k128);
 }
 
 // ---- RAND lengths (RFC 6043 §12.1, MUST) ----

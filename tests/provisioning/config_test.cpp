@@ -980,7 +980,7 @@ TEST(ConfigRoleTest, BundleCanonicalFormLeavesRoomForTheLocalSections) {
   // About 1 MiB - 20 KiB in canonical form: fits a complete configuration,
   // not a bundle (which must leave 32 KiB for the local sections).
   Json bundle = Json::parse(R"({"version": 1, "kms_identity": "k"})");
-  for (int i = 0; i < 3900; ++i) bundle["policy_classes"][std::string("c").append(std::to_string(i))] = Json::object();
+  for (int i = 0; i < 3990; ++i) bundle["policy_classes"][std::string("c").append(std::to_string(i))] = Json::object();
   bundle["policy_classes"]["default"] = Json::object();
   Json complete = bundle;
   complete["token"] = {{"pin_file", "p"}};
