@@ -11,6 +11,7 @@
 
 #include <string>
 
+#include "firmware/base/big_endian.h"
 #include "tests/ue/transfer_fixture.h"
 
 namespace tkms::ue {
@@ -75,10 +76,9 @@ TEST_F(TransferTest, TekMatchesTheRfc6043Label) {
   auto keys = Keys(s);
   ASSERT_EQ(keys.size(), 1u);
   EXPECT_TRUE(keys[0].master_key == *tek);
-  EXPECT_EQ(keys[0].ssrc, (uint32_t{init.message.header.generic_map[0].session_data[0]} << 24) |
-                              (uint32_t{init.message.header.generic_map[0].session_data[1]} << 16) |
-                              (uint32_t{init.message.header.generic_map[0].session_data[2]} << 8) |
-                              init.message.header.generic_map[0].session_data[3]);
+  const Bytes& session_data = init.message.header.generic_map[0].session_data;
+  ASSERT_GE(session_data.size(), 4u);
+  EXPECT_EQ(keys[0].ssrc, LoadBe32(std::span<const uint8_t>(session_data).first<4>()));
 }
 
 TEST_F(TransferTest, ForkingGivesEachEndPointItsOwnKeys) {
