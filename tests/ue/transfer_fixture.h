@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -175,14 +176,16 @@ class TransferTest : public ::testing::Test {
     return std::move(*sealed);
   }
 
-  // `init` with its RANDRi replaced by `n` bytes and its V recomputed with
-  // MPKi (RFC 6043 §5.1.2, §5.5), as an Initiator with short RANDs would send
-  // it. Only for tickets without the I flag (no Initiator Data to redo).
-  TransferInit WithRandRi(const TransferInit& init, const SecretBytes& mpki, size_t n) {
+  // `init` changed by `change` and its V recomputed with MPKi (RFC 6043
+  // §5.1.2, §5.5), as an Initiator that deviates on purpose would send it.
+  // Only for tickets without the I flag (no Initiator Data to redo).
+  TransferInit Resealed(const TransferInit& init, const SecretBytes& mpki,
+                        const std::function<void(mikey::Message&)>& change) {
     mikey::Message m = init.message;
-    Bytes randri(n, 0x5C);
-    for (auto& p : m.payloads) {
-      if (auto* r = std::get_if<mikey::RandrPayload>(&p); r != nullptr && r->role == 1) r->rand = randri;
+    change(m);
+    Bytes randri;
+    for (const auto& p : m.payloads) {
+      if (const auto* r = std::get_if<mikey::RandrPayload>(&p); r != nullptr && r->role == 1) randri = r->rand;
     }
     auto key = provider_.ImportTransientKey(mpki);
     EXPECT_TRUE(key.ok());
@@ -195,14 +198,23 @@ class TransferTest : public ::testing::Test {
     const Bytes id_i = B(kAlice), id_r = B(kBob);
     const ByteSpan appended[] = {id_i, id_r};
     auto sealed = mc::SealWithV(provider_, m, **auth, appended);
-    EXPECT_TRUE(sealed.ok());
+    EXPECT_TRUE(sealed.ok()) << sealed.error().ToString();
     TransferInit out = init;
     out.bytes = std::move(*sealed);
     auto decoded = mikey::Decode(out.bytes);
-    EXPECT_TRUE(decoded.ok());
+    EXPECT_TRUE(decoded.ok()) << decoded.error().ToString();
     out.message = std::move(*decoded);
     out.randri = std::move(randri);
     return out;
+  }
+
+  // `init` with its RANDRi replaced by `n` bytes, resealed.
+  TransferInit WithRandRi(const TransferInit& init, const SecretBytes& mpki, size_t n) {
+    return Resealed(init, mpki, [n](mikey::Message& m) {
+      for (auto& p : m.payloads) {
+        if (auto* r = std::get_if<mikey::RandrPayload>(&p); r != nullptr && r->role == 1) r->rand = Bytes(n, 0x5C);
+      }
+    });
   }
 
   static constexpr uint16_t kBase = mikey::kFlagE | mikey::kFlagF | mikey::kFlagG | mikey::kFlagH |
