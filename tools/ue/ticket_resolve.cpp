@@ -26,6 +26,38 @@ using mikey::VPayload;
 namespace crypto = mikey::crypto;
 using namespace internal;  // NOLINT: the file's building blocks
 
+namespace {
+
+// RFC 6043 §5.5 with the I flag: the TICKET's Initiator Data gets Vi (the V
+// payload of `m`, already sealed) and Vr, keyed from the unforked MPKr with
+// the ticket policy's PRF (reading 9); the message is encoded again.
+UeResult<Bytes> AddInitiatorData(crypto::CryptoProvider& provider, const TicketGrant& grant, uint8_t mac_alg,
+                                 Message& m, size_t ticket_index) {
+  mikey::InitiatorData data;
+  data.vi = std::get<VPayload>(m.payloads.back());
+  data.vr = VPayload{mac_alg, {}};
+  auto input = mikey::InitiatorDataMacInput(data);
+  if (!input.ok()) return Invalid("Initiator Data: " + input.error().ToString());
+  auto mpkr = Import(provider, *grant.mpkr);
+  if (!mpkr.ok()) return std::move(mpkr).error();
+  auto vr_key = crypto::DeriveInitiatorDataAuthKey(
+      provider, static_cast<mikey::PrfFunc>(grant.ticket.policy.prf_func), **mpkr,
+      static_cast<mikey::MacAlg>(mac_alg));
+  if (!vr_key.ok()) return FromStatus(vr_key.error());
+  auto vr_auth = Import(provider, *vr_key);
+  if (!vr_auth.ok()) return std::move(vr_auth).error();
+  const ByteSpan parts[] = {*input};
+  auto vr_mac = crypto::ComputeMac(provider, static_cast<mikey::MacAlg>(mac_alg), **vr_auth, parts);
+  if (!vr_mac.ok()) return FromStatus(vr_mac.error());
+  data.vr.mac = std::move(*vr_mac);
+  std::get<TicketPayload>(m.payloads[ticket_index]).initiator_data = std::move(data);
+  auto encoded = mikey::Encode(m);
+  if (!encoded.ok()) return Invalid("TRANSFER_INIT: " + encoded.error().ToString());
+  return std::move(*encoded);
+}
+
+}  // namespace
+
 // ---- Ticket Transfer -------------------------------------------------------------------
 
 UeResult<TransferInit> BuildTransferInit(crypto::CryptoProvider& provider, const TicketGrant& grant,
@@ -95,27 +127,9 @@ UeResult<TransferInit> BuildTransferInit(crypto::CryptoProvider& provider, const
 
   if (forking) {
     // Initiator Data = Vi (the V payload just computed), Vr keyed from MPKr.
-    mikey::InitiatorData data;
-    data.vi = std::get<VPayload>(m.payloads.back());
-    data.vr = VPayload{params.mac_alg, {}};
-    auto input = mikey::InitiatorDataMacInput(data);
-    if (!input.ok()) return Invalid("Initiator Data: " + input.error().ToString());
-    auto mpkr = Import(provider, *grant.mpkr);
-    if (!mpkr.ok()) return std::move(mpkr).error();
-    auto vr_key = crypto::DeriveInitiatorDataAuthKey(
-        provider, static_cast<mikey::PrfFunc>(grant.ticket.policy.prf_func), **mpkr,
-        static_cast<mikey::MacAlg>(params.mac_alg));
-    if (!vr_key.ok()) return FromStatus(vr_key.error());
-    auto vr_auth = Import(provider, *vr_key);
-    if (!vr_auth.ok()) return std::move(vr_auth).error();
-    const ByteSpan parts[] = {*input};
-    auto vr_mac = crypto::ComputeMac(provider, static_cast<mikey::MacAlg>(params.mac_alg), **vr_auth, parts);
-    if (!vr_mac.ok()) return FromStatus(vr_mac.error());
-    data.vr.mac = std::move(*vr_mac);
-    std::get<TicketPayload>(m.payloads[ticket_index]).initiator_data = std::move(data);
-    auto encoded = mikey::Encode(m);
-    if (!encoded.ok()) return Invalid("TRANSFER_INIT: " + encoded.error().ToString());
-    out.bytes = std::move(*encoded);
+    auto with_data = AddInitiatorData(provider, grant, params.mac_alg, m, ticket_index);
+    if (!with_data.ok()) return std::move(with_data).error();
+    out.bytes = std::move(*with_data);
   } else {
     out.bytes = std::move(*sealed);
   }
