@@ -1,5 +1,9 @@
 #include "firmware/base/byte_reader.h"
 
+#include <algorithm>
+
+#include "firmware/base/big_endian.h"
+
 namespace tkms {
 
 bool ByteReader::Take(size_t n, ByteSpan& out) {
@@ -19,11 +23,7 @@ bool ByteReader::ReadUint(size_t n, uint64_t& out) {
   if (!Take(n, bytes)) {
     return false;
   }
-  uint64_t v = 0;
-  for (uint8_t b : bytes) {
-    v = (v << 8) | b;
-  }
-  out = v;
+  out = LoadBeUint(bytes);
   return true;
 }
 
@@ -71,6 +71,19 @@ bool ByteReader::ReadSub(size_t n, ByteReader& out) {
 bool ByteReader::Skip(size_t n) {
   ByteSpan ignored;
   return Take(n, ignored);
+}
+
+std::optional<size_t> ByteReader::Find(ByteSpan needle, size_t from, size_t window) const {
+  const size_t limit = std::min(window, rest_.size());
+  if (needle.empty() || from > limit || needle.size() > limit - from) {
+    return std::nullopt;
+  }
+  const ByteSpan hay = rest_.subspan(from, limit - from);
+  const auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end());
+  if (it == hay.end()) {
+    return std::nullopt;
+  }
+  return from + static_cast<size_t>(it - hay.begin());
 }
 
 bool ByteReader::PeekU8(uint8_t& out) const {

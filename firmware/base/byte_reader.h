@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 
 namespace tkms {
@@ -35,6 +36,14 @@ class ByteReader {
   [[nodiscard]] bool Skip(size_t n);
   // Looks at the next byte without consuming it.
   [[nodiscard]] bool PeekU8(uint8_t& out) const;
+  // Looks for `needle` in the unread bytes without consuming anything: the
+  // position, relative to the cursor, of its first occurrence that starts at
+  // or after `from` and lies entirely within the first `window` unread bytes.
+  // nullopt if there is none (or `needle` is empty). Scanning is bounded by
+  // `window`, so a caller can look for a delimiter within a length limit and
+  // resume a scan (`from`) when more bytes arrive.
+  [[nodiscard]] std::optional<size_t> Find(ByteSpan needle, size_t from = 0,
+                                           size_t window = SIZE_MAX) const;
 
   bool empty() const { return rest_.empty(); }
   size_t remaining() const { return rest_.size(); }

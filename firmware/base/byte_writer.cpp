@@ -2,13 +2,15 @@
 
 #include <cassert>
 
+#include "firmware/base/big_endian.h"
+
 namespace tkms {
 
 ByteWriter& ByteWriter::Uint(size_t n, uint64_t v) {
   assert(n <= 8);
-  for (size_t i = n; i > 0; --i) {
-    buf_.push_back(static_cast<uint8_t>(v >> (8 * (i - 1))));
-  }
+  const size_t at = buf_.size();
+  buf_.resize(at + n);
+  StoreBeUint(v, std::span<uint8_t>(buf_).subspan(at, n));
   return *this;
 }
 
@@ -37,9 +39,7 @@ bool ByteWriter::EndLengthPrefix(size_t pos, size_t width) {
     ok_ = false;
     return false;
   }
-  for (size_t i = 0; i < width; ++i) {
-    buf_[pos + i] = static_cast<uint8_t>(len >> (8 * (width - 1 - i)));
-  }
+  StoreBeUint(len, std::span<uint8_t>(buf_).subspan(pos, width));
   return true;
 }
 

@@ -1,6 +1,10 @@
 #include "firmware/base/encoding.h"
 
+#include <algorithm>
 #include <array>
+#include <cstddef>
+
+#include "firmware/base/big_endian.h"
 
 namespace tkms {
 namespace {
@@ -56,26 +60,16 @@ std::optional<std::vector<uint8_t>> HexDecode(std::string_view hex) {
 std::string Base64Encode(std::span<const uint8_t> bytes) {
   std::string out;
   out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const uint32_t v = (uint32_t{bytes[i]} << 16) | (uint32_t{bytes[i + 1]} << 8) | bytes[i + 2];
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    // A 24-bit group, big-endian; the bytes missing at the end are zero.
+    const size_t n = std::min<size_t>(3, bytes.size() - i);
+    std::array<uint8_t, 3> group{};
+    std::copy_n(bytes.begin() + static_cast<std::ptrdiff_t>(i), n, group.begin());
+    const auto v = static_cast<uint32_t>(LoadBeUint(group));
     out.push_back(kBase64Alphabet[(v >> 18) & 63]);
     out.push_back(kBase64Alphabet[(v >> 12) & 63]);
-    out.push_back(kBase64Alphabet[(v >> 6) & 63]);
-    out.push_back(kBase64Alphabet[v & 63]);
-  }
-  const size_t rest = bytes.size() - i;
-  if (rest == 1) {
-    const uint32_t v = uint32_t{bytes[i]} << 16;
-    out.push_back(kBase64Alphabet[(v >> 18) & 63]);
-    out.push_back(kBase64Alphabet[(v >> 12) & 63]);
-    out.append("==");
-  } else if (rest == 2) {
-    const uint32_t v = (uint32_t{bytes[i]} << 16) | (uint32_t{bytes[i + 1]} << 8);
-    out.push_back(kBase64Alphabet[(v >> 18) & 63]);
-    out.push_back(kBase64Alphabet[(v >> 12) & 63]);
-    out.push_back(kBase64Alphabet[(v >> 6) & 63]);
-    out.push_back('=');
+    out.push_back(n > 1 ? kBase64Alphabet[(v >> 6) & 63] : '=');
+    out.push_back(n > 2 ? kBase64Alphabet[v & 63] : '=');
   }
   return out;
 }
@@ -108,9 +102,9 @@ std::optional<std::vector<uint8_t>> Base64Decode(std::string_view text) {
     if ((pad == 1 && (v & 0xFF) != 0) || (pad == 2 && (v & 0xFFFF) != 0)) {
       return std::nullopt;
     }
-    out.push_back(static_cast<uint8_t>(v >> 16));
-    if (pad < 2) out.push_back(static_cast<uint8_t>(v >> 8));
-    if (pad < 1) out.push_back(static_cast<uint8_t>(v));
+    std::array<uint8_t, 3> group{};
+    StoreBeUint(v, group);
+    out.insert(out.end(), group.begin(), group.end() - static_cast<std::ptrdiff_t>(pad));
   }
   return out;
 }

@@ -3,9 +3,12 @@
 // widening of RFC 6043 §6.3 / RFC 3830 §6.6 and argument checks.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "firmware/base/big_endian.h"
 #include "firmware/base/encoding.h"
 #include "firmware/mikey/crypto/kemac_cipher.h"
 #include "firmware/mikey/crypto/transient_provider.h"
@@ -17,9 +20,8 @@ namespace {
 using Bytes = std::vector<uint8_t>;
 
 uint64_t BigEndian(const Bytes& bytes) {
-  uint64_t value = 0;
-  for (uint8_t b : bytes) value = (value << 8) | b;
-  return value;
+  EXPECT_LE(bytes.size(), 8u);
+  return LoadBeUint(std::span<const uint8_t>(bytes).first(std::min<size_t>(bytes.size(), 8)));
 }
 
 TEST(crypto_KemacCipher, MatchesIndependentVectors) {

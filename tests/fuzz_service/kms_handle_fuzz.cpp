@@ -40,6 +40,7 @@
 #include <string>
 #include <variant>
 
+#include "firmware/base/byte_reader.h"
 #include "firmware/base/encoding.h"
 #include "firmware/mikey/codec.h"
 #include "firmware/mikey/crypto/derivation.h"
@@ -71,8 +72,12 @@ void Check(bool ok, const char* property) {
   tkms::fuzz::Violation(kTarget, property);
 }
 
+// The CSB ID of a common header (RFC 3830 §6.1: bytes 4-7); 0 for a shorter message.
 uint32_t CsbIdOf(ByteSpan m) {
-  return (uint32_t{m[4]} << 24) | (uint32_t{m[5]} << 16) | (uint32_t{m[6]} << 8) | m[7];
+  tkms::ByteReader r(m);
+  uint32_t csb_id = 0;
+  if (!r.Skip(4) || !r.ReadU32(csb_id)) return 0;
+  return csb_id;
 }
 
 template <typename T>

@@ -4,6 +4,9 @@
 // directory (identities, PSK ids, groups, policy classes).
 #include <gtest/gtest.h>
 
+#include <array>
+
+#include "firmware/base/big_endian.h"
 #include "firmware/kms/policy.h"
 #include "firmware/kms/replay_cache.h"
 #include "firmware/kms/timestamps.h"
@@ -274,7 +277,8 @@ TEST(KmsReplayCache, FullCacheRefusesInsteadOfForgetting) {
   const auto t0 = ReplayCache::Clock::time_point(1000s);
   size_t accepted = 0, exhausted = 0;
   for (uint32_t i = 0; i < 200; ++i) {
-    const uint8_t key[] = {static_cast<uint8_t>(i), static_cast<uint8_t>(i >> 8)};
+    std::array<uint8_t, 2> key{};
+    StoreBe16(static_cast<uint16_t>(i), key);
     Status s = cache.Insert(key, t0 + 60s, t0);
     if (s.ok()) ++accepted;
     if (s.code() == StatusCode::kResourceExhausted) ++exhausted;

@@ -17,6 +17,7 @@
 #include <ctime>
 #include <utility>
 
+#include "firmware/base/big_endian.h"
 #include "provisioning/bundle.h"
 
 namespace tkms::test_pki {
@@ -43,7 +44,7 @@ class TestRng {
     while (length > 0) {
       std::array<uint8_t, 40> input{};
       std::memcpy(input.data(), rng->seed_.data(), 32);
-      for (int i = 0; i < 8; ++i) input[32 + i] = static_cast<uint8_t>(rng->counter_ >> (56 - 8 * i));
+      StoreBe64(rng->counter_, std::span<uint8_t, 40>(input).subspan<32, 8>());
       ++rng->counter_;
       std::array<uint8_t, 32> block{};
       if (mbedtls_sha256_ret(input.data(), input.size(), block.data(), 0) != 0) return -1;

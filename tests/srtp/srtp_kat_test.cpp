@@ -20,6 +20,8 @@
 #include <string_view>
 #include <vector>
 
+#include "firmware/base/big_endian.h"
+#include "firmware/base/byte_reader.h"
 #include "firmware/base/encoding.h"
 #include "tools/srtp/rtp_packet.h"
 #include "tools/srtp/srtp_session.h"
@@ -82,9 +84,10 @@ SessionKeys Derive(const Bytes& master_key, const Bytes& master_salt) {
 // RFC 3711 §4.1.1: IV = (k_s * 2^16) XOR (SSRC * 2^64) XOR (i * 2^16).
 Bytes PacketKeystream(const SessionKeys& keys, uint32_t ssrc, uint64_t index, size_t n) {
   Block iv{};
-  std::copy(keys.cipher_salt.begin(), keys.cipher_salt.end(), iv.begin());
-  for (int b = 0; b < 4; ++b) iv[4 + b] ^= static_cast<uint8_t>(ssrc >> (24 - 8 * b));
-  for (int b = 0; b < 6; ++b) iv[8 + b] ^= static_cast<uint8_t>(index >> (40 - 8 * b));
+  const std::span<uint8_t, 16> fields(iv);
+  StoreBe32(ssrc, fields.subspan<4, 4>());    // SSRC * 2^64
+  StoreBeUint(index, fields.subspan<8, 6>());  // i * 2^16 (48-bit index)
+  for (size_t b = 0; b < keys.cipher_salt.size(); ++b) iv[b] ^= keys.cipher_salt[b];  // k_s * 2^16
   return AesCmKeystream(keys.cipher_key, iv, n);
 }
 
@@ -100,15 +103,17 @@ Bytes HmacSha1(const Bytes& key, const Bytes& message) {
 // rollover counter roc, computed without libsrtp.
 Bytes IndependentSrtp(const SessionKeys& keys, const Bytes& rtp, size_t header_bytes,
                       uint32_t roc, size_t tag_bytes) {
-  const uint16_t seq = static_cast<uint16_t>((rtp[2] << 8) | rtp[3]);
-  const uint32_t ssrc = (uint32_t{rtp[8]} << 24) | (uint32_t{rtp[9]} << 16) |
-                        (uint32_t{rtp[10]} << 8) | rtp[11];
-  const uint64_t index = (uint64_t{roc} << 16) | seq;
+  ByteReader header(rtp);
+  uint16_t seq = 0;
+  uint32_t ssrc = 0;
+  EXPECT_TRUE(header.Skip(2) && header.ReadU16(seq) && header.Skip(4) && header.ReadU32(ssrc));
+  const uint64_t index = (uint64_t{roc} << 16) | seq;  // RFC 3711 §3.3.1: i = 2^16 * ROC + SEQ
   Bytes out = rtp;
   const Bytes ks = PacketKeystream(keys, ssrc, index, rtp.size() - header_bytes);
   for (size_t i = header_bytes; i < out.size(); ++i) out[i] ^= ks[i - header_bytes];
   Bytes authenticated = out;
-  for (int b = 0; b < 4; ++b) authenticated.push_back(static_cast<uint8_t>(roc >> (24 - 8 * b)));
+  const auto roc_bytes = Be32Bytes(roc);  // RFC 3711 §4.2: M = packet || ROC
+  authenticated.insert(authenticated.end(), roc_bytes.begin(), roc_bytes.end());
   const Bytes mac = HmacSha1(keys.auth_key, authenticated);
   out.insert(out.end(), mac.begin(), mac.begin() + static_cast<std::ptrdiff_t>(tag_bytes));
   return out;

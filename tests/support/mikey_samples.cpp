@@ -1,5 +1,6 @@
 #include "tests/support/mikey_samples.h"
 
+#include "firmware/base/byte_writer.h"
 #include "firmware/mikey/codec.h"
 
 #include <string_view>
@@ -98,14 +99,14 @@ GenericIdEntry Cs(uint8_t cs_id, uint32_t ssrc, bool answered) {
   e.prot_type = 0;  // SRTP
   e.s_flag = answered;
   e.policies = {1};
+  // SRTP Session Data (RFC 3830 §6.1.1): SSRC, then ROC and SEQ once answered.
+  ByteWriter data;
+  data.U32(ssrc);
   if (answered) {
-    e.session_data = {static_cast<uint8_t>(ssrc >> 24), static_cast<uint8_t>(ssrc >> 16),
-                      static_cast<uint8_t>(ssrc >> 8), static_cast<uint8_t>(ssrc), 0, 0, 0, 0, 0x12, 0x34};
+    data.U32(0).U16(0x1234);
     e.spi = {cs_id};
-  } else {
-    e.session_data = {static_cast<uint8_t>(ssrc >> 24), static_cast<uint8_t>(ssrc >> 16),
-                      static_cast<uint8_t>(ssrc >> 8), static_cast<uint8_t>(ssrc)};
   }
+  e.session_data = data.Take();
   return e;
 }
 

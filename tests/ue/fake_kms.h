@@ -50,7 +50,38 @@ inline Bytes MessageLabel(uint32_t constant, uint32_t csb_id, uint8_t direction,
   return w.Take();
 }
 
-inline constexpr uint32_t kAuthConstant = 0x2D22AC75;  // RFC 3830 §4.1.4
+// RFC 3830 §4.1.4, Table 4.1.4: keys from an envelope / pre-shared key.
+inline constexpr uint32_t kAuthConstant = 0x2D22AC75;
+inline constexpr uint32_t kEncrConstant = 0x150533E1;
+inline constexpr uint32_t kSaltConstant = 0x29B88916;
+
+// The KEMAC of a response (direction 0x02) from `inkey` with the labels and
+// key lengths written out: encr_key of 16 (AES-CM-128) or 32 (AES-CM-256)
+// bytes, a 112-bit salt_key (RFC 3830 §4.2.3), the IV from the CSB ID and T.
+inline mikey::KemacPayload HandKemac(crypto::CryptoProvider& provider, const SecretBytes& inkey, uint32_t csb_id,
+                                     const Bytes& randri, const Bytes& randrr, uint8_t encr_alg, uint8_t key_alg,
+                                     uint64_t ts64, const std::vector<mikey::KeyDataPayload>& keys) {
+  mikey::KemacPayload kemac;
+  kemac.encr_alg = encr_alg;
+  kemac.mac_alg = static_cast<uint8_t>(mikey::MacAlg::kNull);
+  auto chain = mikey::EncodeKeyDataChain(keys);
+  EXPECT_TRUE(chain.ok());
+  if (!chain.ok()) return kemac;
+  const size_t key_bytes = key_alg == static_cast<uint8_t>(mikey::EncrAlg::kAesCm256) ? 32 : 16;
+  auto in = crypto::TransientCryptoProvider::MakeKey(inkey);
+  auto encr_key = crypto::Prf(provider, mikey::PrfFunc::kHmacSha256, *in,
+                              MessageLabel(kEncrConstant, csb_id, 0x02, randri, randrr), key_bytes);
+  auto salt_key = crypto::Prf(provider, mikey::PrfFunc::kHmacSha256, *in,
+                              MessageLabel(kSaltConstant, csb_id, 0x02, randri, randrr), 14);
+  EXPECT_TRUE(encr_key.ok() && salt_key.ok());
+  if (!encr_key.ok() || !salt_key.ok()) return kemac;
+  auto encrypted = crypto::KemacEncrypt(provider, static_cast<mikey::EncrAlg>(key_alg),
+                                        *crypto::TransientCryptoProvider::MakeKey(*encr_key), *salt_key, csb_id,
+                                        ts64, *chain);
+  EXPECT_TRUE(encrypted.ok());
+  if (encrypted.ok()) kemac.encr_data = std::move(*encrypted);
+  return kemac;
+}
 
 // HMAC-SHA-256 auth_key (32 bytes) for the V payload, PRF-HMAC-SHA-256.
 inline SecretBytes AuthKey(crypto::CryptoProvider& provider, const SecretBytes& inkey, uint32_t csb_id,
@@ -77,7 +108,15 @@ struct KmsBehaviour {
   std::optional<Bytes> kms_identity;             // IDRkms to send (default: the KMS's own)
   bool send_idrkms = true;
   uint16_t add_flags = 0;                        // e.g. K
-  uint8_t encr_alg = static_cast<uint8_t>(mikey::EncrAlg::kAesCm256);
+  // The KEMAC's algorithm: AES-CM-128, the mandatory one (RFC 3830 §4.2.3),
+  // as a KMS answers by default; AES-CM-256 (RFC 6043 §6.2) where allowed.
+  uint8_t encr_alg = static_cast<uint8_t>(mikey::EncrAlg::kAesCm128);
+  // Derive the KEMAC's encr_key / salt_key by hand (RFC 3830 Table 4.1.4 labels
+  // written out, the key length of `kemac_key_alg` or else `encr_alg`) and
+  // encrypt with KemacEncrypt (known-answer tested in tests/crypto), instead
+  // of crypto::DeriveMessageKeys + SealKemac, which the UE uses too.
+  bool kemac_by_hand = false;
+  std::optional<uint8_t> kemac_key_alg;          // (by hand) encrypt with another algorithm's key length
   bool iv_from_request_t = false;                // KEMAC IV with the request's T
   bool with_spi = true;
   bool session_key_first = false;                // wrong key order
@@ -180,10 +219,15 @@ class FakeKms {
                                                mikey::MacAlg::kHmacSha256_256);
     EXPECT_TRUE(resp_keys.ok());
     const uint64_t iv_t = b.iv_from_request_t ? req_t.value : t.value;
-    auto kemac = crypto::SealKemac(provider_, static_cast<mikey::EncrAlg>(b.encr_alg), *resp_keys,
-                                   m.header.csb_id, iv_t, keys);
-    EXPECT_TRUE(kemac.ok());
-    m.payloads.emplace_back(*kemac);
+    if (b.kemac_by_hand) {
+      m.payloads.emplace_back(HandKemac(provider_, psk_i, req->header.csb_id, randri, {}, b.encr_alg,
+                                        b.kemac_key_alg.value_or(b.encr_alg), iv_t, keys));
+    } else {
+      auto kemac = crypto::SealKemac(provider_, static_cast<mikey::EncrAlg>(b.encr_alg), *resp_keys,
+                                     m.header.csb_id, iv_t, keys);
+      EXPECT_TRUE(kemac.ok());
+      m.payloads.emplace_back(*kemac);
+    }
     m.payloads.emplace_back(mikey::VPayload{2, {}});
     auto auth = crypto::TransientCryptoProvider::MakeKey(resp_keys->auth_key);
     const ByteSpan initial[] = {request};
@@ -247,10 +291,17 @@ class FakeKms {
                                                static_cast<mikey::EncrAlg>(b.encr_alg),
                                                mikey::MacAlg::kHmacSha256_256);
     EXPECT_TRUE(resp_keys.ok());
-    auto kemac = crypto::SealKemac(provider_, static_cast<mikey::EncrAlg>(b.encr_alg), *resp_keys,
-                                   m.header.csb_id, t.value, keys);
-    EXPECT_TRUE(kemac.ok());
-    m.payloads.emplace_back(*kemac);
+    if (b.kemac_by_hand) {
+      const Bytes none;
+      m.payloads.emplace_back(HandKemac(provider_, psk_r, req->header.csb_id, b.rand_in_randri_slot ? randrr : none,
+                                        b.rand_in_randri_slot ? none : randrr, b.encr_alg,
+                                        b.kemac_key_alg.value_or(b.encr_alg), t.value, keys));
+    } else {
+      auto kemac = crypto::SealKemac(provider_, static_cast<mikey::EncrAlg>(b.encr_alg), *resp_keys,
+                                     m.header.csb_id, t.value, keys);
+      EXPECT_TRUE(kemac.ok());
+      m.payloads.emplace_back(*kemac);
+    }
     if (forking) {
       m.payloads.emplace_back(mikey::IdrPayload{2, 1, id_r});
       if (!b.omit_randrkms) m.payloads.emplace_back(mikey::RandrPayload{3, randrkms});

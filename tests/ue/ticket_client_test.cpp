@@ -146,7 +146,7 @@ TEST_F(TicketClient, OmittedIdentitiesAreStillCoveredByTheMac) {
 TEST_F(TicketClient, RequestParametersAreHonoured) {
   RequestInitParams p = RequestParams();
   p.csb_id = 0x01020304;
-  p.randri = Filled(20, 7);
+  p.randri = Filled(40, 7);  // at least |PSK| (RFC 6043 §12.1)
   p.timestamp.value = 0xD0000000'00000000ull;  // a stale timestamp (tests of the KMS's window)
   p.policy.valid_from = TsValue{0, 0xEB000000'00000000ull};
   p.policy.valid_to = TsValue{0, 0xEC000000'00000000ull};
@@ -160,7 +160,7 @@ TEST_F(TicketClient, RequestParametersAreHonoured) {
   ASSERT_TRUE(m.ok()) << m.error().ToString();
   EXPECT_EQ(m->header.csb_id, 0x01020304u);
   EXPECT_EQ(std::get<mikey::TPayload>(m->payloads[0]).value, 0xD0000000'00000000ull);
-  EXPECT_EQ(std::get<mikey::RandrPayload>(m->payloads[1]).rand, Filled(20, 7));
+  EXPECT_EQ(std::get<mikey::RandrPayload>(m->payloads[1]).rand, Filled(40, 7));
   const auto& tp = std::get<mikey::TpPayload>(m->payloads[4]).policy;
   // [IDRkms], [IDRi], [TRs], [TRe], [TRr], [KEMAC], {IDRapp}, (IDRr)
   ASSERT_EQ(tp.tp_data.size(), 9u);

@@ -11,182 +11,20 @@
 
 #include <string>
 
-#include "firmware/kms/kms.h"
-#include "firmware/mikey/codec.h"
-#include "firmware/mikey/crypto/derivation.h"
-#include "firmware/mikey/crypto/prf.h"
-#include "firmware/mikey/crypto/protect.h"
-#include "firmware/mikey/crypto/transient_provider.h"
-#include "hal/clock.h"
-#include "tests/support/hal_fakes.h"
-#include "firmware/keystore/kms_keys.h"
-#include "firmware/keystore/user_psk.h"
-#include "tests/keystore/keystore_fixture.h"
-#include "tools/ue/ticket_client.h"
-#include "tools/ue/transfer.h"
+#include "firmware/base/big_endian.h"
+#include "tests/ue/transfer_fixture.h"
 
 namespace tkms::ue {
 namespace {
 
 namespace mc = mikey::crypto;
 using mikey::Bytes;
-
-Bytes B(std::string_view s) { return Bytes(s.begin(), s.end()); }
-
-const std::string kAlice = "sip:alice@example.org";
-const std::string kBob = "sip:bob@example.org";
-const std::string kCarol = "sip:carol@example.org";
-const std::string kKmsId = "kms.example.org";
-
-// What one Responder end-point ends up with.
-struct ResponderSide {
-  ResolvedTicket resolved;
-  TransferResp resp;
-};
-
-class TransferTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto token = pkcs11::test::SoftHsmToken::Create();
-    ASSERT_TRUE(token.ok()) << token.error().ToString();
-    token_ = std::move(*token);
-    auto ks = keystore::test::OpenKeystore(*token_);
-    ASSERT_TRUE(ks.ok());
-    keystore_ = std::move(*ks);
-    ASSERT_TRUE(keystore_->RotateTicketKey(keystore::KeyType::kHmacSha256).ok());
-    psks_[kAlice] = SecretBytes(32, 0xA1);
-    psks_[kBob] = SecretBytes(32, 0xB0);
-    psks_[kCarol] = SecretBytes(32, 0xC0);
-    for (const auto& [id, psk] : psks_) {
-      auto added = keystore::AddUserPsk(*keystore_, {id}, psk);
-      ASSERT_TRUE(added.ok()) << added.error().ToString();
-    }
-    keys_ = std::make_unique<keystore::KeystoreKeys>(*keystore_);
-    auto snap = std::make_shared<kms::KmsSnapshot>();
-    snap->config.kms_identity = kKmsId;
-    snap->config.policy_classes["default"] = provisioning::PolicyClass{};
-    snap->config.mikey.replay_cache_entries = 1000;
-    auto users = keystore::ListUserPsks(*keystore_);
-    ASSERT_TRUE(users.ok());
-    std::vector<kms::TokenUser> token_users;
-    for (const auto& user : *users) token_users.push_back(kms::TokenUser{user.psk_id, user.identities});
-    std::vector<std::string> warnings;
-    snap->users = kms::UserDirectory::Build(snap->config, token_users, warnings);
-    kms_ = std::make_unique<kms::Kms>(*keys_, clock_, snap);
-  }
-
-  kms::KmsReply Send(kms::RequestType type, ByteSpan bytes) {
-    kms::RequestContext context;
-    context.type = type;
-    return kms_->Handle(context, bytes);
-  }
-
-  // Ticket Request as alice for `responders` with ticket policy `flags`.
-  TicketGrant Request(uint16_t flags, const std::vector<std::string>& responders,
-                      std::vector<RequestedKey> keys = {}) {
-    RequestInitParams p;
-    p.psk = psks_[kAlice];
-    p.initiator.id = B(kAlice);
-    p.kms.id = B(kKmsId);
-    p.policy.flags = flags;
-    p.policy.complete_flags = false;
-    p.policy.keys = std::move(keys);
-    for (const auto& r : responders) p.policy.responders.push_back(IdValue{B(r)});
-    auto request = BuildRequestInitPsk(provider_, p);
-    EXPECT_TRUE(request.ok()) << request.error().ToString();
-    auto reply = Send(kms::RequestType::kTicketRequest, request->bytes);
-    EXPECT_EQ(reply.outcome, kms::Outcome::kOk) << reply.detail;
-    auto grant = ParseRequestResp(provider_, reply.mikey, *request);
-    EXPECT_TRUE(grant.ok()) << grant.error().ToString();
-    return std::move(*grant);
-  }
-
-  TransferInit Transfer(const TicketGrant& grant, std::optional<std::string> responder) {
-    TransferInitParams p;
-    p.initiator.id = B(kAlice);
-    if (responder) {
-      p.responder.id = B(*responder);
-    } else {
-      p.responder.send = false;  // forked to several end-points: no single IDRr
-    }
-    auto init = BuildTransferInit(provider_, grant, p);
-    EXPECT_TRUE(init.ok()) << init.error().ToString();
-    return std::move(*init);
-  }
-
-  ResolvedTicket Resolve(const TransferInit& init, const std::string& who) {
-    ResolveInitParams r;
-    r.psk = psks_[who];
-    r.responder.id = B(who);
-    r.kms.id = B(kKmsId);
-    r.ticket = init.ticket;
-    auto resolve = BuildResolveInitPsk(provider_, r);
-    EXPECT_TRUE(resolve.ok()) << resolve.error().ToString();
-    auto reply = Send(kms::RequestType::kTicketResolve, resolve->bytes);
-    EXPECT_EQ(reply.outcome, kms::Outcome::kOk) << reply.detail;
-    auto resolved = ParseResolveResp(provider_, reply.mikey, *resolve);
-    EXPECT_TRUE(resolved.ok()) << resolved.error().ToString();
-    return std::move(*resolved);
-  }
-
-  ResponderSide Answer(const TransferInit& init, const std::string& who, TransferRespParams params = {}) {
-    ResponderSide side;
-    side.resolved = Resolve(init, who);
-    params.responder.id = B(who);
-    auto resp = BuildTransferResp(provider_, init.bytes, side.resolved, params);
-    EXPECT_TRUE(resp.ok()) << resp.error().ToString();
-    side.resp = std::move(*resp);
-    return side;
-  }
-
-  std::vector<SrtpSessionKeys> Keys(const TransferSession& s) {
-    auto keys = DeriveSrtpKeys(provider_, s);
-    EXPECT_TRUE(keys.ok()) << keys.error().ToString();
-    return keys.ok() ? std::move(*keys) : std::vector<SrtpSessionKeys>{};
-  }
-
-  static void ExpectSame(const std::vector<SrtpSessionKeys>& a, const std::vector<SrtpSessionKeys>& b) {
-    ASSERT_EQ(a.size(), b.size());
-    ASSERT_FALSE(a.empty());
-    for (size_t i = 0; i < a.size(); ++i) {
-      EXPECT_EQ(a[i].cs_id, b[i].cs_id);
-      EXPECT_EQ(a[i].ssrc, b[i].ssrc);
-      EXPECT_EQ(a[i].master_key.size(), 16u);
-      EXPECT_EQ(a[i].master_salt.size(), 14u);
-      EXPECT_TRUE(a[i].master_key == b[i].master_key) << "CS " << int{a[i].cs_id};
-      EXPECT_TRUE(a[i].master_salt == b[i].master_salt) << "CS " << int{a[i].cs_id};
-    }
-  }
-
-  // Re-seals a (modified) TRANSFER_RESP with the right key, as a Responder
-  // that deviates from the RFC on purpose would.
-  Bytes Reseal(mikey::Message m, const SecretBytes& mpk, const TransferInit& init,
-               std::optional<ByteSpan> randrr) {
-    auto key = provider_.ImportTransientKey(mpk);
-    EXPECT_TRUE(key.ok());
-    auto mk = mc::DeriveMessageKeys(provider_, static_cast<mikey::PrfFunc>(m.header.prf_func), **key,
-                                    mc::Direction::kResponse, m.header.csb_id, ByteSpan(init.randri), randrr,
-                                    mikey::EncrAlg::kNull, mikey::MacAlg::kHmacSha256_256);
-    EXPECT_TRUE(mk.ok());
-    auto auth = provider_.ImportTransientKey(mk->auth_key);
-    EXPECT_TRUE(auth.ok());
-    const ByteSpan appended[] = {init.bytes};
-    auto sealed = mc::SealWithV(provider_, m, **auth, appended);
-    EXPECT_TRUE(sealed.ok());
-    return std::move(*sealed);
-  }
-
-  static constexpr uint16_t kBase = mikey::kFlagE | mikey::kFlagF | mikey::kFlagG | mikey::kFlagH |
-                                    mikey::kFlagN | mikey::kFlagO;
-
-  std::unique_ptr<pkcs11::test::SoftHsmToken> token_;
-  std::unique_ptr<keystore::Keystore> keystore_;
-  std::unique_ptr<keystore::KeystoreKeys> keys_;
-  hal::SystemClock clock_;
-  std::unique_ptr<kms::Kms> kms_;
-  std::map<std::string, SecretBytes> psks_;
-  mc::TransientCryptoProvider provider_;
-};
+using testing::B;
+using testing::kAlice;
+using testing::kBob;
+using testing::kCarol;
+using testing::ResponderSide;
+using testing::TransferTest;
 
 TEST_F(TransferTest, WithoutForkingBothSidesDeriveTheSameSrtpKeys) {
   TicketGrant grant = Request(kBase, {kBob});
@@ -238,10 +76,9 @@ TEST_F(TransferTest, TekMatchesTheRfc6043Label) {
   auto keys = Keys(s);
   ASSERT_EQ(keys.size(), 1u);
   EXPECT_TRUE(keys[0].master_key == *tek);
-  EXPECT_EQ(keys[0].ssrc, (uint32_t{init.message.header.generic_map[0].session_data[0]} << 24) |
-                              (uint32_t{init.message.header.generic_map[0].session_data[1]} << 16) |
-                              (uint32_t{init.message.header.generic_map[0].session_data[2]} << 8) |
-                              init.message.header.generic_map[0].session_data[3]);
+  const Bytes& session_data = init.message.header.generic_map[0].session_data;
+  ASSERT_GE(session_data.size(), 4u);
+  EXPECT_EQ(keys[0].ssrc, LoadBe32(std::span<const uint8_t>(session_data).first<4>()));
 }
 
 TEST_F(TransferTest, ForkingGivesEachEndPointItsOwnKeys) {

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "firmware/base/big_endian.h"
 #include "firmware/base/encoding.h"
 #include "firmware/base/secret_files.h"
 #include "firmware/keystore/keystore.h"
@@ -423,8 +424,7 @@ CommandOutput RunKeyImportWrapped(const KeystoreCommandOptions& ks, const KeyImp
   std::string label = in.label;
   if (usage == KeyUsage::kTicket && id->size() == 4) {
     // A ticket key keeps its key id: the label follows from it.
-    const uint32_t key_id = (uint32_t{(*id)[0]} << 24) | (uint32_t{(*id)[1]} << 16) |
-                            (uint32_t{(*id)[2]} << 8) | (*id)[3];
+    const uint32_t key_id = LoadBe32(std::span<const uint8_t>(*id).first<4>());
     if (label.empty()) label = keystore::TicketKeyLabel(key_id);
   }
   auto info = (*keystore)->ImportWrapped(*blob, *wrapping, *type, usage, label, *id);

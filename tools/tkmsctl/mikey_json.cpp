@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "firmware/base/byte_writer.h"
 #include "firmware/base/encoding.h"
 #include "firmware/base/secret_bytes.h"
 #include "firmware/mikey/types.h"
@@ -114,10 +115,8 @@ std::optional<std::string> PrintableText(ByteSpan b) {
 std::optional<Bytes> TimestampBytes(uint8_t ts_type, uint64_t value) {
   if (!IsKnownTsType(ts_type)) return std::nullopt;
   const size_t n = TsLength(static_cast<TsType>(ts_type));
-  if (n < 8 && (value >> (8 * n)) != 0) return std::nullopt;
-  Bytes out(n);
-  for (size_t i = 0; i < n; ++i) out[n - 1 - i] = static_cast<uint8_t>(value >> (8 * i));
-  return out;
+  if (n < 8 && (value >> (8 * n)) != 0) return std::nullopt;  // does not fit n bytes
+  return ByteWriter().Uint(n, value).Take();
 }
 
 // ============================================================================

@@ -20,16 +20,18 @@
 //     replay cache would refuse a duplicate anyway;
 //   - every request has one deadline (options.timeout) covering connect,
 //     send and the complete response (poll(2) on non-blocking sockets);
-//   - response parsing is bounded: the status line plus headers at most
-//     max_header_bytes (16 KiB), the body at most max_body_bytes (1 MiB);
+//   - the response is parsed by HttpResponseParser (http_response_parser.h),
+//     which holds every limit and refusal: the status line plus headers at
+//     most max_header_bytes (16 KiB), the body at most max_body_bytes (1 MiB);
 //     the body length comes from Content-Length, from bounded chunked
-//     transfer coding (chunk-size lines at most 64 bytes, trailers counted in
-//     the header budget), or, without either, from the server closing the
+//     transfer coding (chunk-size lines at most 64 bytes, trailers at most
+//     max_header_bytes), or, without either, from the server closing the
 //     connection. Conflicting Content-Length values, Content-Length together
 //     with Transfer-Encoding, transfer codings other than "chunked", obsolete
 //     header line folding and control characters inside header lines are
 //     refused; bytes after the end of a response (nothing was asked for)
-//     make the client drop the connection instead of reusing it;
+//     make the client drop the connection instead of reusing it. The socket
+//     loop here only moves the bytes it receives into the parser;
 //   - requests carry Host, Content-Length and (for POST) Content-Type.
 //
 // Errors (Status codes): kUnavailable for connect/send/receive failures,
@@ -43,24 +45,16 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "firmware/base/status.h"
+#include "tools/ue/http_response_parser.h"
 
 namespace tkms::ue {
-
-struct HttpResponse {
-  int status = 0;
-  std::string reason;
-  std::vector<std::pair<std::string, std::string>> headers;  // as received, in order
-  std::string body;
-
-  // The value of the first header named `name` (case-insensitive), if any.
-  std::optional<std::string_view> Header(std::string_view name) const;
-};
 
 struct HttpClientOptions {
   std::chrono::milliseconds timeout{10000};  // per request: connect + send + response
@@ -115,17 +109,17 @@ class HttpClient {
   Status Connect(Clock::time_point deadline);
   bool IdleConnectionClosed();
   Status WriteAll(std::string_view data, Clock::time_point deadline);
-  // Reads more bytes into buf_; 0 on orderly close.
-  Result<size_t> ReadSome(Clock::time_point deadline);
-  Result<HttpResponse> ReadResponse(std::string_view method, Clock::time_point deadline,
-                                    bool& keep_alive, bool& nothing_received);
+  // Reads at most into.size() bytes; 0 on orderly close.
+  Result<size_t> ReadSome(std::span<uint8_t> into, Clock::time_point deadline);
+  // Moves received bytes into an HttpResponseParser until it has a response.
+  Result<ParsedHttpResponse> ReadResponse(std::string_view method, Clock::time_point deadline,
+                                          bool& nothing_received);
 
   std::string host_;
   uint16_t port_ = 80;
   std::string base_path_;
   HttpClientOptions options_;
   int fd_ = -1;
-  std::string buf_;  // received, not yet consumed
   uint64_t connections_opened_ = 0;
 };
 

@@ -3,24 +3,10 @@
 #include <utility>
 
 #include "firmware/base/encoding.h"
+#include "tools/ue/http_text.h"
 
 namespace tkms::ue {
 namespace {
-
-char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-// "application/mikey" or "Application/MIKEY; version=1".
-bool IsMikeyContentType(std::string_view value) {
-  const size_t semi = value.find(';');
-  std::string_view type = value.substr(0, semi);
-  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
-  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
-  if (type.size() != kMikeyContentType.size()) return false;
-  for (size_t i = 0; i < type.size(); ++i) {
-    if (Lower(type[i]) != kMikeyContentType[i]) return false;
-  }
-  return true;
-}
 
 // A short, printable excerpt of an error body for the error text.
 std::string Excerpt(std::string_view body) {
@@ -34,6 +20,39 @@ std::string Excerpt(std::string_view body) {
 }
 
 }  // namespace
+
+bool IsMikeyContentType(std::string_view value) {
+  return http_text::EqualsIgnoreCase(http_text::TrimOws(value.substr(0, value.find(';'))), kMikeyContentType);
+}
+
+UeResult<Bytes> AnnexAAnswerBytes(const HttpResponse& resp, bool check_content_type) {
+  if (resp.status != 200) {
+    UeError e;
+    e.kind = UeErrorKind::kHttpStatus;
+    e.http_status = resp.status;
+    e.detail = "HTTP " + std::to_string(resp.status) + " " + Excerpt(resp.reason);
+    if (!resp.body.empty()) e.detail += ": " + Excerpt(resp.body);
+    return e;
+  }
+  if (check_content_type) {
+    const auto content_type = resp.Header("Content-Type");
+    if (!content_type.has_value() || !IsMikeyContentType(*content_type)) {
+      UeError e;
+      e.kind = UeErrorKind::kBadResponse;
+      e.detail = "200 answer is not application/mikey (Content-Type: " +
+                 (content_type.has_value() ? Excerpt(*content_type) : std::string("none")) + ")";
+      return e;
+    }
+  }
+  auto bytes = Base64Decode(StripWhitespace(resp.body));
+  if (!bytes.has_value() || bytes->empty()) {
+    UeError e;
+    e.kind = UeErrorKind::kBadResponse;
+    e.detail = "200 answer body is not base64 (" + std::to_string(resp.body.size()) + " bytes)";
+    return e;
+  }
+  return std::move(*bytes);
+}
 
 std::string_view AnnexARequestName(AnnexARequest type) {
   return type == AnnexARequest::kTicketRequest ? "ticketrequest" : "ticketresolve";
@@ -54,32 +73,7 @@ UeResult<Bytes> KmsClient::Exchange(AnnexARequest type, ByteSpan mikey) {
     e.detail = resp.error().ToString();
     return e;
   }
-  if (resp->status != 200) {
-    UeError e;
-    e.kind = UeErrorKind::kHttpStatus;
-    e.http_status = resp->status;
-    e.detail = "HTTP " + std::to_string(resp->status) + " " + Excerpt(resp->reason);
-    if (!resp->body.empty()) e.detail += ": " + Excerpt(resp->body);
-    return e;
-  }
-  if (options_.check_content_type) {
-    const auto content_type = resp->Header("Content-Type");
-    if (!content_type.has_value() || !IsMikeyContentType(*content_type)) {
-      UeError e;
-      e.kind = UeErrorKind::kBadResponse;
-      e.detail = "200 answer is not application/mikey (Content-Type: " +
-                 (content_type.has_value() ? Excerpt(*content_type) : std::string("none")) + ")";
-      return e;
-    }
-  }
-  auto bytes = Base64Decode(StripWhitespace(resp->body));
-  if (!bytes.has_value() || bytes->empty()) {
-    UeError e;
-    e.kind = UeErrorKind::kBadResponse;
-    e.detail = "200 answer body is not base64 (" + std::to_string(resp->body.size()) + " bytes)";
-    return e;
-  }
-  return std::move(*bytes);
+  return AnnexAAnswerBytes(*resp, options_.check_content_type);
 }
 
 UeResult<TicketGrant> KmsClient::RequestTicket(const RequestInitParams& params) {

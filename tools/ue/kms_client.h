@@ -28,6 +28,17 @@
 
 namespace tkms::ue {
 
+// "application/mikey", any case, OWS around it, parameters after ";" allowed.
+bool IsMikeyContentType(std::string_view value);
+
+// The MIKEY bytes of an Annex A answer (the pure part of KmsClient::Exchange,
+// apart so that it can be fuzzed with the HTTP parser): kHttpStatus for a
+// status other than 200 (an excerpt of the reason and body, printable ASCII
+// only, in the detail), kBadResponse unless the Content-Type is
+// application/mikey (if checked) and the body is non-empty strict base64
+// once ASCII whitespace is removed.
+UeResult<Bytes> AnnexAAnswerBytes(const HttpResponse& resp, bool check_content_type);
+
 // The requesttype URI parameter of Annex A.
 enum class AnnexARequest : uint8_t { kTicketRequest, kTicketResolve };
 std::string_view AnnexARequestName(AnnexARequest type);  // "ticketrequest" | "ticketresolve"

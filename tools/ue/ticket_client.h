@@ -38,10 +38,24 @@
 //     §4.2.3.5), so the IV uses the response's CSB ID and the response's T
 //     payload widened by crypto::TimestampForIv. ResponseChecks::iv_timestamp
 //     can select the request's T instead, for interoperability experiments.
-//  4. RAND lengths: RFC 6043 §12.1 says len(RANDRi) + len(RANDRr) MUST be at
-//     least the length of the longest PSK / MPK / TGK; in the Request and
-//     Resolve exchanges only one RAND is used, so the default RAND length is
-//     max(16, longest key) (16 bytes for a 16-byte PSK, 32 for a 32-byte one).
+//  4. RAND lengths (RFC 6043 §12.1: "the sum of the lengths of RANDRi and
+//     RANDRr MUST at least be equal to the size of the longest pre-shared
+//     key/envelope key/MPK/TGK/GTGK"). Read per exchange, with the keys each
+//     RAND enters a derivation with: in the Ticket Request only RANDRi exists
+//     and keys the REQUEST_INIT / REQUEST_RESP from the PSK (§5.1.2), so
+//     |RANDRi| >= |PSK|; in the Ticket Resolve likewise |RANDRr| >= |PSK|; in
+//     the Ticket Transfer RANDRi and RANDRr (iff G) enter the message keys from
+//     MPKi / MPKr' and the TEK derivation from TGK / TGK' / GTGK (§5.1.3), so
+//     |RANDRi| + |RANDRr| >= the longest of MPKi, MPKr (MPKr') and the
+//     session keys (transfer.h reading 18 has the checks of received RANDs).
+//     The UE's own RANDs must be long enough on their own: a RAND the caller
+//     gives that is shorter than the longest key it is used with is
+//     kInvalidArgument, and a fresh RAND has RandLengthFor(longest) =
+//     max(16, longest) bytes (RFC 3830 §6.11: at least 128 bits), where a
+//     REQUEST_INIT also counts the keys it asks for (a UE asking for 256-bit
+//     keys sends a 32-byte RANDRi even with a 128-bit PSK). RANDRkms ("MUST
+//     at least be as long as the longest MPKr/TGK") is the KMS's duty; the UE
+//     does not check it.
 //  5. Ticket policy flags of a request (§6.10): D is always 1 (a KMS ticket),
 //     K always 0 ("SHALL be set to '0' by the Initiator"); with
 //     complete_flags the dependencies are closed by adding the implied flags:
@@ -160,6 +174,15 @@ struct ResponseChecks {
   IvTimestamp iv_timestamp = IvTimestamp::kResponseT;
 };
 
+// ---- RAND lengths (reading 4, RFC 6043 §12.1) ---------------------------------------
+
+inline constexpr size_t kMinRandBytes = 16;   // RFC 3830 §6.11: at least 128 bits
+inline constexpr size_t kMaxRandBytes = 255;  // the RAND length field is 8 bits
+
+// The length of a RAND the UE draws for keys of at most `longest_key` bytes:
+// max(16, longest_key), at most 255.
+size_t RandLengthFor(size_t longest_key);
+
 // ---- Ticket Request (RFC 6043 §4.2.1) ---------------------------------------------
 
 // One requested key in the TP's KEMAC (key bytes sent as zeros, §6.10).
@@ -217,10 +240,15 @@ struct RequestInitParams {
   uint8_t prf_func = static_cast<uint8_t>(mikey::PrfFunc::kHmacSha256);
   uint8_t mac_alg = static_cast<uint8_t>(mikey::MacAlg::kHmacSha256_256);
   TimestampSpec timestamp;
-  std::optional<Bytes> randri;       // random if unset, max(16, |PSK|) bytes (reading 4)
+  // Random if unset (RequestRandLength bytes); if given, at least |PSK| bytes (reading 4).
+  std::optional<Bytes> randri;
   DesiredTicketPolicy policy;
   ResponseChecks checks;
 };
+
+// The length of the RANDRi BuildRequestInitPsk draws: RandLengthFor the
+// longest of the PSK and the keys asked for in the ticket policy (reading 4).
+size_t RequestRandLength(const RequestInitParams& params);
 
 // A built REQUEST_INIT_PSK and what checking its answer needs.
 struct RequestInit {
@@ -268,7 +296,9 @@ struct TransferInitParams {
   uint8_t prf_func = static_cast<uint8_t>(mikey::PrfFunc::kHmacSha256);
   uint8_t mac_alg = static_cast<uint8_t>(mikey::MacAlg::kHmacSha256_256);
   TimestampSpec timestamp;
-  std::optional<Bytes> randri;       // random if unset, max(16, longest granted key)
+  // Random if unset, RandLengthFor(LongestTransferKey(grant)) bytes; if given,
+  // at least LongestTransferKey(grant) bytes (reading 4).
+  std::optional<Bytes> randri;
   bool generic_id_map = true;        // one crypto session (reading 9); false: Empty map, #CS 0
 };
 
@@ -284,6 +314,11 @@ UeResult<TransferInit> BuildTransferInit(mikey::crypto::CryptoProvider& provider
                                          const TicketGrant& grant,
                                          const TransferInitParams& params);
 
+// The longest key the Ticket Transfer's RANDs are used with (reading 4): MPKi,
+// MPKr (the Initiator's grant) or MPKr' (the Responder's resolve), and every
+// TEK / TGK / GTGK.
+size_t LongestTransferKey(const TicketGrant& grant);
+
 // ---- Ticket Resolve (RFC 6043 §4.2.3) ------------------------------------------------
 
 struct ResolveInitParams {
@@ -296,7 +331,7 @@ struct ResolveInitParams {
   uint8_t prf_func = static_cast<uint8_t>(mikey::PrfFunc::kHmacSha256);
   uint8_t mac_alg = static_cast<uint8_t>(mikey::MacAlg::kHmacSha256_256);
   TimestampSpec timestamp;
-  std::optional<Bytes> randrr;       // random if unset, max(16, |PSK|) bytes
+  std::optional<Bytes> randrr;       // random if unset, RandLengthFor(|PSK|) bytes; if given, >= |PSK|
   ResponseChecks checks;
 };
 
@@ -332,6 +367,7 @@ UeResult<ResolveInit> BuildResolveInitPsk(mikey::crypto::CryptoProvider& provide
                                           const ResolveInitParams& params);
 UeResult<ResolvedTicket> ParseResolveResp(mikey::crypto::CryptoProvider& provider,
                                           ByteSpan response, const ResolveInit& request);
+size_t LongestTransferKey(const ResolvedTicket& resolved);
 
 // After a resolve, the Responder checks the TRANSFER_INIT (§4.2.3.6): its V
 // with MPKi, Identity_i || Identity_r appended (unset: the ID Data of the

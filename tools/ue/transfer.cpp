@@ -1,3 +1,8 @@
+// The Ticket Transfer exchange completed (RFC 6043 §4.2.2.3, §4.2.2.4) and
+// the per-crypto-session SRTP keys (§5.1.3): the Responder's TRANSFER_RESP,
+// the Initiator's check of it, F = 0 without it, DeriveSrtpKeys; see
+// transfer.h, readings 10-18. Checks of received messages that need no keys
+// are in transfer_checks.cpp.
 #include "tools/ue/transfer.h"
 
 #include <algorithm>
@@ -6,10 +11,11 @@
 #include <string>
 #include <utility>
 
+#include "firmware/base/byte_writer.h"
 #include "firmware/mikey/composition.h"
 #include "firmware/mikey/crypto/derivation.h"
 #include "firmware/mikey/crypto/protect.h"
-#include "firmware/mikey/crypto/srtp_keys.h"
+#include "tools/ue/ue_internal.h"
 
 namespace tkms::ue {
 
@@ -20,87 +26,18 @@ using mikey::IdrPayload;
 using mikey::KeyDataPayload;
 using mikey::Message;
 using mikey::RandrPayload;
-using mikey::SpParam;
 using mikey::SpPayload;
 using mikey::TicketPayload;
 using mikey::TPayload;
 using mikey::VPayload;
 namespace crypto = mikey::crypto;
+using namespace internal;  // NOLINT: the file's building blocks
 
 namespace {
 
-constexpr uint8_t kProtSrtp = 0;                   // RFC 3830 Table 6.10 Prot type
-constexpr size_t kMinRandBytes = 16;               // RFC 3830 §6.11
-constexpr size_t kMaxRandBytes = 255;
-
-// RFC 3830 Table 6.10.1.a parameter types and the AES_CM_128_HMAC_SHA1_80 values.
-struct SrtpParamValue {
-  uint8_t type;
-  uint8_t value;
-};
-constexpr SrtpParamValue kAesCm128HmacSha1_80[] = {
-    {0, 1},   // encryption algorithm: AES-CM
-    {1, 16},  // session encr. key length (= master key length, RFC 3830 §6.10.1)
-    {2, 1},   // authentication algorithm: HMAC-SHA-1
-    {3, 20},  // session auth. key length
-    {4, 14},  // session salt key length
-    {5, 0},   // SRTP PRF: AES-CM
-    {7, 1},   // SRTP encryption on
-    {8, 1},   // SRTCP encryption on
-    {10, 1},  // SRTP authentication on
-    {11, 10}, // authentication tag length (80 bits)
-    {12, 0},  // SRTP prefix length
-};
-
-UeError Err(UeErrorKind kind, std::string detail) {
-  UeError e;
-  e.kind = kind;
-  e.detail = std::move(detail);
-  return e;
-}
-UeError Invalid(std::string detail) { return Err(UeErrorKind::kInvalidArgument, std::move(detail)); }
-UeError Verification(std::string detail) { return Err(UeErrorKind::kVerification, std::move(detail)); }
-UeError FromStatus(const Status& s) {
-  return Err(s.code() == StatusCode::kInvalidArgument ? UeErrorKind::kInvalidArgument : UeErrorKind::kInternal,
-             s.ToString());
-}
+constexpr uint8_t kProtSrtp = 0;  // RFC 3830 Table 6.10 Prot type
 
 bool Has(uint16_t flags, uint16_t flag) { return (flags & flag) != 0; }
-
-UeResult<crypto::SecretKeyPtr> Import(crypto::CryptoProvider& provider, ByteSpan bytes) {
-  auto key = provider.ImportTransientKey(bytes);
-  if (!key.ok()) return FromStatus(key.error());
-  return std::move(*key);
-}
-
-UeResult<Bytes> RandomBytes(crypto::CryptoProvider& provider, size_t n) {
-  Bytes out(n);
-  Status s = provider.Random(out);
-  if (!s.ok()) return FromStatus(s);
-  return out;
-}
-
-template <typename T>
-const T* Find(const Message& m) {
-  for (const auto& p : m.payloads) {
-    if (const auto* x = std::get_if<T>(&p)) return x;
-  }
-  return nullptr;
-}
-
-const IdrPayload* FindIdr(const Message& m, mikey::IdRole role) {
-  for (const auto& p : m.payloads) {
-    if (const auto* x = std::get_if<IdrPayload>(&p); x != nullptr && x->role == static_cast<uint8_t>(role)) return x;
-  }
-  return nullptr;
-}
-
-const RandrPayload* FindRandr(const Message& m, mikey::RandRole role) {
-  for (const auto& p : m.payloads) {
-    if (const auto* x = std::get_if<RandrPayload>(&p); x != nullptr && x->role == static_cast<uint8_t>(role)) return x;
-  }
-  return nullptr;
-}
 
 std::vector<SpPayload> SpsOf(const Message& m) {
   std::vector<SpPayload> out;
@@ -108,17 +45,6 @@ std::vector<SpPayload> SpsOf(const Message& m) {
     if (const auto* sp = std::get_if<SpPayload>(&p)) out.push_back(*sp);
   }
   return out;
-}
-
-UeResult<Message> DecodeWithExtents(ByteSpan bytes, std::vector<mikey::PayloadExtent>& extents,
-                                    const char* what) {
-  auto decoded = mikey::Decode(bytes, {}, extents);
-  if (!decoded.ok()) {
-    UeError e = Err(UeErrorKind::kBadResponse, std::string("undecodable ") + what + ": " + decoded.error().ToString());
-    e.codec_rule = decoded.error().rule;
-    return e;
-  }
-  return std::move(*decoded);
 }
 
 // A TRANSFER_INIT of an initial exchange: RANDRi and TICKET present.
@@ -148,13 +74,8 @@ UeResult<InitView> ReadTransferInit(ByteSpan bytes) {
 UeResult<crypto::MessageKeys> TransferKeys(crypto::CryptoProvider& provider, ByteSpan mpk, uint8_t prf,
                                            crypto::Direction direction, uint32_t csb_id, ByteSpan randri,
                                            std::optional<ByteSpan> randrr, uint8_t mac_alg) {
-  auto key = Import(provider, mpk);
-  if (!key.ok()) return std::move(key).error();
-  auto keys = crypto::DeriveMessageKeys(provider, static_cast<mikey::PrfFunc>(prf), **key, direction, csb_id,
-                                        randri, randrr, mikey::EncrAlg::kNull,
-                                        static_cast<mikey::MacAlg>(mac_alg));
-  if (!keys.ok()) return FromStatus(keys.error());
-  return std::move(*keys);
+  return MessageKeysFrom(provider, mpk, prf, direction, csb_id, randri, randrr,
+                         static_cast<uint8_t>(mikey::EncrAlg::kNull), mac_alg);
 }
 
 UeResult<SecretBytes> Fork(crypto::CryptoProvider& provider, uint8_t ticket_prf, ByteSpan inkey,
@@ -206,16 +127,7 @@ Result<void, UeError> CheckCompletedEntry(const GenericIdEntry& cs, const std::v
   return {};
 }
 
-std::optional<uint32_t> SsrcOf(const GenericIdEntry& cs) {
-  if (cs.prot_type != kProtSrtp || cs.session_data.size() < 4) return std::nullopt;
-  const auto& d = cs.session_data;
-  return (uint32_t{d[0]} << 24) | (uint32_t{d[1]} << 16) | (uint32_t{d[2]} << 8) | uint32_t{d[3]};
-}
-
-Bytes SsrcBytes(uint32_t ssrc) {
-  return Bytes{static_cast<uint8_t>(ssrc >> 24), static_cast<uint8_t>(ssrc >> 16), static_cast<uint8_t>(ssrc >> 8),
-               static_cast<uint8_t>(ssrc)};
-}
+Bytes SsrcBytes(uint32_t ssrc) { return ByteWriter().U32(ssrc).Take(); }
 
 UeResult<TPayload> FreshTimestamp(const std::optional<TimestampSpec>& spec, const TPayload& init_t) {
   TPayload t;
@@ -247,107 +159,241 @@ UeResult<TPayload> FreshTimestamp(const std::optional<TimestampSpec>& spec, cons
   return t;
 }
 
-// RFC 3830 §6.1 common header: data type at offset 1, CS ID map type at 9.
-constexpr size_t kHdrDataTypeOffset = 1;
-constexpr size_t kHdrMapTypeOffset = 9;
+// ---- Responder pieces ---------------------------------------------------------------
 
-std::string MessageName(DataType type) { return std::string(mikey::DataTypeName(static_cast<uint8_t>(type))); }
-
-}  // namespace
-
-// ---- Checks of received messages ------------------------------------------------
-
-Result<void, UeError> CheckTransferMapType(uint8_t map_type, std::string_view what) {
-  if (map_type == static_cast<uint8_t>(mikey::CsIdMapType::kGenericId) ||
-      map_type == static_cast<uint8_t>(mikey::CsIdMapType::kEmpty)) {
-    return {};
-  }
-  if (map_type == static_cast<uint8_t>(mikey::CsIdMapType::kSrtpId)) {
-    return Verification(std::string(what) +
-                        " uses the SRTP-ID CS ID map (type 0), which SHALL NOT be used in the Ticket Transfer "
-                        "exchange (RFC 6043 §6.1)");
-  }
-  return Verification(std::string(what) + " uses CS ID map type " + std::to_string(map_type) +
-                      ", which is not defined (RFC 6043 §6.1: GENERIC-ID, 2; RFC 3830 §6.1: Empty, 1)");
-}
-
-Result<void, UeError> CheckTransferMapTypeBytes(ByteSpan message, DataType expected) {
-  if (message.size() <= kHdrMapTypeOffset || message[kHdrDataTypeOffset] != static_cast<uint8_t>(expected)) return {};
-  return CheckTransferMapType(message[kHdrMapTypeOffset], MessageName(expected));
-}
-
-UeResult<Message> DecodeTransferInit(ByteSpan bytes) {
-  auto raw = CheckTransferMapTypeBytes(bytes, DataType::kTransferInit);
-  if (!raw.ok()) return std::move(raw).error();
-  std::vector<mikey::PayloadExtent> extents;
-  auto m = DecodeWithExtents(bytes, extents, "TRANSFER_INIT");
-  if (!m.ok()) return std::move(m).error();
-  if (m->header.data_type != static_cast<uint8_t>(DataType::kTransferInit)) {
-    return Verification("expected TRANSFER_INIT, received " + std::string(mikey::DataTypeName(m->header.data_type)));
-  }
-  auto map = CheckTransferMapType(m->header.cs_id_map_type, "TRANSFER_INIT");
-  if (!map.ok()) return std::move(map).error();
-  return std::move(*m);
-}
-
-Result<void, UeError> CheckTicketValidityPeriod(const mikey::TicketPolicy& policy, uint64_t now_ntp) {
-  // NTP-UTC-32 values are compared as seconds; 64-bit values as they are.
-  const auto as_ntp64 = [](const mikey::TrPayload& tr) -> std::optional<uint64_t> {
-    if (tr.ts_type == static_cast<uint8_t>(mikey::TsType::kNtpUtc32)) return tr.value << 32;
-    if (tr.ts_type == static_cast<uint8_t>(mikey::TsType::kNtpUtc) ||
-        tr.ts_type == static_cast<uint8_t>(mikey::TsType::kNtp)) {
-      return tr.value;
+// RANDRr (reading 12, 18): sent iff the G flag (unless overridden); the
+// caller's (at least as long as the longest key) or a fresh one. Then the sum
+// with the received RANDRi is checked: RANDRr counts only with G, the only
+// case in which it enters a derivation.
+UeResult<std::optional<Bytes>> ResponderRand(crypto::CryptoProvider& provider, const TransferRespParams& params,
+                                             uint16_t flags, size_t randri_bytes, size_t longest) {
+  std::optional<Bytes> randrr;
+  if (params.send_randrr.value_or(Has(flags, mikey::kFlagG))) {
+    if (params.randrr) {
+      if (params.randrr->empty() || params.randrr->size() > kMaxRandBytes) return Invalid("RANDRr must be 1-255 bytes");
+      if (params.randrr->size() < std::min(longest, kMaxRandBytes)) {
+        return Invalid("RANDRr of " + std::to_string(params.randrr->size()) +
+                       " bytes is shorter than the longest key it is used with (" + std::to_string(longest) +
+                       " bytes; RFC 6043 §12.1)");
+      }
+      randrr = *params.randrr;
+    } else {
+      auto r = RandomBytes(provider, RandLengthFor(longest));
+      if (!r.ok()) return std::move(r).error();
+      randrr = std::move(*r);
     }
-    return std::nullopt;
+  }
+  const size_t used_randrr = Has(flags, mikey::kFlagG) && randrr ? randrr->size() : 0;
+  auto lengths = CheckTransferRandLengths(randri_bytes, used_randrr, longest, "TRANSFER_INIT");
+  if (!lengths.ok()) return std::move(lengths).error();
+  return randrr;
+}
+
+// Reading 11: the TRANSFER_INIT's map completed, and the SP the Responder adds.
+struct CompletedMap {
+  std::vector<GenericIdEntry> map;
+  std::vector<SpPayload> resp_sps;
+};
+
+UeResult<CompletedMap> CompleteMap(crypto::CryptoProvider& provider, const Message& init,
+                                   const ResolvedTicket& resolved, const std::vector<uint32_t>& add_ssrcs) {
+  const std::vector<SpPayload> init_sps = SpsOf(init);
+  CompletedMap out;
+  std::optional<uint8_t> our_policy;
+  auto policy_for_new = [&]() -> uint8_t {
+    if (!our_policy) {
+      our_policy = LowestUnusedPolicyNo(init_sps);
+      out.resp_sps.push_back(SrtpAesCm128HmacSha1_80Policy(*our_policy));
+    }
+    return *our_policy;
   };
-  for (const auto& item : policy.tp_data) {
-    const auto* tr = std::get_if<mikey::TrPayload>(&item);
-    if (tr == nullptr) continue;
-    const auto value = as_ntp64(*tr);
-    if (tr->role == static_cast<uint8_t>(mikey::TsRole::kStart) && value && now_ntp < *value) {
-      return Verification("the ticket is not valid yet (TRs)");
+  Bytes default_spi;
+  if (!resolved.session_keys.empty()) default_spi = resolved.session_keys.front().kv.spi;
+  // ReadTransferInit admitted only GENERIC-ID and Empty (reading 17).
+  if (init.header.cs_id_map_type == static_cast<uint8_t>(mikey::CsIdMapType::kGenericId)) {
+    out.map = init.header.generic_map;
+  } else if (init.header.cs_id_map_type != static_cast<uint8_t>(mikey::CsIdMapType::kEmpty)) {
+    return Err(UeErrorKind::kInternal, "CS ID map type not checked (reading 17)");
+  }
+  for (GenericIdEntry& cs : out.map) {
+    if (cs.prot_type != kProtSrtp) {
+      return Invalid("crypto session " + std::to_string(cs.cs_id) + " is not SRTP; only SRTP is supported");
     }
-    if (tr->role == static_cast<uint8_t>(mikey::TsRole::kEnd) && value && now_ntp > *value) {
-      return Verification("the ticket has expired (TRe)");
+    if (cs.policies.empty()) {
+      cs.policies = {policy_for_new()};
+    } else {
+      cs.policies.resize(1);  // the first suggested policy (RFC 6043 §6.1.1 "SHOULD be chosen")
+      const SpPayload* sp = FindPolicy(init_sps, cs.policies[0]);
+      if (sp == nullptr || !IsAcceptableSrtpPolicy(*sp)) cs.policies = {policy_for_new()};
     }
+    if (cs.session_data.empty()) {
+      auto ssrc = RandomBytes(provider, 4);
+      if (!ssrc.ok()) return std::move(ssrc).error();
+      cs.s_flag = false;
+      cs.session_data = std::move(*ssrc);
+    }
+    if (cs.spi.empty()) cs.spi = default_spi;
+  }
+  for (uint32_t ssrc : add_ssrcs) {
+    uint8_t next = 1;
+    for (const auto& cs : out.map) next = std::max<uint8_t>(next, static_cast<uint8_t>(cs.cs_id + 1));
+    if (next == 0 || out.map.size() >= 255) return Invalid("no CS ID left for an added crypto session");
+    GenericIdEntry cs;
+    cs.cs_id = next;
+    cs.prot_type = kProtSrtp;
+    cs.policies = {policy_for_new()};
+    cs.session_data = SsrcBytes(ssrc);
+    cs.spi = default_spi;
+    out.map.push_back(std::move(cs));
+  }
+  for (const auto& cs : out.map) {
+    if (cs.spi.empty()) return Invalid("the resolved session keys carry no SPI to name in the CS map");
+  }
+  return out;
+}
+
+// Reading 10, 12: HDR, T, [RANDRr], [IDRr], [RANDRkms], [SP], V (MAC empty).
+Message ResponseMessage(const Message& init, const TPayload& t, const std::optional<Bytes>& randrr,
+                        const ResolvedTicket& resolved, const TransferRespParams& params, const CompletedMap& completed,
+                        uint8_t mac_alg) {
+  Message m;
+  m.header.version = init.header.version;
+  m.header.data_type = static_cast<uint8_t>(DataType::kTransferResp);
+  m.header.v = false;
+  m.header.prf_func = init.header.prf_func;
+  m.header.csb_id = init.header.csb_id;
+  if (completed.map.empty() && init.header.cs_id_map_type == static_cast<uint8_t>(mikey::CsIdMapType::kEmpty)) {
+    m.header.cs_id_map_type = static_cast<uint8_t>(mikey::CsIdMapType::kEmpty);
+    m.header.cs_count = 0;
+  } else {
+    m.header.cs_id_map_type = static_cast<uint8_t>(mikey::CsIdMapType::kGenericId);
+    m.header.cs_count = static_cast<uint8_t>(completed.map.size());
+    m.header.generic_map = completed.map;
+  }
+  m.payloads.emplace_back(t);
+  if (randrr) m.payloads.emplace_back(RandrPayload{static_cast<uint8_t>(mikey::RandRole::kResponder), *randrr});
+  if (resolved.responder) {
+    m.payloads.emplace_back(*resolved.responder);
+  } else if (params.responder.send && !params.responder.id.empty()) {
+    m.payloads.emplace_back(IdrPayload{static_cast<uint8_t>(mikey::IdRole::kResponder), params.responder.id_type,
+                                       params.responder.id});
+  }
+  if (resolved.randrkms) {
+    m.payloads.emplace_back(RandrPayload{static_cast<uint8_t>(mikey::RandRole::kKms), *resolved.randrkms});
+  }
+  for (const auto& sp : completed.resp_sps) m.payloads.emplace_back(sp);
+  m.payloads.emplace_back(VPayload{mac_alg, {}});
+  return m;
+}
+
+// ---- Initiator pieces ---------------------------------------------------------------
+
+// An Error message answering the TRANSFER_INIT (RFC 6043 §5.4: its V uses the
+// key of the message in error).
+UeError ErrorAnswer(crypto::CryptoProvider& provider, ByteSpan response, const TicketGrant& grant,
+                    const TransferInit& sent, uint8_t mac_alg) {
+  const CommonHeader& req = sent.message.header;
+  auto keys = TransferKeys(provider, grant.mpki, req.prf_func, crypto::Direction::kInitial, req.csb_id,
+                           sent.randri, std::nullopt, mac_alg);
+  if (!keys.ok()) return std::move(keys).error();
+  auto report = ParseErrorMessage(provider, response, ErrorAuthKey{&keys->auth_key, mac_alg});
+  if (!report.ok()) return std::move(report).error();
+  return ErrorFromReport(*report);
+}
+
+// What a decoded TRANSFER_RESP must carry (readings 10, 12, 14).
+struct RespView {
+  const RandrPayload* randrr = nullptr;
+  const IdrPayload* idrr = nullptr;
+  const RandrPayload* randrkms = nullptr;
+  const VPayload* v = nullptr;
+};
+
+UeResult<RespView> CheckResponseShape(const Message& m, const TicketGrant& grant, const TransferInit& sent) {
+  const CommonHeader& h = m.header;
+  const CommonHeader& req = sent.message.header;
+  if (h.data_type != static_cast<uint8_t>(DataType::kTransferResp)) return Verification("expected TRANSFER_RESP");
+  if (auto map = CheckTransferMapType(h.cs_id_map_type, "TRANSFER_RESP"); !map.ok()) return std::move(map).error();
+  // RFC 6043 §4.2.2.3: version, PRF func and CSB ID identical; V ignored.
+  if (h.version != req.version) return Verification("HDR version differs from the TRANSFER_INIT's");
+  if (h.prf_func != req.prf_func) return Verification("HDR PRF func differs from the TRANSFER_INIT's");
+  if (h.csb_id != req.csb_id) return Verification("HDR CSB ID differs from the TRANSFER_INIT's");
+  const uint16_t flags = grant.ticket.policy.flags;
+  if (!Has(flags, mikey::kFlagF)) {
+    // Accepting one anyway is harmless for the keys (G = 0), but the
+    // Responder did not follow the ticket: refuse rather than guess.
+    return Verification("a TRANSFER_RESP arrived although the ticket's F flag is 0");
+  }
+  RespView view;
+  view.randrr = FindRandr(m, mikey::RandRole::kResponder);
+  const bool g = Has(flags, mikey::kFlagG);
+  if (g && view.randrr == nullptr) return Verification("the ticket's G flag is set but TRANSFER_RESP lacks RANDRr");
+  // Reading 18: RANDRi (ours) and RANDRr (theirs, used iff G) against the longest key.
+  auto lengths = CheckTransferRandLengths(sent.randri.size(), g ? view.randrr->rand.size() : 0,
+                                          LongestTransferKey(grant), "TRANSFER_RESP");
+  if (!lengths.ok()) return std::move(lengths).error();
+  view.idrr = FindIdr(m, mikey::IdRole::kResponder);
+  view.randrkms = FindRandr(m, mikey::RandRole::kKms);
+  if (Has(flags, mikey::kFlagI) && (view.idrr == nullptr || view.randrkms == nullptr)) {
+    return Verification("the ticket uses key forking but TRANSFER_RESP lacks IDRr or RANDRkms");
+  }
+  if (Find<mikey::KemacPayload>(m) != nullptr) {
+    return Verification("TRANSFER_RESP carries a KEMAC (responder-supplied keys are not supported)");
+  }
+  view.v = std::get_if<VPayload>(&m.payloads.back());
+  if (view.v == nullptr || view.v->auth_alg == static_cast<uint8_t>(mikey::MacAlg::kNull)) {
+    return Verification("TRANSFER_RESP must end with a V payload with an HMAC");
+  }
+  return view;
+}
+
+// Reading 14: MPKr' and the TGKs forked with the TRANSFER_RESP's modifier
+// (or MPKi and the keys as granted without the I flag).
+struct InitiatorKeys {
+  SecretBytes mpk;
+  std::vector<KeyDataPayload> keys;
+};
+
+UeResult<InitiatorKeys> InitiatorKeysFor(crypto::CryptoProvider& provider, const TicketGrant& grant,
+                                         const RespView& view) {
+  InitiatorKeys out{grant.mpki, grant.session_keys};
+  if (!Has(grant.ticket.policy.flags, mikey::kFlagI)) return out;
+  if (!grant.mpkr || grant.mpkr->empty()) return Invalid("the grant has no MPKr for a forking ticket");
+  const uint8_t prf = grant.ticket.policy.prf_func;
+  auto mpkr = Fork(provider, prf, *grant.mpkr, crypto::ForkedKeyType::kMpkr, view.idrr->data, view.randrkms->rand);
+  if (!mpkr.ok()) return std::move(mpkr).error();
+  out.mpk = std::move(*mpkr);
+  for (KeyDataPayload& k : out.keys) {
+    if (!IsTgk(k.key_type)) continue;  // TEK, GTGK: never forked (§5.1.1)
+    auto tgk = Fork(provider, prf, k.key, crypto::ForkedKeyType::kTgk, view.idrr->data, view.randrkms->rand);
+    if (!tgk.ok()) return std::move(tgk).error();
+    k.key = std::move(*tgk);
+  }
+  return out;
+}
+
+// Readings 10, 14: every offered crypto session is still there, with the
+// same Prot type; every entry is complete and acceptable; no CS ID twice.
+Result<void, UeError> CheckCompletedMap(const CommonHeader& req, const CommonHeader& h,
+                                        const std::vector<SpPayload>& init_sps,
+                                        const std::vector<SpPayload>& resp_sps) {
+  for (const GenericIdEntry& offered : req.generic_map) {
+    auto it = std::find_if(h.generic_map.begin(), h.generic_map.end(),
+                           [&](const GenericIdEntry& cs) { return cs.cs_id == offered.cs_id; });
+    if (it == h.generic_map.end() || it->prot_type != offered.prot_type) {
+      return Verification("crypto session " + std::to_string(offered.cs_id) + " of the TRANSFER_INIT is missing");
+    }
+  }
+  std::set<uint8_t> ids;
+  for (const GenericIdEntry& cs : h.generic_map) {
+    if (!ids.insert(cs.cs_id).second) return Verification("CS ID " + std::to_string(cs.cs_id) + " appears twice");
+    auto ok = CheckCompletedEntry(cs, init_sps, resp_sps);
+    if (!ok.ok()) return std::move(ok).error();
   }
   return {};
 }
 
-// ---- SRTP policy ------------------------------------------------------------------
-
-SpPayload SrtpAesCm128HmacSha1_80Policy(uint8_t policy_no) {
-  SpPayload sp;
-  sp.policy_no = policy_no;
-  sp.prot_type = kProtSrtp;
-  for (const auto& p : kAesCm128HmacSha1_80) sp.params.push_back(SpParam{p.type, Bytes{p.value}});
-  return sp;
-}
-
-bool IsAcceptableSrtpPolicy(const SpPayload& policy) {
-  if (policy.prot_type != kProtSrtp) return false;
-  for (const SpParam& param : policy.params) {
-    for (const auto& want : kAesCm128HmacSha1_80) {
-      if (param.type != want.type) continue;
-      // Values are unsigned integers of any width (RFC 3830 §6.10: "Policy param length").
-      if (param.value.empty()) return false;
-      uint64_t v = 0;
-      for (uint8_t b : param.value) {
-        if (v > (UINT64_MAX >> 8)) return false;
-        v = (v << 8) | b;
-      }
-      if (v != want.value) return false;
-    }
-    // Parameters outside the table (key derivation rate 6, FEC order 9) are
-    // not part of the transform: key derivation rate 0 and any FEC order work.
-    if (param.type == 6) {
-      for (uint8_t b : param.value) {
-        if (b != 0) return false;  // rekeying by key derivation rate is not supported
-      }
-    }
-  }
-  return true;
-}
+}  // namespace
 
 // ---- Responder -------------------------------------------------------------------
 
@@ -374,135 +420,37 @@ UeResult<TransferResp> BuildTransferResp(crypto::CryptoProvider& provider, ByteS
   }
   auto t = FreshTimestamp(params.timestamp, std::get<TPayload>(init.payloads.front()));
   if (!t.ok()) return std::move(t).error();
-
-  const bool send_randrr = params.send_randrr.value_or(Has(flags, mikey::kFlagG));
-  std::optional<Bytes> randrr;
-  if (send_randrr) {
-    if (params.randrr) {
-      if (params.randrr->empty() || params.randrr->size() > kMaxRandBytes) return Invalid("RANDRr must be 1-255 bytes");
-      randrr = *params.randrr;
-    } else {
-      size_t longest = resolved.mpki.size();
-      if (resolved.mpkr_forked) longest = std::max(longest, resolved.mpkr_forked->size());
-      for (const auto& k : resolved.session_keys) longest = std::max(longest, k.key.size());
-      auto r = RandomBytes(provider, std::clamp(longest, kMinRandBytes, kMaxRandBytes));
-      if (!r.ok()) return std::move(r).error();
-      randrr = std::move(*r);
-    }
-  }
-
-  // Reading 11: complete the map.
-  const std::vector<SpPayload> init_sps = SpsOf(init);
-  std::vector<SpPayload> resp_sps;
-  std::optional<uint8_t> our_policy;
-  auto policy_for_new = [&]() -> uint8_t {
-    if (!our_policy) {
-      our_policy = LowestUnusedPolicyNo(init_sps);
-      resp_sps.push_back(SrtpAesCm128HmacSha1_80Policy(*our_policy));
-    }
-    return *our_policy;
-  };
-  Bytes default_spi;
-  if (!resolved.session_keys.empty()) default_spi = resolved.session_keys.front().kv.spi;
-  // ReadTransferInit admitted only GENERIC-ID and Empty (reading 17).
-  std::vector<GenericIdEntry> map;
-  if (init.header.cs_id_map_type == static_cast<uint8_t>(mikey::CsIdMapType::kGenericId)) {
-    map = init.header.generic_map;
-  } else if (init.header.cs_id_map_type != static_cast<uint8_t>(mikey::CsIdMapType::kEmpty)) {
-    return Err(UeErrorKind::kInternal, "CS ID map type not checked (reading 17)");
-  }
-  for (GenericIdEntry& cs : map) {
-    if (cs.prot_type != kProtSrtp) {
-      return Invalid("crypto session " + std::to_string(cs.cs_id) + " is not SRTP; only SRTP is supported");
-    }
-    if (cs.policies.empty()) {
-      cs.policies = {policy_for_new()};
-    } else {
-      cs.policies.resize(1);  // the first suggested policy (RFC 6043 §6.1.1 "SHOULD be chosen")
-      const SpPayload* sp = FindPolicy(init_sps, cs.policies[0]);
-      if (sp == nullptr || !IsAcceptableSrtpPolicy(*sp)) cs.policies = {policy_for_new()};
-    }
-    if (cs.session_data.empty()) {
-      auto ssrc = RandomBytes(provider, 4);
-      if (!ssrc.ok()) return std::move(ssrc).error();
-      cs.s_flag = false;
-      cs.session_data = std::move(*ssrc);
-    }
-    if (cs.spi.empty()) cs.spi = default_spi;
-  }
-  for (uint32_t ssrc : params.add_ssrcs) {
-    uint8_t next = 1;
-    for (const auto& cs : map) next = std::max<uint8_t>(next, static_cast<uint8_t>(cs.cs_id + 1));
-    if (next == 0 || map.size() >= 255) return Invalid("no CS ID left for an added crypto session");
-    GenericIdEntry cs;
-    cs.cs_id = next;
-    cs.prot_type = kProtSrtp;
-    cs.policies = {policy_for_new()};
-    cs.session_data = SsrcBytes(ssrc);
-    cs.spi = default_spi;
-    map.push_back(std::move(cs));
-  }
-  for (const auto& cs : map) {
-    if (cs.spi.empty()) return Invalid("the resolved session keys carry no SPI to name in the CS map");
-  }
+  auto randrr = ResponderRand(provider, params, flags, view->randri->rand.size(), LongestTransferKey(resolved));
+  if (!randrr.ok()) return std::move(randrr).error();
+  auto completed = CompleteMap(provider, init, resolved, params.add_ssrcs);
+  if (!completed.ok()) return std::move(completed).error();
 
   TransferResp out;
+  out.message = ResponseMessage(init, *t, *randrr, resolved, params, *completed, mac_alg);
   Message& m = out.message;
-  m.header.version = init.header.version;
-  m.header.data_type = static_cast<uint8_t>(DataType::kTransferResp);
-  m.header.v = false;
-  m.header.prf_func = init.header.prf_func;
-  m.header.csb_id = init.header.csb_id;
-  if (map.empty() && init.header.cs_id_map_type == static_cast<uint8_t>(mikey::CsIdMapType::kEmpty)) {
-    m.header.cs_id_map_type = static_cast<uint8_t>(mikey::CsIdMapType::kEmpty);
-    m.header.cs_count = 0;
-  } else {
-    m.header.cs_id_map_type = static_cast<uint8_t>(mikey::CsIdMapType::kGenericId);
-    m.header.cs_count = static_cast<uint8_t>(map.size());
-    m.header.generic_map = map;
-  }
-  m.payloads.emplace_back(*t);
-  if (randrr) m.payloads.emplace_back(RandrPayload{static_cast<uint8_t>(mikey::RandRole::kResponder), *randrr});
-  if (resolved.responder) {
-    m.payloads.emplace_back(*resolved.responder);
-  } else if (params.responder.send && !params.responder.id.empty()) {
-    m.payloads.emplace_back(IdrPayload{static_cast<uint8_t>(mikey::IdRole::kResponder), params.responder.id_type,
-                                       params.responder.id});
-  }
-  if (resolved.randrkms) {
-    m.payloads.emplace_back(RandrPayload{static_cast<uint8_t>(mikey::RandRole::kKms), *resolved.randrkms});
-  }
-  for (const auto& sp : resp_sps) m.payloads.emplace_back(sp);
-  m.payloads.emplace_back(VPayload{mac_alg, {}});
   auto composition = mikey::CheckComposition(m);
   if (!composition.ok()) return Invalid("TRANSFER_RESP would not be well formed: " + composition.error().ToString());
-
   // Reading 13: MPKr' or MPKi, 0x02, RANDRi, RANDRr iff G.
   const SecretBytes& mpk = forking ? *resolved.mpkr_forked : resolved.mpki;
   const std::optional<ByteSpan> label_randrr =
-      (Has(flags, mikey::kFlagG) && randrr) ? std::optional<ByteSpan>(*randrr) : std::nullopt;
+      (Has(flags, mikey::kFlagG) && *randrr) ? std::optional<ByteSpan>(**randrr) : std::nullopt;
   auto keys = TransferKeys(provider, mpk, init.header.prf_func, crypto::Direction::kResponse, init.header.csb_id,
                            view->randri->rand, label_randrr, mac_alg);
   if (!keys.ok()) return std::move(keys).error();
-  auto auth = Import(provider, keys->auth_key);
-  if (!auth.ok()) return std::move(auth).error();
   const ByteSpan appended[] = {transfer_init};
-  auto sealed = crypto::SealWithV(provider, m, **auth, appended);
-  if (!sealed.ok()) return FromStatus(sealed.error());
-  auto& v = std::get<VPayload>(m.payloads.back());
-  const size_t mac_len = mikey::MacLength(static_cast<mikey::MacAlg>(mac_alg));
-  v.mac.assign(sealed->end() - static_cast<std::ptrdiff_t>(mac_len), sealed->end());
+  auto sealed = Seal(provider, m, keys->auth_key, appended);
+  if (!sealed.ok()) return std::move(sealed).error();
   out.bytes = std::move(*sealed);
 
   TransferSession& s = out.session;
   s.csb_id = init.header.csb_id;
   s.prf_func = init.header.prf_func;
   s.ticket_flags = flags;
-  s.crypto_sessions = std::move(map);
-  s.policies = init_sps;
-  s.policies.insert(s.policies.begin(), resp_sps.begin(), resp_sps.end());  // the Responder's first
+  s.crypto_sessions = std::move(completed->map);
+  s.policies = SpsOf(init);
+  s.policies.insert(s.policies.begin(), completed->resp_sps.begin(), completed->resp_sps.end());  // the Responder's first
   s.randri = view->randri->rand;
-  if (Has(flags, mikey::kFlagG)) s.randrr = randrr;
+  if (Has(flags, mikey::kFlagG)) s.randrr = *randrr;
   s.session_keys = resolved.session_keys;  // TGK' already forked by the KMS (§4.2.3.5)
   s.responder = resolved.responder;
   s.randrkms = resolved.randrkms;
@@ -521,6 +469,9 @@ UeResult<TransferSession> ResponderSessionWithoutResponse(crypto::CryptoProvider
     auto ok = VerifyTransferInit(provider, transfer_init, resolved);
     if (!ok.ok()) return std::move(ok).error();
   }
+  // Reading 18: without a TRANSFER_RESP (F = 0, so G = 0) RANDRi stands alone.
+  auto lengths = CheckTransferRandLengths(view->randri->rand.size(), 0, LongestTransferKey(resolved), "TRANSFER_INIT");
+  if (!lengths.ok()) return std::move(lengths).error();
   TransferSession s;
   s.csb_id = view->message.header.csb_id;
   s.prf_func = view->message.header.prf_func;
@@ -545,71 +496,25 @@ UeResult<TransferSession> ParseTransferResp(crypto::CryptoProvider& provider, By
   const auto* init_v = std::get_if<VPayload>(&sent.message.payloads.back());
   if (init_v == nullptr) return Invalid("the TRANSFER_INIT has no V payload");
   if (response.size() >= 2 && response[1] == static_cast<uint8_t>(DataType::kError)) {
-    // RFC 6043 §5.4: an Error's V uses the key of the message in error.
-    auto keys = TransferKeys(provider, grant.mpki, req.prf_func, crypto::Direction::kInitial, req.csb_id,
-                             sent.randri, std::nullopt, init_v->auth_alg);
-    if (!keys.ok()) return std::move(keys).error();
-    auto report = ParseErrorMessage(provider, response, ErrorAuthKey{&keys->auth_key, init_v->auth_alg});
-    if (!report.ok()) return std::move(report).error();
-    return ErrorFromReport(*report);
+    return ErrorAnswer(provider, response, grant, sent, init_v->auth_alg);
   }
   if (auto raw = CheckTransferMapTypeBytes(response, DataType::kTransferResp); !raw.ok()) {
     return std::move(raw).error();
   }
   std::vector<mikey::PayloadExtent> extents;
-  auto decoded = DecodeWithExtents(response, extents, "TRANSFER_RESP");
-  if (!decoded.ok()) return std::move(decoded).error();
+  auto decoded = mikey::Decode(response, {}, extents);
+  if (!decoded.ok()) return Undecodable("TRANSFER_RESP", decoded.error());
   const Message& m = *decoded;
   const CommonHeader& h = m.header;
-  if (h.data_type != static_cast<uint8_t>(DataType::kTransferResp)) return Verification("expected TRANSFER_RESP");
-  if (auto map = CheckTransferMapType(h.cs_id_map_type, "TRANSFER_RESP"); !map.ok()) return std::move(map).error();
-  // RFC 6043 §4.2.2.3: version, PRF func and CSB ID identical; V ignored.
-  if (h.version != req.version) return Verification("HDR version differs from the TRANSFER_INIT's");
-  if (h.prf_func != req.prf_func) return Verification("HDR PRF func differs from the TRANSFER_INIT's");
-  if (h.csb_id != req.csb_id) return Verification("HDR CSB ID differs from the TRANSFER_INIT's");
-  const uint16_t flags = grant.ticket.policy.flags;
-  const bool forking = Has(flags, mikey::kFlagI);
-  const bool g = Has(flags, mikey::kFlagG);
-  if (!Has(flags, mikey::kFlagF)) {
-    // Accepting one anyway is harmless for the keys (G = 0), but the
-    // Responder did not follow the ticket: refuse rather than guess.
-    return Verification("a TRANSFER_RESP arrived although the ticket's F flag is 0");
-  }
-  const RandrPayload* randrr = FindRandr(m, mikey::RandRole::kResponder);
-  if (g && randrr == nullptr) return Verification("the ticket's G flag is set but TRANSFER_RESP lacks RANDRr");
-  const IdrPayload* idrr = FindIdr(m, mikey::IdRole::kResponder);
-  const RandrPayload* randrkms = FindRandr(m, mikey::RandRole::kKms);
-  if (forking && (idrr == nullptr || randrkms == nullptr)) {
-    return Verification("the ticket uses key forking but TRANSFER_RESP lacks IDRr or RANDRkms");
-  }
-  if (Find<mikey::KemacPayload>(m) != nullptr) {
-    return Verification("TRANSFER_RESP carries a KEMAC (responder-supplied keys are not supported)");
-  }
-  const auto* v = std::get_if<VPayload>(&m.payloads.back());
-  if (v == nullptr || v->auth_alg == static_cast<uint8_t>(mikey::MacAlg::kNull)) {
-    return Verification("TRANSFER_RESP must end with a V payload with an HMAC");
-  }
+  auto view = CheckResponseShape(m, grant, sent);
+  if (!view.ok()) return std::move(view).error();
+  const bool g = Has(grant.ticket.policy.flags, mikey::kFlagG);
 
-  // Reading 14: fork MPKr and the TGKs with the TRANSFER_RESP's modifier.
-  SecretBytes mpk = grant.mpki;
-  std::vector<KeyDataPayload> keys = grant.session_keys;
-  if (forking) {
-    if (!grant.mpkr || grant.mpkr->empty()) return Invalid("the grant has no MPKr for a forking ticket");
-    auto mpkr = Fork(provider, grant.ticket.policy.prf_func, *grant.mpkr, crypto::ForkedKeyType::kMpkr, idrr->data,
-                     randrkms->rand);
-    if (!mpkr.ok()) return std::move(mpkr).error();
-    mpk = std::move(*mpkr);
-    for (KeyDataPayload& k : keys) {
-      if (!IsTgk(k.key_type)) continue;  // TEK, GTGK: never forked (§5.1.1)
-      auto tgk = Fork(provider, grant.ticket.policy.prf_func, k.key, crypto::ForkedKeyType::kTgk, idrr->data,
-                      randrkms->rand);
-      if (!tgk.ok()) return std::move(tgk).error();
-      k.key = std::move(*tgk);
-    }
-  }
-  const std::optional<ByteSpan> label_randrr = g ? std::optional<ByteSpan>(randrr->rand) : std::nullopt;
-  auto mkeys = TransferKeys(provider, mpk, h.prf_func, crypto::Direction::kResponse, h.csb_id, sent.randri,
-                            label_randrr, v->auth_alg);
+  auto keys = InitiatorKeysFor(provider, grant, *view);
+  if (!keys.ok()) return std::move(keys).error();
+  const std::optional<ByteSpan> label_randrr = g ? std::optional<ByteSpan>(view->randrr->rand) : std::nullopt;
+  auto mkeys = TransferKeys(provider, keys->mpk, h.prf_func, crypto::Direction::kResponse, h.csb_id, sent.randri,
+                            label_randrr, view->v->auth_alg);
   if (!mkeys.ok()) return std::move(mkeys).error();
   auto auth = Import(provider, mkeys->auth_key);
   if (!auth.ok()) return std::move(auth).error();
@@ -621,37 +526,23 @@ UeResult<TransferSession> ParseTransferResp(crypto::CryptoProvider& provider, By
     }
     return FromStatus(verified);
   }
-
-  // Reading 10/14: the completed map.
   const std::vector<SpPayload> init_sps = SpsOf(sent.message);
   const std::vector<SpPayload> resp_sps = SpsOf(m);
-  for (const GenericIdEntry& offered : req.generic_map) {
-    auto it = std::find_if(h.generic_map.begin(), h.generic_map.end(),
-                           [&](const GenericIdEntry& cs) { return cs.cs_id == offered.cs_id; });
-    if (it == h.generic_map.end() || it->prot_type != offered.prot_type) {
-      return Verification("crypto session " + std::to_string(offered.cs_id) + " of the TRANSFER_INIT is missing");
-    }
-  }
-  std::set<uint8_t> ids;
-  for (const GenericIdEntry& cs : h.generic_map) {
-    if (!ids.insert(cs.cs_id).second) return Verification("CS ID " + std::to_string(cs.cs_id) + " appears twice");
-    auto ok = CheckCompletedEntry(cs, init_sps, resp_sps);
-    if (!ok.ok()) return std::move(ok).error();
-  }
+  if (auto map = CheckCompletedMap(req, h, init_sps, resp_sps); !map.ok()) return std::move(map).error();
 
   TransferSession s;
   s.csb_id = h.csb_id;
   s.prf_func = h.prf_func;
-  s.ticket_flags = flags;
+  s.ticket_flags = grant.ticket.policy.flags;
   s.crypto_sessions = h.generic_map;
   s.policies = resp_sps;
   s.policies.insert(s.policies.end(), init_sps.begin(), init_sps.end());
   s.randri = sent.randri;
-  if (g) s.randrr = randrr->rand;
-  s.session_keys = std::move(keys);
-  if (idrr != nullptr) s.responder = *idrr;
-  if (randrkms != nullptr) s.randrkms = randrkms->rand;
-  s.last_message_key = std::move(mpk);
+  if (g) s.randrr = view->randrr->rand;
+  s.session_keys = std::move(keys->keys);
+  if (view->idrr != nullptr) s.responder = *view->idrr;
+  if (view->randrkms != nullptr) s.randrkms = view->randrkms->rand;
+  s.last_message_key = std::move(keys->mpk);
   s.response = true;
   return s;
 }
@@ -664,6 +555,11 @@ UeResult<TransferSession> InitiatorSessionWithoutResponse(const TicketGrant& gra
                   [](const KeyDataPayload& k) { return IsTgk(k.key_type); })) {
     return Invalid("a forked TGK needs the TRANSFER_RESP's modifier (I flag with a TGK implies F)");
   }
+  // Reading 18: RANDRi stands alone (a TRANSFER_INIT rebuilt from elsewhere may be short).
+  if (auto lengths = CheckTransferRandLengths(sent.randri.size(), 0, LongestTransferKey(grant), "the TRANSFER_INIT sent");
+      !lengths.ok()) {
+    return Invalid(lengths.error().detail);
+  }
   TransferSession s;
   s.csb_id = sent.message.header.csb_id;
   s.prf_func = sent.message.header.prf_func;
@@ -674,92 +570,6 @@ UeResult<TransferSession> InitiatorSessionWithoutResponse(const TicketGrant& gra
   s.session_keys = grant.session_keys;
   s.last_message_key = grant.mpki;
   return s;
-}
-
-// ---- Per-CS SRTP keys ------------------------------------------------------------
-
-UeResult<std::vector<SrtpSessionKeys>> DeriveSrtpKeys(crypto::CryptoProvider& provider,
-                                                      const TransferSession& session) {
-  if (!mikey::IsKnownPrf(session.prf_func)) return Invalid("unknown PRF func");
-  if (session.session_keys.empty()) return Invalid("no session key (TEK / TGK / GTGK) in the bundle");
-  const bool h = Has(session.ticket_flags, mikey::kFlagH);
-  const bool g = Has(session.ticket_flags, mikey::kFlagG);
-  if (g && !session.randrr) return Invalid("the G flag is set but the bundle has no RANDRr");
-  const Bytes empty;
-  std::vector<SrtpSessionKeys> out;
-  for (const GenericIdEntry& cs : session.crypto_sessions) {
-    const std::string name = "crypto session " + std::to_string(cs.cs_id);
-    if (cs.prot_type != kProtSrtp) return Invalid(name + " is not SRTP");
-    const KeyDataPayload* key = &session.session_keys.front();
-    if (!cs.spi.empty()) {
-      auto it = std::find_if(session.session_keys.begin(), session.session_keys.end(), [&](const KeyDataPayload& k) {
-        return k.kv.kv_type == static_cast<uint8_t>(mikey::KvType::kSpi) && k.kv.spi == cs.spi;
-      });
-      if (it == session.session_keys.end()) return Invalid(name + " names an SPI that no session key carries");
-      key = &*it;
-    }
-    SrtpSessionKeys k;
-    k.cs_id = cs.cs_id;
-    k.ssrc = SsrcOf(cs);
-    const auto type = static_cast<mikey::KeyType>(key->key_type);
-    if (type == mikey::KeyType::kTek || type == mikey::KeyType::kTekSalt) {
-      // Reading 16: a delivered TEK is the master key.
-      if (key->key.size() != kSrtpMasterKeyBytes) return Invalid(name + ": the TEK is not 16 bytes");
-      if (!key->salt || key->salt->size() != crypto::kSrtpMasterSaltBytes) {
-        return Invalid(name + ": a TEK without a 14-byte salt gives no SRTP master salt");
-      }
-      k.master_key = key->key;
-      k.master_salt = *key->salt;
-    } else {
-      auto ctx = crypto::TicketTekContextFromFlags(cs.cs_id, h, g, session.randri,
-                                                   session.randrr ? ByteSpan(*session.randrr) : ByteSpan(empty));
-      if (!ctx.ok()) return FromStatus(ctx.error());
-      auto tgk = Import(provider, key->key);
-      if (!tgk.ok()) return std::move(tgk).error();
-      std::optional<ByteSpan> salt;
-      if (key->salt) salt = ByteSpan(*key->salt);
-      auto master = crypto::DeriveSrtpMasterKeys(provider, static_cast<mikey::PrfFunc>(session.prf_func), **tgk,
-                                                 *ctx, kSrtpMasterKeyBytes, salt);
-      if (!master.ok()) return FromStatus(master.error());
-      k.master_key = std::move(master->master_key);
-      k.master_salt = std::move(master->master_salt);
-    }
-    out.push_back(std::move(k));
-  }
-  return out;
-}
-
-Result<void, UeError> CheckTransferInitEarly(const mikey::Message& transfer_init,
-                                             const std::vector<Bytes>& acceptable, uint64_t now_ntp) {
-  const auto refuse = [](std::string why) {
-    UeError e;
-    e.kind = UeErrorKind::kVerification;
-    e.detail = "TRANSFER_INIT rejected before resolving: " + std::move(why);
-    return e;
-  };
-  const mikey::TicketPayload* ticket = nullptr;
-  for (const auto& p : transfer_init.payloads) {
-    if (const auto* t = std::get_if<mikey::TicketPayload>(&p)) ticket = t;
-  }
-  if (auto map = CheckTransferMapType(transfer_init.header.cs_id_map_type, "the TRANSFER_INIT"); !map.ok()) {
-    return refuse(map.error().detail);
-  }
-  if (ticket == nullptr) return refuse("no TICKET payload");
-  const auto& policy = ticket->policy;
-  if ((policy.flags & mikey::kFlagO) == 0) return refuse("the O flag is 0 (the ticket needs processing beyond RFC 6043)");
-  if ((policy.flags & mikey::kFlagI) != 0 && !ticket->initiator_data) {
-    return refuse("the I flag is set but the TICKET has no Initiator Data");
-  }
-  if (auto period = CheckTicketValidityPeriod(policy, now_ntp); !period.ok()) return refuse(period.error().detail);
-  bool listed = false;
-  for (const auto& item : policy.tp_data) {
-    if (const auto* idr = std::get_if<mikey::IdrPayload>(&item)) {
-      if (idr->role != static_cast<uint8_t>(mikey::IdRole::kResponder)) continue;
-      for (const auto& id : acceptable) listed = listed || idr->data == id;
-    }
-  }
-  if (!listed) return refuse("none of this end-point's identities is a responder (IDRr) of the ticket");
-  return {};
 }
 
 }  // namespace tkms::ue

@@ -30,7 +30,8 @@
 //     #CS is updated. Only SRTP (Prot type 0) sessions are handled.
 // 12. TRANSFER_RESP payloads: HDR, T, [RANDRr], [IDRr], [RANDRkms], [SP], V.
 //     T is fresh (NTP types; COUNTER: the TRANSFER_INIT's value unless set).
-//     RANDRr iff the ticket policy's G flag, max(16, longest key) bytes (§12.1).
+//     RANDRr iff the ticket policy's G flag, max(16, longest key) bytes (§12.1,
+//     reading 18).
 //     IDRr: the IDRr of the RESOLVE_RESP if there was one (§4.2.2.3 "the same
 //     identity MUST be sent"), else the Responder's own identity (if `send`).
 //     RANDRkms: the RESOLVE_RESP's, if it carried one. No KEMAC (responder-
@@ -85,6 +86,26 @@
 //     report SRTP-ID only as an undecodable message -- and refuses with
 //     kVerification naming RFC 6043 §6.1. A TRANSFER_INIT the caller itself
 //     built (ParseTransferResp's `sent`) with such a map is kInvalidArgument.
+// 18. RAND lengths in the Ticket Transfer (RFC 6043 §12.1: "the sum of the
+//     lengths of RANDRi and RANDRr MUST at least be equal to the size of the
+//     longest pre-shared key/envelope key/MPK/TGK/GTGK"; ticket_client.h
+//     reading 4 for the other exchanges and for the UE's own RANDs). The keys
+//     of this exchange are MPKi, MPKr / MPKr' and the TEK / TGK / GTGK
+//     (LongestTransferKey); RANDRr counts only when the G flag is set, the only
+//     case in which it enters a derivation (§5.1.2, §5.1.3). Checked with
+//     CheckTransferRandLengths (kVerification, naming RFC 6043 §12.1):
+//       - by the Responder, on the received TRANSFER_INIT's RANDRi together
+//         with the RANDRr it sends (BuildTransferResp), or alone with F = 0
+//         (ResponderSessionWithoutResponse), once the ticket is resolved and
+//         the keys are known;
+//       - by the Initiator, on the received TRANSFER_RESP's RANDRr together
+//         with its own RANDRi (ParseTransferResp), before the MAC.
+//     The UE's own RANDs are long enough on their own (reading 4): a fresh
+//     RANDRi / RANDRr has RandLengthFor(LongestTransferKey) bytes (32 with
+//     any 256-bit key), a caller's shorter one is kInvalidArgument, and a
+//     TransferInit with a short RANDRi (e.g. rebuilt from a saved file) is
+//     kInvalidArgument in InitiatorSessionWithoutResponse. RANDRkms is the
+//     KMS's (§12.1: as long as the longest MPKr / TGK) and not checked here.
 #pragma once
 
 #include <cstdint>
@@ -132,6 +153,11 @@ Result<void, UeError> CheckTransferMapTypeBytes(ByteSpan message, mikey::DataTyp
 // its map type is refused, kBadResponse if it does not decode.
 UeResult<mikey::Message> DecodeTransferInit(ByteSpan bytes);
 
+// Reading 18: kVerification unless randri + randrr >= longest_key bytes;
+// `what` names the message whose RAND is checked.
+Result<void, UeError> CheckTransferRandLengths(size_t randri, size_t randrr, size_t longest_key,
+                                               std::string_view what);
+
 // now (NTP-UTC, 64 bits) within the ticket policy's TRs..TRe, where present.
 // NTP-UTC-32 values are compared as seconds; TRs / TRe of other timestamp
 // types (COUNTER) are not compared. kVerification: "the ticket is not valid
@@ -145,7 +171,7 @@ struct TransferRespParams {
   PeerIdentity responder;
   // Unset: the TRANSFER_INIT's timestamp type, a fresh value (COUNTER: copied).
   std::optional<TimestampSpec> timestamp;
-  std::optional<Bytes> randrr;                   // used iff G; random if unset
+  std::optional<Bytes> randrr;                   // used iff G; random if unset; >= the longest key (reading 18)
   std::optional<uint8_t> mac_alg;                // unset: the TRANSFER_INIT's V algorithm
   std::vector<uint32_t> add_ssrcs;               // one added SRTP crypto session per SSRC
   // Verify the TRANSFER_INIT first (VerifyTransferInit, §4.2.3.6) with these
@@ -166,7 +192,8 @@ struct TransferResp {
 // Builds the TRANSFER_RESP answering `transfer_init` (bytes as received) once
 // the ticket is resolved. kInvalidArgument if the ticket's F flag is 0 (use
 // ResponderSessionWithoutResponse), kVerification if the TRANSFER_INIT does
-// not verify or uses a refused CS ID map type (reading 17).
+// not verify, uses a refused CS ID map type (reading 17) or its RANDRi with
+// the RANDRr sent is too short for the keys (reading 18).
 UeResult<TransferResp> BuildTransferResp(mikey::crypto::CryptoProvider& provider,
                                          ByteSpan transfer_init, const ResolvedTicket& resolved,
                                          const TransferRespParams& params);
@@ -181,7 +208,8 @@ UeResult<TransferSession> ResponderSessionWithoutResponse(
 
 // Checks a TRANSFER_RESP (or an Error message: kMikeyError, its V checked with
 // the TRANSFER_INIT's auth_key) answering `sent`, built from `grant`.
-// kVerification for a TRANSFER_RESP with a refused CS ID map type (reading 17).
+// kVerification for a TRANSFER_RESP with a refused CS ID map type (reading 17)
+// or a RANDRr too short for the keys together with our RANDRi (reading 18).
 UeResult<TransferSession> ParseTransferResp(mikey::crypto::CryptoProvider& provider,
                                             ByteSpan response, const TicketGrant& grant,
                                             const TransferInit& sent);

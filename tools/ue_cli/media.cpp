@@ -66,7 +66,7 @@ Result<MediaTarget> MediaTargetOf(std::string_view sdp) {
   if (::inet_pton(AF_INET, address->c_str(), &a) != 1) return InvalidArgument("bad c= address " + *address);
   MediaTarget t;
   t.address = ntohl(a.s_addr);
-  if ((t.address >> 24) != 127) {
+  if ((t.address & 0xFF000000u) != 0x7F000000u) {  // 127.0.0.0/8
     return InvalidArgument("the media address " + *address + " is not in 127.0.0.0/8 (tkms-ue sends media on loopback only)");
   }
   t.port = *port;

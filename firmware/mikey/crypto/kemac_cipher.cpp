@@ -1,6 +1,9 @@
 #include "firmware/mikey/crypto/kemac_cipher.h"
 
+#include <span>
 #include <string>
+
+#include "firmware/base/big_endian.h"
 
 namespace tkms::mikey::crypto {
 namespace {
@@ -56,11 +59,12 @@ Result<std::array<uint8_t, 16>> KemacIv(ByteSpan salt_key, uint32_t csb_id, uint
     return InvalidArgument("AES-CM salt_key must be 14 bytes, got " +
                            std::to_string(salt_key.size()));
   }
-  std::array<uint8_t, 16> iv{};
-  for (size_t i = 0; i < kSaltBytes; ++i) iv[i] = salt_key[i];
   // 0x0000 || CSB ID || T occupies bytes 0..13; bytes 14..15 stay zero.
-  for (size_t i = 0; i < 4; ++i) iv[2 + i] ^= static_cast<uint8_t>(csb_id >> (8 * (3 - i)));
-  for (size_t i = 0; i < 8; ++i) iv[6 + i] ^= static_cast<uint8_t>(ts64 >> (8 * (7 - i)));
+  std::array<uint8_t, 16> iv{};
+  const std::span<uint8_t, 16> block(iv);
+  StoreBe32(csb_id, block.subspan<2, 4>());
+  StoreBe64(ts64, block.subspan<6, 8>());
+  for (size_t i = 0; i < kSaltBytes; ++i) iv[i] ^= salt_key[i];
   return iv;
 }
 
