@@ -1,5 +1,7 @@
 #include "firmware/keystore/key_info.h"
 
+#include "firmware/base/big_endian.h"
+
 namespace tkms::keystore {
 
 std::string_view KeyTypeName(KeyType type) {
@@ -38,8 +40,8 @@ std::string TicketKeyLabel(uint32_t key_id) {
 }
 
 Bytes TicketKeyId(uint32_t key_id) {
-  return Bytes{static_cast<uint8_t>(key_id >> 24), static_cast<uint8_t>(key_id >> 16),
-               static_cast<uint8_t>(key_id >> 8), static_cast<uint8_t>(key_id)};
+  const auto be = Be32Bytes(key_id);
+  return Bytes(be.begin(), be.end());
 }
 
 KeySelector TicketKeySelector(uint32_t key_id) {

@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "firmware/base/big_endian.h"
+
 namespace tkms::keystore {
 namespace {
 
@@ -69,7 +71,7 @@ Result<std::optional<hal::CounterState>> TokenCounter::ReadSlot(int slot) {
     return Internal(what + " does not authenticate: refusing to trust it");
   }
   hal::CounterState state;
-  for (size_t i = 0; i < 8; ++i) state.value = (state.value << 8) | v[4 + i];
+  state.value = LoadBe64(std::span<const uint8_t>(v).subspan<4, 8>());
   std::memcpy(state.tag.data(), v.data() + 12, 32);
   return std::optional<hal::CounterState>(state);
 }
@@ -117,7 +119,7 @@ Status TokenCounter::Advance(uint64_t value, std::span<const uint8_t, 32> tag) {
   const std::string label = SlotLabel(target);
   Bytes v(kCounterBytes);
   std::memcpy(v.data(), kCounterMagic.data(), 4);
-  for (size_t i = 0; i < 8; ++i) v[4 + i] = static_cast<uint8_t>(value >> (56 - 8 * i));
+  StoreBe64(value, std::span<uint8_t>(v).subspan<4, 8>());
   std::memcpy(v.data() + 12, tag.data(), 32);
   auto mac = CounterMac(keystore_, **key, label, ByteSpan(v).first(kCounterBodyBytes));
   if (!mac.ok()) return mac.error();

@@ -5,6 +5,7 @@
 // (CKA_EC_POINT, §2.3.3). Each operation runs on its own pooled session.
 #include <cstring>
 
+#include "firmware/base/big_endian.h"
 #include "firmware/keystore/catalog.h"
 #include "firmware/keystore/guarded.h"
 #include "firmware/keystore/keystore.h"
@@ -25,10 +26,8 @@ namespace {
 // SRTP AES-CM adds i to the whole 128-bit IV, wrapping mod 2^128; SoftHSM2
 // refuses a counter that would wrap, so the caller splits the call there.
 size_t BytesBeforeCounterWrap(std::span<const uint8_t, 16> iv, size_t in_size) {
-  uint64_t high = 0;
-  uint64_t low = 0;
-  for (size_t i = 0; i < 8; ++i) high = (high << 8) | iv[i];
-  for (size_t i = 8; i < 16; ++i) low = (low << 8) | iv[i];
+  const uint64_t high = LoadBe64(iv.first<8>());
+  const uint64_t low = LoadBe64(iv.subspan<8, 8>());
   const uint64_t blocks = (in_size + 15) / 16;
   if (high == UINT64_MAX && low != 0) {
     const uint64_t before_wrap = ~low + 1;  // 2^64 - low blocks until the counter wraps

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 
+#include "firmware/base/big_endian.h"
 #include "firmware/mikey/codec.h"
 #include "firmware/mikey/coverage.h"
 #include "firmware/mikey/crypto/derivation.h"
@@ -36,8 +37,8 @@ TicketError FromStatus(const Status& s, TicketErrorKind kind, const std::string&
 }
 
 Bytes KeyIdBytes(uint32_t id) {
-  return Bytes{static_cast<uint8_t>(id >> 24), static_cast<uint8_t>(id >> 16), static_cast<uint8_t>(id >> 8),
-               static_cast<uint8_t>(id)};
+  const auto be = Be32Bytes(id);
+  return Bytes(be.begin(), be.end());
 }
 
 }  // namespace
@@ -122,7 +123,7 @@ Result<TicketKeys, TicketError> BaseTicketFormat::Open(const mikey::TicketPayloa
     if (data->idr_psk->role != static_cast<uint8_t>(mikey::IdRole::kPsk) || id.size() != 4) {
       return Failure(TicketErrorKind::kUnknownKey, "ticket IDRpsk does not name a tkms ticket key");
     }
-    key_id = (uint32_t{id[0]} << 24) | (uint32_t{id[1]} << 16) | (uint32_t{id[2]} << 8) | id[3];
+    key_id = LoadBe32(std::span<const uint8_t>(id).first<4>());
   } else {
     auto current = keys_.CurrentTicketKeyId();
     if (!current.ok()) return FromStatus(current.error(), TicketErrorKind::kUnknownKey, "no ticket key");

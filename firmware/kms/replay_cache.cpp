@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "firmware/base/big_endian.h"
+
 namespace tkms::kms {
 
 ReplayCache::ReplayCache(size_t max_entries)
@@ -13,10 +15,8 @@ Status ReplayCache::Insert(ByteSpan key, Clock::time_point expires, Clock::time_
   uint8_t hash[32];
   mbedtls_sha256_ret(key.data(), key.size(), hash, 0);
   Digest d;
-  for (int i = 0; i < 8; ++i) {
-    d.hi = (d.hi << 8) | hash[i];
-    d.lo = (d.lo << 8) | hash[8 + i];
-  }
+  d.hi = LoadBe64(std::span<const uint8_t>(hash).first<8>());
+  d.lo = LoadBe64(std::span<const uint8_t>(hash).subspan<8, 8>());
   Shard& shard = shards_[d.hi % kShards];
   std::lock_guard lock(shard.mutex);
   while (!shard.expiries.empty() && shard.expiries.top().at <= now) {
