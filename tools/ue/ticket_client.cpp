@@ -60,8 +60,10 @@ std::string_view UeErrorKindName(UeErrorKind kind) {
 
 std::string UeError::ToString() const {
   std::string out(UeErrorKindName(kind));
-  if (kind == UeErrorKind::kHttpStatus) out += " " + std::to_string(http_status);
-  if (!detail.empty()) out += ": " + detail;
+  // Appended piecewise: g++ 12 at -O3 warns (-Wrestrict, a false positive)
+  // about "literal" + std::string temporaries.
+  if (kind == UeErrorKind::kHttpStatus) out.append(" ").append(std::to_string(http_status));
+  if (!detail.empty()) out.append(": ").append(detail);
   return out;
 }
 
