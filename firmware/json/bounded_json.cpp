@@ -121,11 +121,12 @@ ParseError ParserError(std::string_view text, size_t offset, std::string path, c
   if (what.find("ill-formed UTF-8 byte") != std::string_view::npos) {
     std::string byte = "a byte";
     if (offset < text.size()) {
-      byte = "the byte ";
-      AppendEscaped(byte, text.substr(offset, 1), '\0');
+      static constexpr char kHex[] = "0123456789abcdef";
+      const auto value = static_cast<unsigned char>(text[offset]);
+      byte = std::string("the byte 0x") + kHex[value >> 4] + kHex[value & 0x0f];
     }
     return MakeError(text, ErrorKind::kInvalidUtf8, offset, std::move(path), "invalid UTF-8",
-                     byte + " is not valid UTF-8 in a string (RFC 3629)");
+                     byte + " is not valid UTF-8 here (RFC 3629)");
   }
   if (what.find("invalid string: surrogate") != std::string_view::npos) {
     return MakeError(text, ErrorKind::kInvalidUtf8, offset, std::move(path), "invalid UTF-8",

@@ -143,8 +143,7 @@ TEST(BoundedJsonTest, InvalidUtf8) {
   ExpectRefused(R"(["\udc00"])", ErrorKind::kInvalidUtf8, 7);          // a lone low surrogate
   const ParseError e = Refused("{\"kms_identity\":\"k\xff\"}");
   EXPECT_EQ(e.ToString(),
-            "$: invalid UTF-8 at byte offset 18 (line 1, column 19): the byte \\xff is not valid UTF-8 in a string "
-            "(RFC 3629)");
+            "$: invalid UTF-8 at byte offset 18 (line 1, column 19): the byte 0xff is not valid UTF-8 here (RFC 3629)");
 }
 
 TEST(BoundedJsonTest, TrailingData) {

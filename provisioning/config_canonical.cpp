@@ -1,0 +1,118 @@
+// ConfigToJson, the canonical form of a configuration (docs/config.md,
+// "Canonical form"): compact, keys sorted, every default written out.
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "firmware/base/encoding.h"
+#include "provisioning/config.h"
+
+namespace tkms::provisioning {
+
+using Json = nlohmann::json;
+
+std::string ConfigToJson(const KmsConfig& config) {
+  // Compact, keys sorted (nlohmann::json objects are std::maps): for these
+  // documents (integers only, ASCII keys) this is the RFC 8785 (JCS) form.
+  Json listen = Json::object();
+  listen["ua"] = config.listen.ua;
+  listen["admin"] = config.listen.admin;
+
+  Json http = Json::object();
+  http["max_body_bytes"] = config.http.max_body_bytes;
+  http["worker_threads"] = config.http.worker_threads;
+  http["request_timeout_ms"] = config.http.request_timeout_ms;
+  http["keep_alive_timeout_ms"] = config.http.keep_alive_timeout_ms;
+
+  Json token = Json::object();
+  token["module_path"] = config.token.module_path;
+  token["token"] = config.token.token;
+  token["pin_file"] = config.token.pin_file;
+  if (config.token.softhsm2_conf) token["softhsm2_conf"] = *config.token.softhsm2_conf;
+  token["sessions"] = config.token.sessions;
+
+  Json mikey = Json::object();
+  mikey["timestamp_window_s"] = config.mikey.timestamp_window_s;
+  mikey["replay_cache_entries"] = config.mikey.replay_cache_entries;
+  mikey["kemac_iv_timestamp"] =
+      config.mikey.kemac_iv_timestamp == KemacIvTimestamp::kRequest ? "request" : "response";
+
+  Json classes = Json::object();
+  for (const auto& [name, policy] : config.policy_classes) {
+    Json entry = Json::object();
+    entry["default_lifetime_s"] = policy.default_lifetime_s;
+    entry["max_lifetime_s"] = policy.max_lifetime_s;
+    entry["allow_reuse"] = policy.allow_reuse;
+    entry["allow_forking"] = policy.allow_forking;
+    entry["allow_initiator_keys"] = policy.allow_initiator_keys;
+    entry["allow_responder_keys"] = policy.allow_responder_keys;
+    entry["max_responders"] = policy.max_responders;
+    entry["max_keys"] = policy.max_keys;
+    classes[name] = std::move(entry);
+  }
+
+  Json users = Json::array();
+  for (const UserConfig& user : config.users) {
+    Json entry = Json::object();
+    entry["identities"] = user.identities;
+    if (user.psk_id) entry["psk_id"] = HexEncode(*user.psk_id);
+    if (!user.policy_class.empty()) entry["policy_class"] = user.policy_class;
+    if (!user.primary_home_kms.empty()) entry["primary_home_kms"] = user.primary_home_kms;
+    if (!user.secondary_home_kms.empty()) entry["secondary_home_kms"] = user.secondary_home_kms;
+    if (!user.external_kms.empty()) entry["external_kms"] = user.external_kms;
+    users.push_back(std::move(entry));
+  }
+
+  Json groups = Json::array();
+  for (const GroupConfig& group : config.groups) {
+    Json entry = Json::object();
+    entry["identity"] = group.identity;
+    entry["members"] = group.members;
+    groups.push_back(std::move(entry));
+  }
+
+  Json trust_relations = Json::array();
+  for (const TrustRelationConfig& trust : config.trust_relations) {
+    Json entry = Json::object();
+    entry["kms_uri"] = trust.kms_uri;
+    entry["endpoint"] = trust.endpoint;
+    if (!trust.certificate.empty()) entry["certificate"] = trust.certificate;
+    if (!trust.ca.empty()) entry["ca"] = trust.ca;
+    trust_relations.push_back(std::move(entry));
+  }
+
+  Json external_kms = Json::array();
+  for (const ExternalKmsConfig& external : config.external_kms) {
+    Json entry = Json::object();
+    entry["kms_uri"] = external.kms_uri;
+    entry["certificate"] = external.certificate;
+    external_kms.push_back(std::move(entry));
+  }
+
+  Json krr = Json::object();
+  krr["allow_krr"] = config.krr_policy.allow_krr;
+  krr["report_krr"] = config.krr_policy.report_krr;
+  krr["require_signed_krr"] = config.krr_policy.require_signed_krr;
+  krr["request_unknown_kms_certificates"] = config.krr_policy.request_unknown_kms_certificates;
+  krr["hold_until_kms_acceptance"] = config.krr_policy.hold_until_kms_acceptance;
+
+  Json root = Json::object();
+  if (config.version != 0) root["version"] = config.version;
+  root["kms_identity"] = config.kms_identity;
+  root["listen"] = std::move(listen);
+  root["http"] = std::move(http);
+  root["token"] = std::move(token);
+  root["mikey"] = std::move(mikey);
+  root["policy_classes"] = std::move(classes);
+  root["default_policy_class"] = config.default_policy_class;
+  root["token_users"] = config.token_users;
+  root["users"] = std::move(users);
+  root["groups"] = std::move(groups);
+  root["trust_relations"] = std::move(trust_relations);
+  root["external_kms"] = std::move(external_kms);
+  root["krr_policy"] = std::move(krr);
+  // `replace`: a hand-made configuration with invalid UTF-8 must not throw.
+  return root.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+}  // namespace tkms::provisioning
