@@ -42,11 +42,15 @@ constexpr std::array<uint8_t, 32> kP256Order = {
     0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51};
 
 // The envelope is one object of four members, nothing nested deeper than
-// the list of certificates: depth 2, at most 1 + 3 + 1 + kMaxBundleCertificates
-// values (a few more are let through so that too many certificates get their
-// own message), and no string longer than the base64 of the largest payload.
+// the list of certificates (depth 2, at most 1 + 3 + 1 + kMaxBundleCertificates
+// values), and no string longer than the base64 of the largest payload. The
+// reader lets a little more through (16 levels, 64 values: still a tiny
+// tree) so that CheckEnvelopeShape can say what is wrong with a document
+// that is not an envelope ("$: unknown member 'kms_identity'" for a
+// configuration posted by mistake, "certificates[0]: expected a base64
+// string, got an array").
 constexpr size_t kMaxPayloadBase64Bytes = (kMaxConfigBytes + 2) / 3 * 4;
-constexpr json::Limits kEnvelopeLimits{kMaxBundleBytes, 2, 16, kMaxPayloadBase64Bytes};
+constexpr json::Limits kEnvelopeLimits{kMaxBundleBytes, 16, 64, kMaxPayloadBase64Bytes};
 
 constexpr std::array<const char*, 4> kMembers = {"format", "payload", "signature", "certificates"};
 

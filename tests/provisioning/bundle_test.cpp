@@ -235,7 +235,7 @@ const std::vector<EnvelopeCase>& EnvelopeCases() {
       {"CertificateNotString", [] { return WithMember("certificates", {B64(Pki().signer.der), 5}); },
        "certificates[1]: expected a base64 string, got a number"},
       {"CertificateNested", [] { return WithMember("certificates", Json::array({Json::array()})); },
-       "certificates[0]: nested deeper than 2 levels"},
+       "certificates[0]: expected a base64 string, got an array"},
       {"CertificateNotBase64", [] { return WithMember("certificates", {"MIIB!"}); }, "certificates[0]: is not base64"},
       {"CertificateBase64BadPadding", [] { return WithMember("certificates", {"MIJ="}); },
        "certificates[0]: is not base64"},
@@ -243,7 +243,8 @@ const std::vector<EnvelopeCase>& EnvelopeCases() {
       {"CertificateTooLarge", [] { return WithMember("certificates", {B64(Bytes(kMaxCertificateDerBytes + 1, 1))}); },
        "certificates[0]: holds 16385 bytes; at most 16384"},
       {"TooLarge", [] { return std::string(kMaxBundleBytes + 1, ' '); }, "$: the bundle is 2097153 bytes"},
-      {"Deep", [] { return std::string(100000, '['); }, "$[0][0]: nested deeper than 2 levels at byte offset 2"},
+      {"Deep", [] { return std::string(100000, '['); }, "$[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]: nested deeper than 16"},
+      {"AConfiguration", [] { return std::string(kPayload); }, "$: unknown member 'kms_identity'"},
       {"NulAfterTheObject", [] { return ValidDoc().dump() + std::string(1, '\0') + "{}"; }, "$: data after the JSON value"},
       {"InvalidUtf8",
        [] {
@@ -251,8 +252,8 @@ const std::vector<EnvelopeCase>& EnvelopeCases() {
          return t.replace(t.find("tkms-bundle/1"), 13, "tkms-bundle/1\xff");
        },
        "$: invalid UTF-8 at byte offset"},
-      {"TooManyValues", [] { return WithMember("certificates", Json(std::vector<int>(20, 0))); },
-       "certificates[14]: too many values"},  // the 17th value (certificates sort first)
+      {"TooManyValues", [] { return WithMember("certificates", Json(std::vector<int>(70, 0))); },
+       "certificates[62]: too many values"},  // the 65th value (certificates sort first)
   };
   return cases;
 }
