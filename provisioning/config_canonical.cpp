@@ -1,5 +1,7 @@
 // ConfigToJson, the canonical form of a configuration (docs/config.md,
 // "Canonical form"): compact, keys sorted, every default written out.
+#include <map>
+#include <string>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -11,34 +13,37 @@ namespace tkms::provisioning {
 
 using Json = nlohmann::json;
 
-std::string ConfigToJson(const KmsConfig& config) {
-  // Compact, keys sorted (nlohmann::json objects are std::maps): for these
-  // documents (integers only, ASCII keys) this is the RFC 8785 (JCS) form.
-  Json listen = Json::object();
+namespace {
+
+// The local sections: listen, http, token, mikey.
+void PutLocalSections(const KmsConfig& config, Json& root) {
+  Json& listen = root["listen"] = Json::object();
   listen["ua"] = config.listen.ua;
   listen["admin"] = config.listen.admin;
 
-  Json http = Json::object();
+  Json& http = root["http"] = Json::object();
   http["max_body_bytes"] = config.http.max_body_bytes;
   http["worker_threads"] = config.http.worker_threads;
   http["request_timeout_ms"] = config.http.request_timeout_ms;
   http["keep_alive_timeout_ms"] = config.http.keep_alive_timeout_ms;
 
-  Json token = Json::object();
+  Json& token = root["token"] = Json::object();
   token["module_path"] = config.token.module_path;
   token["token"] = config.token.token;
   token["pin_file"] = config.token.pin_file;
   if (config.token.softhsm2_conf) token["softhsm2_conf"] = *config.token.softhsm2_conf;
   token["sessions"] = config.token.sessions;
 
-  Json mikey = Json::object();
+  Json& mikey = root["mikey"] = Json::object();
   mikey["timestamp_window_s"] = config.mikey.timestamp_window_s;
   mikey["replay_cache_entries"] = config.mikey.replay_cache_entries;
   mikey["kemac_iv_timestamp"] =
       config.mikey.kemac_iv_timestamp == KemacIvTimestamp::kRequest ? "request" : "response";
+}
 
+Json PolicyClassesJson(const std::map<std::string, PolicyClass>& policy_classes) {
   Json classes = Json::object();
-  for (const auto& [name, policy] : config.policy_classes) {
+  for (const auto& [name, policy] : policy_classes) {
     Json entry = Json::object();
     entry["default_lifetime_s"] = policy.default_lifetime_s;
     entry["max_lifetime_s"] = policy.max_lifetime_s;
@@ -50,8 +55,12 @@ std::string ConfigToJson(const KmsConfig& config) {
     entry["max_keys"] = policy.max_keys;
     classes[name] = std::move(entry);
   }
+  return classes;
+}
 
-  Json users = Json::array();
+// users and groups.
+void PutUsersAndGroups(const KmsConfig& config, Json& root) {
+  Json& users = root["users"] = Json::array();
   for (const UserConfig& user : config.users) {
     Json entry = Json::object();
     entry["identities"] = user.identities;
@@ -62,16 +71,18 @@ std::string ConfigToJson(const KmsConfig& config) {
     if (!user.external_kms.empty()) entry["external_kms"] = user.external_kms;
     users.push_back(std::move(entry));
   }
-
-  Json groups = Json::array();
+  Json& groups = root["groups"] = Json::array();
   for (const GroupConfig& group : config.groups) {
     Json entry = Json::object();
     entry["identity"] = group.identity;
     entry["members"] = group.members;
     groups.push_back(std::move(entry));
   }
+}
 
-  Json trust_relations = Json::array();
+// trust_relations, external_kms, krr_policy.
+void PutOtherKmss(const KmsConfig& config, Json& root) {
+  Json& trust_relations = root["trust_relations"] = Json::array();
   for (const TrustRelationConfig& trust : config.trust_relations) {
     Json entry = Json::object();
     entry["kms_uri"] = trust.kms_uri;
@@ -80,37 +91,35 @@ std::string ConfigToJson(const KmsConfig& config) {
     if (!trust.ca.empty()) entry["ca"] = trust.ca;
     trust_relations.push_back(std::move(entry));
   }
-
-  Json external_kms = Json::array();
+  Json& external_kms = root["external_kms"] = Json::array();
   for (const ExternalKmsConfig& external : config.external_kms) {
     Json entry = Json::object();
     entry["kms_uri"] = external.kms_uri;
     entry["certificate"] = external.certificate;
     external_kms.push_back(std::move(entry));
   }
-
-  Json krr = Json::object();
+  Json& krr = root["krr_policy"] = Json::object();
   krr["allow_krr"] = config.krr_policy.allow_krr;
   krr["report_krr"] = config.krr_policy.report_krr;
   krr["require_signed_krr"] = config.krr_policy.require_signed_krr;
   krr["request_unknown_kms_certificates"] = config.krr_policy.request_unknown_kms_certificates;
   krr["hold_until_kms_acceptance"] = config.krr_policy.hold_until_kms_acceptance;
+}
 
+}  // namespace
+
+std::string ConfigToJson(const KmsConfig& config) {
+  // Compact, keys sorted (nlohmann::json objects are std::maps): for these
+  // documents (integers only, ASCII keys) this is the RFC 8785 (JCS) form.
   Json root = Json::object();
   if (config.version != 0) root["version"] = config.version;
   root["kms_identity"] = config.kms_identity;
-  root["listen"] = std::move(listen);
-  root["http"] = std::move(http);
-  root["token"] = std::move(token);
-  root["mikey"] = std::move(mikey);
-  root["policy_classes"] = std::move(classes);
+  PutLocalSections(config, root);
+  root["policy_classes"] = PolicyClassesJson(config.policy_classes);
   root["default_policy_class"] = config.default_policy_class;
   root["token_users"] = config.token_users;
-  root["users"] = std::move(users);
-  root["groups"] = std::move(groups);
-  root["trust_relations"] = std::move(trust_relations);
-  root["external_kms"] = std::move(external_kms);
-  root["krr_policy"] = std::move(krr);
+  PutUsersAndGroups(config, root);
+  PutOtherKmss(config, root);
   // `replace`: a hand-made configuration with invalid UTF-8 must not throw.
   return root.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
