@@ -15,21 +15,23 @@ bool IsPlainKey(std::string_view key) {
 }
 
 std::string KeyPath(std::string_view parent, std::string_view key) {
-  std::string out(parent);
   if (IsPlainKey(key)) {
+    std::string out(parent);
     if (!out.empty()) out += '.';
     out += key;
-  } else {
-    if (out.empty()) out = "$";
-    out += '[';
-    out += Quote(key);
-    out += ']';
+    return out;
   }
+  // (Built up by appending: g++ 12 -O3 reports a false -Wrestrict for
+  // assigning "$" to a std::string here.)
+  std::string out(parent.empty() ? std::string_view("$") : parent);
+  out += '[';
+  out += Quote(key);
+  out += ']';
   return out;
 }
 
 std::string IndexPath(std::string_view parent, size_t index) {
-  std::string out = parent.empty() ? std::string("$") : std::string(parent);
+  std::string out(parent.empty() ? std::string_view("$") : parent);
   out += '[';
   out += std::to_string(index);
   out += ']';
