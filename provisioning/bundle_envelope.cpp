@@ -70,6 +70,17 @@ const char* TypeName(const Json& value) {
   return "an unsupported value";
 }
 
+// A JSON path of the document itself ("", "$[0]") or inside one of the four
+// members ("certificates[2]", "format.x").
+bool IsMemberPath(std::string_view path) {
+  if (path.empty() || path.front() == '$') return true;
+  for (const std::string_view member : kMembers) {
+    if (path.substr(0, member.size()) != member) continue;
+    if (path.size() == member.size() || path[member.size()] == '[' || path[member.size()] == '.') return true;
+  }
+  return false;
+}
+
 // The document is an object with exactly the four members, of the right
 // JSON types (their contents are checked by the caller).
 Status CheckEnvelopeShape(const Json& doc) {
@@ -192,8 +203,13 @@ Result<Bundle> ParseEnvelope(std::string_view text) {
   }
   auto doc = json::Parse(text, kEnvelopeLimits);
   if (!doc.ok()) {
-    if (doc.error().kind == json::ErrorKind::kOutOfMemory) return ResourceExhausted("$: out of memory");
-    return InvalidArgument(doc.error().ToString());
+    json::ParseError error = doc.error();
+    if (error.kind == json::ErrorKind::kOutOfMemory) return ResourceExhausted("$: out of memory");
+    // Inside a member the JSON path names it ("certificates[0]: ..."); a
+    // problem inside a member the envelope does not have names the
+    // document, and the byte offset says where.
+    if (!IsMemberPath(error.path)) error.path.clear();
+    return InvalidArgument(error.ToString());
   }
   TKMS_RETURN_IF_ERROR(CheckEnvelopeShape(*doc));
   const std::string& format = (*doc)["format"].get_ref<const std::string&>();

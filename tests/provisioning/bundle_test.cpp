@@ -245,6 +245,9 @@ const std::vector<EnvelopeCase>& EnvelopeCases() {
       {"TooLarge", [] { return std::string(kMaxBundleBytes + 1, ' '); }, "$: the bundle is 2097153 bytes"},
       {"Deep", [] { return std::string(100000, '['); }, "$[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]: nested deeper than 16"},
       {"AConfiguration", [] { return std::string(kPayload); }, "$: unknown member 'kms_identity'"},
+      {"DuplicateUnknownMember", [] { return std::string(R"({"x": 1, "x": 2})"); }, "$: duplicate key at byte offset 9"},
+      {"DeepInsideAMember", [] { return WithMember("format", Json::parse(std::string(20, '[') + std::string(20, ']'))); },
+       "format[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]: nested deeper than 16"},
       {"NulAfterTheObject", [] { return ValidDoc().dump() + std::string(1, '\0') + "{}"; }, "$: data after the JSON value"},
       {"InvalidUtf8",
        [] {
