@@ -25,8 +25,9 @@
 // document this authority signs can start with that prefix by accident).
 //
 // Every input here is untrusted: sizes are checked before anything is
-// decoded, the JSON reader keeps no tree and does not recurse, every mbedTLS
-// object is RAII-wrapped, no exception escapes (allocation failure is
+// decoded, the envelope is read by the bounded JSON reader (firmware/json:
+// depth 2, duplicate members refused), every mbedTLS object is owned by
+// tkms_pki (firmware/pki), no exception escapes (allocation failure is
 // kResourceExhausted), and messages are printable ASCII that name the field
 // ("certificates[1]: ...", "payload: users[0].policy_class: ...") and never
 // contain a secret (there is none in a bundle; PINs stay in the tools).
@@ -43,11 +44,12 @@
 
 #include "firmware/base/byte_reader.h"
 #include "firmware/base/status.h"
+#include "firmware/pki/x509.h"
 #include "provisioning/config.h"
 
 namespace tkms::provisioning {
 
-using Bytes = std::vector<uint8_t>;
+using Bytes = pki::Bytes;
 
 // Largest bundle file accepted.
 inline constexpr size_t kMaxBundleBytes = 2 << 20;
@@ -58,7 +60,7 @@ inline constexpr std::string_view kBundleSignatureContext = "tkms configuration 
 // Certificates in a bundle: the signer's, then up to three intermediates.
 inline constexpr size_t kMaxBundleCertificates = 4;
 // Largest DER certificate accepted (in a bundle, as an anchor, from a file).
-inline constexpr size_t kMaxCertificateDerBytes = 16384;
+inline constexpr size_t kMaxCertificateDerBytes = pki::kMaxCertificateDerBytes;
 // Largest DER ECDSA P-256 signature: SEQUENCE { INTEGER (33), INTEGER (33) }.
 inline constexpr size_t kMaxEcdsaP256DerBytes = 72;
 
@@ -147,36 +149,10 @@ Result<std::string> SignBundle(std::string payload,
                                const std::function<Result<Bytes>(ByteSpan digest)>& sign_raw_rs,
                                std::vector<Bytes> certificate_chain_der);
 
-// One certificate from a file's bytes: PEM (exactly one "CERTIFICATE"
-// block; text around it is ignored) or DER. Returns the DER, which mbedTLS
-// parses with no trailing bytes. kInvalidArgument otherwise.
-Result<Bytes> ReadPemOrDerCertificate(std::string_view file_bytes);
-// The same, from a file (a regular file of at most 256 KiB; firmware/base/
-// file_reader.h); errors name the file.
-Result<Bytes> LoadCertificateFile(const std::string& path);
-
-// ---- helpers for tools (tkmsctl bundle show | pubkey) ----
-
-// What a certificate says about itself, for display. Not a verification.
-struct CertificateSummary {
-  std::string subject;
-  std::string issuer;
-  std::string serial_hex;
-  std::time_t not_before = 0;
-  std::time_t not_after = 0;
-  bool is_ca = false;
-  std::string key;        // "EC P-256", "EC P-384", "RSA 2048", ...
-  std::string key_usage;  // "digitalSignature,keyCertSign" or "(none)"
-};
-Result<CertificateSummary> DescribeCertificate(ByteSpan der);
-
-// "2026-01-31T00:00:00Z".
-std::string FormatUtcTime(std::time_t t);
-
-// The PEM SubjectPublicKeyInfo ("-----BEGIN PUBLIC KEY-----") of an EC P-256
-// public key given as its uncompressed point (65 bytes, 0x04 || X || Y, as
-// Keystore::PublicKeyEcPoint returns it). kInvalidArgument if the point is
-// not on the curve.
-Result<std::string> EcP256PublicKeyPem(ByteSpan uncompressed_point);
+// The provisioning anchor and signer certificates are read from files by
+// tkms_pki (firmware/pki/x509.h); tkmsd names the function through this
+// header.
+using pki::LoadCertificateFile;
+using pki::ReadPemOrDerCertificate;
 
 }  // namespace tkms::provisioning

@@ -50,7 +50,23 @@ std::string UtcText(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
+// The fields the answer and the audit line share.
+nlohmann::json OutcomeFields(const BundleOutcome& out) {
+  return {{"verdict", BundleVerdictName(out.verdict)},
+          {"version", out.version ? nlohmann::json(*out.version) : nlohmann::json(nullptr)},
+          {"previous_version", out.previous_version},
+          {"version_in_force", out.version_in_force()},
+          {"digest", out.digest_hex}};
+}
+
 }  // namespace
+
+std::string BundleAnswerJson(const BundleOutcome& outcome) {
+  nlohmann::json body = OutcomeFields(outcome);
+  if (!outcome.accepted()) body["reason"] = outcome.status.message();
+  // Texts from a refused bundle may be anything: never let them break the line.
+  return body.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace) + "\n";
+}
 
 std::string_view BundleSourceName(BundleSource source) {
   switch (source) {
@@ -118,10 +134,16 @@ BundleOutcome BundleApplier::ApplyFile(BundleSource source) {
   if (!text.ok()) {
     BundleOutcome out;
     out.status = text.error();
+    out.previous_version = VersionInForce();
     Audit(out, source);
     return out;
   }
   return Decide(*text, source);
+}
+
+uint64_t BundleApplier::VersionInForce() {
+  auto counter = counter_.Read();
+  return counter.ok() ? counter->value : current_version_.load();
 }
 
 BundleOutcome BundleApplier::ApplyPosted(std::string_view bundle_text) {
@@ -140,12 +162,18 @@ BundleOutcome BundleApplier::Decide(std::string_view text, BundleSource source) 
   out.digest_hex = HexEncode(BundleFileDigest(text));
   const std::time_t now = std::chrono::system_clock::to_time_t(clock_.Now());
   auto verified = VerifyBundle(text, options_.anchor_der, now);
-  if (!verified.ok()) return finish(verified.error());
+  if (!verified.ok()) {
+    out.previous_version = VersionInForce();
+    return finish(verified.error());
+  }
   out.version = verified->version;
   out.signer = verified->signer.subject;
 
   auto counter = counter_.Read();
-  if (!counter.ok()) return finish(Status(counter.error().code(), "bundle counter: " + counter.error().message()));
+  if (!counter.ok()) {
+    out.previous_version = current_version_.load();
+    return finish(Status(counter.error().code(), "bundle counter: " + counter.error().message()));
+  }
   out.previous_version = counter->value;
   const bool same_as_counter = verified->version == counter->value &&
                                ConstantTimeEquals(verified->file_digest, counter->tag);
@@ -191,16 +219,11 @@ void BundleApplier::Audit(const BundleOutcome& out, BundleSource source) {
   // "unchanged" (a SIGHUP re-reading the bundle in force) counts as neither.
   if (out.verdict == BundleVerdict::kAccepted) accepted_.fetch_add(1, std::memory_order_relaxed);
   if (out.verdict == BundleVerdict::kRefused) refused_.fetch_add(1, std::memory_order_relaxed);
-  nlohmann::json record = {
-      {"time", UtcText(clock_.Now())},
-      {"source", BundleSourceName(source)},
-      {"verdict", BundleVerdictName(out.verdict)},
-      {"version", out.version},
-      {"previous_version", out.previous_version},
-      {"digest", out.digest_hex},
-      {"signer", out.signer},
-      {"reason", out.status.ok() ? std::string() : out.status.message()},
-  };
+  nlohmann::json record = OutcomeFields(out);
+  record["time"] = UtcText(clock_.Now());
+  record["source"] = BundleSourceName(source);
+  record["signer"] = out.signer;
+  record["reason"] = out.status.ok() ? std::string() : out.status.message();
   // Texts from a refused bundle may be anything: never let them break the line.
   const std::string line = record.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace) + "\n";
   Status st = WriteAllFd(audit_fd_, line, "the bundle audit log");
@@ -208,8 +231,9 @@ void BundleApplier::Audit(const BundleOutcome& out, BundleSource source) {
   LogLine(out.accepted() ? LogLevel::kInfo : LogLevel::kWarn, out.accepted() ? "bundle_accepted" : "bundle_refused")
       .Add("source", BundleSourceName(source))
       .Add("verdict", BundleVerdictName(out.verdict))
-      .Add("version", out.version)
+      .Add("version", out.version ? std::to_string(*out.version) : std::string("-"))
       .Add("previous_version", out.previous_version)
+      .Add("version_in_force", out.version_in_force())
       .Add("digest", out.digest_hex)
       .Add("signer", out.signer)
       .Add("reason", out.status.ok() ? std::string("-") : out.status.message());

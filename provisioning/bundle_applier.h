@@ -29,9 +29,13 @@
 //
 // The audit log is JSON lines, appended with one write(2) and fsync'd:
 //   {"time":"2026-12-01T23:05:00Z","source":"admin","verdict":"accepted",
-//    "version":7,"previous_version":6,"digest":"<sha256 of the bundle file>",
-//    "signer":"CN=...","signer_serial":"01ab","reason":""}
-// It never contains a secret (bundles hold none).
+//    "version":7,"previous_version":6,"version_in_force":7,
+//    "digest":"<sha256 of the bundle file>","signer":"CN=...","reason":""}
+// Every decision, refusals included, names the version in force: a bundle
+// refused while version 6 is in force says "previous_version":6 and
+// "version_in_force":6, and "version" is the refused bundle's own version,
+// or null if it was refused before its version could be trusted. It never
+// contains a secret (bundles hold none).
 #pragma once
 
 #include <array>
@@ -65,12 +69,28 @@ struct BundleOutcome {
   // newer), kNotFound (no bundle file), kUnavailable / kInternal (token,
   // file system). Ok when accepted or unchanged.
   Status status;
-  uint64_t version = 0;           // the bundle's version, if it got that far
-  uint64_t previous_version = 0;  // the counter before
-  std::string signer;             // subject of the signer's certificate
-  std::string digest_hex;         // SHA-256 of the bundle file
+  // The bundle's own version: known once the bundle verified (read from a
+  // payload its authority signed), absent when it was refused before that
+  // (no file, envelope, certificates, signature, schema). Never a version
+  // an unverified bundle merely claims.
+  std::optional<uint64_t> version;
+  // The version in force when the bundle arrived: the version counter's
+  // value (0 before any bundle was accepted). If the counter cannot be read,
+  // the version this process runs.
+  uint64_t previous_version = 0;
+  std::string signer;      // subject of the signer's certificate, once verified
+  std::string digest_hex;  // SHA-256 of the bundle file (empty if there was no file)
   bool accepted() const { return verdict != BundleVerdict::kRefused; }
+  // The version in force after the decision: the bundle's if it was
+  // accepted (or unchanged), otherwise previous_version.
+  uint64_t version_in_force() const { return accepted() && version ? *version : previous_version; }
 };
+
+// The answer to POST /admin/bundle (one JSON line, keys sorted):
+//   {"digest":"...","previous_version":6,"verdict":"refused","version":null,
+//    "version_in_force":6,"reason":"signature: does not verify ..."}
+// "reason" only for refusals; "version" null as BundleOutcome::version.
+std::string BundleAnswerJson(const BundleOutcome& outcome);
 
 class BundleApplier {
  public:
@@ -108,6 +128,9 @@ class BundleApplier {
  private:
   BundleApplier(Options options, hal::MonotonicCounter& counter, const hal::Clock& clock, Prepare prepare, int audit_fd);
   BundleOutcome Decide(std::string_view bundle_text, BundleSource source);
+  // The counter's value, or the version this process runs if the counter
+  // cannot be read: what a refusal reports as previous_version.
+  uint64_t VersionInForce();
   void Audit(const BundleOutcome& outcome, BundleSource source);
 
   Options options_;

@@ -12,7 +12,9 @@
 // provisioned part of its bundle. The loader reads untrusted text: size and
 // nesting depth are bounded, nothing recurses on input, and no secret is
 // ever part of a configuration (PINs come from files, keys stay in the
-// token; certificates are public).
+// token; certificates are public). The loader is split along its seams:
+// config.cpp (the document and roles), config_reader.h (fields, rules,
+// sections: config_fields.cpp, config_sections.cpp), config_canonical.cpp.
 #pragma once
 
 #include <cstddef>
@@ -28,9 +30,15 @@
 
 namespace tkms::provisioning {
 
-// Largest configuration document accepted, and deepest JSON nesting.
+// Largest configuration document accepted, deepest JSON nesting, most JSON
+// values (objects, arrays, strings, numbers, booleans; keys not counted) and
+// longest string or key: the limits of the bounded JSON reader
+// (firmware/json/bounded_json.h) for configurations. The schema's own
+// limits below are tighter for every field.
 inline constexpr size_t kMaxConfigBytes = 1 << 20;
 inline constexpr size_t kMaxConfigDepth = 16;
+inline constexpr size_t kMaxConfigValues = 1 << 18;
+inline constexpr size_t kMaxConfigStringBytes = 1 << 16;
 // Most entries in "users" and in "groups".
 inline constexpr size_t kMaxUsers = 100000;
 inline constexpr size_t kMaxGroups = 10000;

@@ -264,12 +264,7 @@ web::AdminPostReply BundleReply(const provisioning::BundleOutcome& out) {
       default: status = 500; break;
     }
   }
-  nlohmann::json body = {{"verdict", provisioning::BundleVerdictName(out.verdict)},
-                         {"version", out.version},
-                         {"previous_version", out.previous_version},
-                         {"digest", out.digest_hex}};
-  if (!out.accepted()) body["reason"] = out.status.message();
-  return {status, body.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace) + "\n"};
+  return {status, provisioning::BundleAnswerJson(out)};
 }
 
 LogLevel ParseLevel(const std::string& s) {

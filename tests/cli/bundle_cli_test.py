@@ -3,8 +3,9 @@
 
 Usage: bundle_cli_test.py TKMSCTL SOURCE_DIR [TKMSD]
 
-Runs the provisioning authority's flow of docs/bundles.md on this machine,
-with a throw-away SoftHSM2 token and openssl 3:
+Runs a provisioning authority's flow like the one of docs/bundles.md (whose
+walk-through itself is run from the document by bundle_walkthrough_test.py),
+with more cases, on a throw-away SoftHSM2 token and openssl 3:
   - a demo CA made with openssl (the provisioning anchor);
   - the signer key generated inside the authority's token (`tkmsctl key
     generate --type ec-p256`), its public key exported with `bundle pubkey`,

@@ -187,7 +187,8 @@ def case_encode_errors(binary, dirs, c):
         return fn
 
     cases = [
-        ("syntax", b'{"header": }', r"^tkmsctl: JSON parse error at line 1, column 12"),
+        ("syntax", b'{"header": }', r"^tkmsctl: JSON syntax error at byte offset 11 \(line 1, column 12\)"),
+        ("duplicate key", b'{"header": {"v": true, "v": true}}', r"^tkmsctl: header\.v: duplicate key at byte offset 23"),
         ("not an object", b"[]", r"^tkmsctl: must be an object, not array"),
         ("missing field", mutated(delete(["header", "csb_id"])), r"^tkmsctl: header\.csb_id: missing field"),
         ("wrong type", mutated(set_(["header", "v"], "yes")), r"^tkmsctl: header\.v: must be true or false"),

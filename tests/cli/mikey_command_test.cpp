@@ -139,7 +139,8 @@ TEST(tkmsctl_Command, EncodeErrorsNameThePath) {
   EXPECT_EQ(r.exit_code, kExitInvalid);
   EXPECT_TRUE(r.out.empty());
   EXPECT_EQ(r.err, "tkmsctl: payloads[1].rand: not a hex string: character 0 is not a hex digit\n");
-  EXPECT_THAT(RunMikeyEncode(Span("{")).err, StartsWith("tkmsctl: JSON parse error at line 1, column 2"));
+  EXPECT_THAT(RunMikeyEncode(Span("{")).err,
+              StartsWith("tkmsctl: JSON syntax error at byte offset 1 (line 1, column 2)"));
   const std::string big(kMaxInputBytes + 1, ' ');
   EXPECT_THAT(RunMikeyEncode(Span(big)).err, HasSubstr("exceeds the limit of 1048576 bytes (1 MiB)"));
 }

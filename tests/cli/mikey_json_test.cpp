@@ -443,14 +443,16 @@ TEST(tkmsctl_MikeyJson, BaseTicketView) {
 // ---- refusals: syntax, structure, types, ranges --------------------------------------------
 
 TEST(tkmsctl_MikeyJson, SyntaxErrors) {
-  EXPECT_THAT(EncodeTextError("{\"header\": }"), StartsWith("JSON parse error at line 1, column 12"));
+  EXPECT_THAT(EncodeTextError("{\"header\": }"), StartsWith("JSON syntax error at byte offset 11 (line 1, column 12)"));
   EXPECT_THAT(EncodeTextError("{\n  \"header\": {},\n  \"payloads\": [1,]\n}"),
-              StartsWith("JSON parse error at line 3"));
-  EXPECT_THAT(EncodeTextError("{} x"), StartsWith("JSON parse error"));
-  EXPECT_THAT(EncodeTextError(""), StartsWith("JSON parse error"));
-  EXPECT_THAT(EncodeTextError("{\"a\": 1 /* c */}"), StartsWith("JSON parse error"));
+              StartsWith("payloads: JSON syntax error at byte offset 35 (line 3, column 18)"));
+  EXPECT_THAT(EncodeTextError("{} x"), StartsWith("data after the JSON value at byte offset 3"));
+  EXPECT_THAT(EncodeTextError(std::string("{}\0x", 4)), StartsWith("data after the JSON value at byte offset 2"));
+  EXPECT_THAT(EncodeTextError(""), StartsWith("JSON syntax error at byte offset 0"));
+  EXPECT_THAT(EncodeTextError("{\"a\": 1 /* c */}"), StartsWith("JSON syntax error at byte offset 8"));
   EXPECT_EQ(EncodeTextError(R"({"header": {"csb_id": 1, "csb_id": 2}})"),
-            "duplicate key \"csb_id\" in a JSON object");
+            "header.csb_id: duplicate key at byte offset 25 (line 1, column 26)");
+  EXPECT_THAT(EncodeTextError("{\"header\": \"\xc3\x28\"}"), StartsWith("invalid UTF-8 at byte offset 13 (line 1, column 14): the byte 0x28"));
   EXPECT_THAT(EncodeTextError(std::string(40, '[') + std::string(40, ']')), HasSubstr("nested deeper than 32"));
   EXPECT_EQ(EncodeTextError("[]"), "must be an object, not array");
 }
@@ -520,7 +522,8 @@ TEST(tkmsctl_MikeyJson, OutOfRangeNumbers) {
   Json e = j;
   e["payloads"][0]["value"] = 1.5;
   EXPECT_EQ(EncodeError(e), "payloads[0].value: must be an integer, not 1.5");
-  EXPECT_THAT(EncodeTextError(R"({"header": {"version": 1e400}})"), StartsWith("JSON number overflow"));
+  EXPECT_THAT(EncodeTextError(R"({"header": {"version": 1e400}})"),
+              StartsWith("header: number out of range at byte offset 23"));
   Json f = j;
   f["payloads"][4]["ticket_type"] = 65536;
   EXPECT_EQ(EncodeError(f), "payloads[4].ticket_type: 65536 is out of range (0..65535)");

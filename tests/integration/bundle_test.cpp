@@ -89,9 +89,12 @@ class BundleTest : public TkmsdTest {
     return lines;
   }
 
-  // A refused bundle: the status, a reason containing `part`, and nothing
-  // changed (version, bundle file, responder limit), and the KMS serves.
-  void ExpectRefused(const std::string& text, int status, const std::string& part) {
+  // A refused bundle: the status, a reason containing `part`, the version
+  // in force named in the answer and the audit line (and the bundle's own
+  // version where it verified, else null), nothing changed (version,
+  // bundle file, responder limit), and the KMS serves.
+  void ExpectRefused(const std::string& text, int status, const std::string& part,
+                     const nlohmann::json& own_version = nullptr) {
     const std::string file_before = ReadText(bundle_);
     const double version_before = Metric("tkms_bundle_version");
     const double refused_before = Metric("tkms_bundles_refused_total");
@@ -99,6 +102,13 @@ class BundleTest : public TkmsdTest {
     EXPECT_EQ(code, status) << body.dump();
     EXPECT_EQ(body.value("verdict", ""), "refused");
     EXPECT_NE(body.value("reason", "").find(part), std::string::npos) << body.dump();
+    EXPECT_EQ(body["previous_version"], version_before) << body.dump();
+    EXPECT_EQ(body["version_in_force"], version_before) << body.dump();
+    EXPECT_EQ(body["version"], own_version) << body.dump();
+    const nlohmann::json audited = Audit().back();
+    EXPECT_EQ(audited["previous_version"], version_before) << audited.dump();
+    EXPECT_EQ(audited["version_in_force"], version_before) << audited.dump();
+    EXPECT_EQ(audited["version"], own_version) << audited.dump();
     EXPECT_EQ(ReadText(bundle_), file_before);
     EXPECT_EQ(Metric("tkms_bundle_version"), version_before);
     EXPECT_EQ(Metric("tkms_bundles_refused_total"), refused_before + 1);
@@ -130,6 +140,7 @@ TEST_F(BundleTest, PostedBundleAppliesAndSurvivesARestart) {
   EXPECT_EQ(body["verdict"], "accepted");
   EXPECT_EQ(body["version"], 2);
   EXPECT_EQ(body["previous_version"], 1);
+  EXPECT_EQ(body["version_in_force"], 2);
   EXPECT_FALSE(GrantsResponders(2));
   EXPECT_TRUE(GrantsResponders(1));
   EXPECT_EQ(ReadText(bundle_), v2);  // saved for the next start
@@ -170,8 +181,8 @@ TEST_F(BundleTest, EveryRefusalChangesNothing) {
   ExpectRefused(test_pki::MakeBundle(Payload(2).dump(), key, {expired_cert.der}), 403, "expired");
   // An older and an equal version.
   ASSERT_EQ(PostBundle(Sign(Payload(3))).first, 200);
-  ExpectRefused(Sign(Payload(2)), 409, "not newer");
-  ExpectRefused(Sign(Payload(3, 7)), 409, "not newer");
+  ExpectRefused(Sign(Payload(2)), 409, "not newer", 2);
+  ExpectRefused(Sign(Payload(3, 7)), 409, "not newer", 3);
   // Schema and reference errors name the field; local sections are refused.
   auto unknown_class = Payload(4);
   unknown_class["users"] = {{{"identities", {"sip:carol@example.org"}}, {"policy_class", "gold"}}};
@@ -197,6 +208,25 @@ TEST_F(BundleTest, EveryRefusalChangesNothing) {
   EXPECT_EQ(Metric("tkms_bundles_refused_total"), 10);
 }
 
+// The issue: a refused bundle reported "version 0 / previous_version 0"
+// while version 2 was in force.
+TEST_F(BundleTest, RefusalsNameTheVersionInForce) {
+  ASSERT_EQ(PostBundle(Sign(Payload(2))).first, 200);
+  test_pki::TestPki other("another authority");
+  auto [code, body] = PostBundle(other.SignedBundle(Payload(3).dump()));
+  EXPECT_EQ(code, 403);
+  EXPECT_EQ(body["previous_version"], 2) << body.dump();
+  EXPECT_EQ(body["version_in_force"], 2) << body.dump();
+  EXPECT_TRUE(body["version"].is_null()) << body.dump();
+  const auto line = Audit().back();
+  EXPECT_EQ(line["verdict"], "refused");
+  EXPECT_EQ(line["previous_version"], 2);
+  EXPECT_EQ(line["version_in_force"], 2);
+  EXPECT_NE(kms_->Log().find("event=bundle_refused source=admin verdict=refused version=- previous_version=2 "
+                             "version_in_force=2"),
+            std::string::npos);
+}
+
 TEST_F(BundleTest, SighupAppliesANewFileAndRefusesAnOlderOne) {
   WriteBundle(Sign(Payload(5, 1)));
   kms_->Signal(SIGHUP);
@@ -208,6 +238,11 @@ TEST_F(BundleTest, SighupAppliesANewFileAndRefusesAnOlderOne) {
   for (int i = 0; i < 1000 && Metric("tkms_bundles_refused_total") < 1; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_EQ(Metric("tkms_bundles_refused_total"), 1);
   EXPECT_EQ(Metric("tkms_bundle_version"), 5);
+  const auto line = Audit().back();
+  EXPECT_EQ(line["source"], "sighup");
+  EXPECT_EQ(line["version"], 4);
+  EXPECT_EQ(line["previous_version"], 5);
+  EXPECT_EQ(line["version_in_force"], 5);
   EXPECT_FALSE(GrantsResponders(2));
   ExpectServing();
 }

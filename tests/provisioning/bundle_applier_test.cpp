@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -46,6 +47,25 @@ std::vector<nlohmann::json> AuditLines(const std::string& path) {
   for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
   return lines;
 }
+
+// The in-memory counter, with reads and advances that can be made to fail
+// (the token unreachable).
+class FlakyCounter final : public hal::MonotonicCounter {
+ public:
+  Result<hal::CounterState> Read() override {
+    if (fail_read) return Unavailable("token unreachable");
+    return counter_.Read();
+  }
+  Status Advance(uint64_t value, std::span<const uint8_t, 32> tag) override {
+    if (fail_advance) return Unavailable("token unreachable");
+    return counter_.Advance(value, tag);
+  }
+  bool fail_read = false;
+  bool fail_advance = false;
+
+ private:
+  hal::MemoryCounter counter_;
+};
 
 class BundleApplierTest : public ::testing::Test {
  protected:
@@ -87,7 +107,7 @@ class BundleApplierTest : public ::testing::Test {
 
   std::string dir_, bundle_path_, audit_path_;
   test_pki::TestPki pki_{"bundle-applier-test"};
-  hal::MemoryCounter counter_;
+  FlakyCounter counter_;
   hal::ManualClock clock_{std::chrono::system_clock::from_time_t(1800000000)};
   std::unique_ptr<BundleApplier> applier_;
   KmsConfig live_;
@@ -244,6 +264,98 @@ TEST_F(BundleApplierTest, MissingFileAndBadOptions) {
   o.audit_log_path = audit_path_;
   o.anchor_der.clear();
   EXPECT_EQ(BundleApplier::Create(o, counter_, clock_, {}).error().code(), StatusCode::kInvalidArgument);
+}
+
+// ---- every refusal names the version in force ---------------------------------------
+
+// With version 2 in force, a refusal reports previous_version 2 and
+// version_in_force 2, in the outcome, in the POST answer and in the audit
+// line; `version` is the refused bundle's own version where it verified,
+// else null.
+class VersionInForceTest : public BundleApplierTest {
+ protected:
+  void SetUp() override {
+    BundleApplierTest::SetUp();
+    WriteBundleFile(pki_.SignedBundle(Payload(2)));
+    Make([this](const KmsConfig& c) -> Result<BundleApplier::Commit> {
+      if (fail_prepare_) return Unavailable("token gone");
+      KmsConfig copy = c;
+      return BundleApplier::Commit([this, copy] { live_ = copy; });
+    });
+    ASSERT_TRUE(applier_->ApplyFile(BundleSource::kStartup).accepted());
+  }
+
+  void ExpectRefusal(const BundleOutcome& out, std::optional<uint64_t> version, const std::string& reason_part) {
+    SCOPED_TRACE(reason_part);
+    EXPECT_EQ(out.verdict, BundleVerdict::kRefused);
+    EXPECT_NE(out.status.message().find(reason_part), std::string::npos) << out.status.message();
+    EXPECT_EQ(out.version, version);
+    EXPECT_EQ(out.previous_version, 2u);
+    EXPECT_EQ(out.version_in_force(), 2u);
+    const auto answer = nlohmann::json::parse(BundleAnswerJson(out));
+    EXPECT_EQ(answer["verdict"], "refused");
+    EXPECT_EQ(answer["previous_version"], 2);
+    EXPECT_EQ(answer["version_in_force"], 2);
+    EXPECT_EQ(answer["version"], version ? nlohmann::json(*version) : nlohmann::json(nullptr));
+    EXPECT_NE(answer["reason"].get<std::string>().find(reason_part), std::string::npos);
+    const auto line = AuditLines(audit_path_).back();
+    EXPECT_EQ(line["verdict"], "refused");
+    EXPECT_EQ(line["previous_version"], 2);
+    EXPECT_EQ(line["version_in_force"], 2);
+    EXPECT_EQ(line["version"], answer["version"]);
+    EXPECT_EQ(applier_->current_version(), 2u);
+  }
+
+  bool fail_prepare_ = false;
+};
+
+TEST_F(VersionInForceTest, RefusedBeforeTheVersionIsKnown) {
+  std::string flipped = pki_.SignedBundle(Payload(5));
+  flipped[flipped.find("\"payload\"") + 14] ^= 0x01;
+  ExpectRefusal(applier_->ApplyPosted(flipped), std::nullopt, "");
+  ExpectRefusal(applier_->ApplyPosted(test_pki::TestPki("another authority").SignedBundle(Payload(5))), std::nullopt,
+                "certificates[0]: not issued by the provisioning anchor");
+  ExpectRefusal(applier_->ApplyPosted("not a bundle"), std::nullopt, "$: JSON syntax error");
+  ExpectRefusal(applier_->ApplyPosted(pki_.SignedBundle(R"({"version": 5, "kms_identity": "k", "users": 7})")),
+                std::nullopt, "payload: users: expected an array");
+  clock_.Set(std::chrono::system_clock::from_time_t(2600000000));  // after the PKI's 2049
+  ExpectRefusal(applier_->ApplyPosted(pki_.SignedBundle(Payload(5))), std::nullopt, "expired on");
+}
+
+TEST_F(VersionInForceTest, RefusedAfterTheVersionIsKnown) {
+  ExpectRefusal(applier_->ApplyPosted(pki_.SignedBundle(Payload(1))), 1,
+                "version 1 is not newer than the accepted version 2");
+  ExpectRefusal(applier_->ApplyPosted(pki_.SignedBundle(Payload(2, 3))), 2,
+                "version 2 is not newer than the accepted version 2");
+  fail_prepare_ = true;
+  ExpectRefusal(applier_->ApplyPosted(pki_.SignedBundle(Payload(3))), 3, "applying the bundle: token gone");
+  fail_prepare_ = false;
+  counter_.fail_advance = true;
+  ExpectRefusal(applier_->ApplyPosted(pki_.SignedBundle(Payload(3))), 3, "bundle counter: token unreachable");
+}
+
+TEST_F(VersionInForceTest, RefusedFilesAndAnUnreadableCounter) {
+  std::filesystem::remove(bundle_path_);
+  ExpectRefusal(applier_->ApplyFile(BundleSource::kSighup), std::nullopt, "bundle file");
+  WriteBundleFile(pki_.SignedBundle(Payload(1)));
+  ExpectRefusal(applier_->ApplyFile(BundleSource::kSighup), 1, "not newer than the accepted version 2");
+  // The token's counter cannot be read: the version this process runs.
+  counter_.fail_read = true;
+  ExpectRefusal(applier_->ApplyPosted(pki_.SignedBundle(Payload(3))), 3, "bundle counter: token unreachable");
+  ExpectRefusal(applier_->ApplyPosted("{}"), std::nullopt, "format: required member is missing");
+}
+
+TEST_F(VersionInForceTest, AcceptedAnswersNameTheNewVersion) {
+  BundleOutcome out = applier_->ApplyPosted(pki_.SignedBundle(Payload(3)));
+  ASSERT_TRUE(out.accepted()) << out.status.ToString();
+  EXPECT_EQ(out.version_in_force(), 3u);
+  EXPECT_EQ(BundleAnswerJson(out), "{\"digest\":\"" + out.digest_hex +
+                                       "\",\"previous_version\":2,\"verdict\":\"accepted\",\"version\":3,"
+                                       "\"version_in_force\":3}\n");
+  const auto line = AuditLines(audit_path_).back();
+  EXPECT_EQ(line["version"], 3);
+  EXPECT_EQ(line["previous_version"], 2);
+  EXPECT_EQ(line["version_in_force"], 3);
 }
 
 }  // namespace

@@ -43,9 +43,14 @@ bool IsLogSafe(const std::string& message) {
   return !message.empty();
 }
 
+// The message starts with the document ("$: ", "$[0]...: ") or a member,
+// possibly with a JSON path inside it ("certificates[1]: ", "format.x: ").
 bool NamesAField(const std::string& message) {
-  for (const char* field : {"$: ", "format: ", "payload: ", "signature: ", "certificates: ", "certificates[", "anchor: "}) {
-    if (message.rfind(field, 0) == 0) return true;
+  if (message.rfind("$: ", 0) == 0 || message.rfind("$[", 0) == 0) return true;
+  for (const std::string field : {"format", "payload", "signature", "certificates", "anchor"}) {
+    if (message.rfind(field, 0) != 0 || message.size() <= field.size()) continue;
+    const char next = message[field.size()];
+    if (next == ':' || next == '[' || next == '.') return true;
   }
   return false;
 }

@@ -1167,15 +1167,17 @@ TEST(ConfigTest, RootMustBeAnObject) {
 
 TEST(ConfigTest, DuplicateKeysAreRefused) {
   EXPECT_EQ(Refusal(R"({"kms_identity":"a","token":{"pin_file":"p","pin_file":"q"}})"),
-            "token.pin_file: duplicate key");
-  EXPECT_EQ(Refusal(R"({"kms_identity":"a","kms_identity":"a"})"), "kms_identity: duplicate key");
+            "token.pin_file: duplicate key at byte offset 44 (line 1, column 45)");
+  EXPECT_EQ(Refusal(R"({"kms_identity":"a","kms_identity":"a"})"),
+            "kms_identity: duplicate key at byte offset 20 (line 1, column 21)");
 }
 
 TEST(ConfigTest, TooDeepNestingIsRefusedWhileParsing) {
   // 17 levels: the 17th container is refused with its path.
   const std::string doc = R"({"kms_identity":"k","token":{"pin_file":"p"},"users":)" + std::string(16, '[');
   EXPECT_EQ(Refusal(doc),
-            "users[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]: nested deeper than 16 levels (kMaxConfigDepth)");
+            "users[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]: nested deeper than 16 levels at byte offset 68 "
+            "(line 1, column 69)");
   // Objects count too.
   std::string objects;
   for (int i = 0; i < 20; ++i) objects += R"({"a":)";
@@ -1183,6 +1185,24 @@ TEST(ConfigTest, TooDeepNestingIsRefusedWhileParsing) {
   // A document that is nothing but an opening bracket, a million deep: the
   // parser stops at level 17 (the rest is never read, so no syntax error).
   EXPECT_THAT(Refusal(std::string(kMaxConfigBytes, '[')), HasSubstr("nested deeper than 16 levels"));
+}
+
+TEST(ConfigTest, TooManyValuesAndTooLongStringsAreRefusedWhileParsing) {
+  // kMaxConfigValues: the document, the array and its elements are values;
+  // the first one over the limit is named.
+  std::string doc = R"({"kms_identity":[0)";
+  for (size_t i = 1; i < kMaxConfigValues - 2; ++i) doc += ",0";
+  ASSERT_LT(doc.size(), kMaxConfigBytes);
+  EXPECT_THAT(Refusal(doc + ",0]}"),
+              StartsWith("kms_identity[" + std::to_string(kMaxConfigValues - 2) + "]: too many values at byte offset"));
+  EXPECT_EQ(Refusal(doc + "]}"), "kms_identity: expected a string, got an array");  // exactly the limit
+  // kMaxConfigStringBytes, for strings and keys.
+  const std::string long_text(kMaxConfigStringBytes + 1, 'k');
+  EXPECT_EQ(Refusal(R"({"kms_identity":")" + long_text + R"("})"),
+            "kms_identity: string too long at byte offset 16 (line 1, column 17): a string of 65537 bytes; at most "
+            "65536");
+  EXPECT_THAT(Refusal(R"({"policy_classes":{")" + long_text + R"(":{}}})"),
+              StartsWith("policy_classes['kkkk"));
 }
 
 TEST(ConfigTest, TooLargeDocumentIsRefused) {
@@ -1227,11 +1247,13 @@ TEST(ConfigTest, SyntaxErrorsNameTheByteOffset) {
   EXPECT_THAT(Refusal(""), StartsWith("$: JSON syntax error at byte offset 0 (line 1, column 1): "));
   const size_t end = std::string(kMinimal).size();
   EXPECT_THAT(Refusal(std::string(kMinimal) + " x"),
-              StartsWith("$: JSON syntax error at byte offset " + std::to_string(end + 1) + " (line 1, column " +
+              StartsWith("$: data after the JSON value at byte offset " + std::to_string(end + 1) + " (line 1, column " +
                          std::to_string(end + 2) + "): "));
+  EXPECT_THAT(Refusal(std::string(kMinimal) + std::string(1, '\0') + "x"),
+              StartsWith("$: data after the JSON value at byte offset " + std::to_string(end)));
   EXPECT_THAT(Refusal("{\"kms_identity\""), StartsWith("$: JSON syntax error at byte offset 15 "));
   // Invalid UTF-8 inside a string, and a comment.
-  EXPECT_THAT(Refusal("{\"kms_identity\":\"k\xff\"}"), StartsWith("$: JSON syntax error at byte offset 18 "));
+  EXPECT_THAT(Refusal("{\"kms_identity\":\"k\xff\"}"), StartsWith("$: invalid UTF-8 at byte offset 18 "));
   EXPECT_THAT(Refusal("{/* c */}"), StartsWith("$: JSON syntax error at byte offset 1 "));
 }
 

@@ -18,6 +18,8 @@
 #include <utility>
 
 #include "firmware/base/big_endian.h"
+#include "firmware/pki/contexts.h"
+#include "firmware/pki/pk.h"
 #include "provisioning/bundle.h"
 
 namespace tkms::test_pki {
@@ -82,30 +84,6 @@ std::array<uint8_t, 32> RandomSeed() {
   return seed;
 }
 
-class Mpi {
- public:
-  Mpi() { mbedtls_mpi_init(&mpi_); }
-  ~Mpi() { mbedtls_mpi_free(&mpi_); }
-  Mpi(const Mpi&) = delete;
-  Mpi& operator=(const Mpi&) = delete;
-  mbedtls_mpi* get() { return &mpi_; }
-
- private:
-  mbedtls_mpi mpi_;
-};
-
-class CertWriter {
- public:
-  CertWriter() { mbedtls_x509write_crt_init(&crt_); }
-  ~CertWriter() { mbedtls_x509write_crt_free(&crt_); }
-  CertWriter(const CertWriter&) = delete;
-  CertWriter& operator=(const CertWriter&) = delete;
-  mbedtls_x509write_cert* get() { return &crt_; }
-
- private:
-  mbedtls_x509write_cert crt_;
-};
-
 std::string DerToPem(const Bytes& der) {
   std::vector<unsigned char> buffer(der.size() * 2 + 128);
   size_t written = 0;
@@ -119,15 +97,12 @@ std::string DerToPem(const Bytes& der) {
 }  // namespace
 
 struct Key::Impl {
-  explicit Impl(std::array<uint8_t, 32> seed) : rng(seed) { mbedtls_pk_init(&pk); }
-  ~Impl() { mbedtls_pk_free(&pk); }
-  Impl(const Impl&) = delete;
-  Impl& operator=(const Impl&) = delete;
+  explicit Impl(std::array<uint8_t, 32> seed) : rng(seed) {}
 
-  mbedtls_ecp_keypair& ec() { return *mbedtls_pk_ec(pk); }
+  mbedtls_ecp_keypair& ec() { return *mbedtls_pk_ec(*pk.native()); }
 
   Curve curve = Curve::kP256;
-  mbedtls_pk_context pk;
+  pki::PkContext pk;
   TestRng rng;
 };
 
@@ -136,9 +111,10 @@ namespace {
 std::unique_ptr<Key::Impl> MakeImpl(std::array<uint8_t, 32> seed, Curve curve) {
   auto impl = std::make_unique<Key::Impl>(seed);
   impl->curve = curve;
-  Check(mbedtls_pk_setup(&impl->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), "pk_setup");
   const mbedtls_ecp_group_id group = curve == Curve::kP256 ? MBEDTLS_ECP_DP_SECP256R1 : MBEDTLS_ECP_DP_SECP384R1;
-  Check(mbedtls_ecp_gen_key(group, &impl->ec(), TestRng::Fill, &impl->rng), "ecp_gen_key");
+  auto key = pki::PkContext::GenerateEc(group, TestRng::Fill, &impl->rng);
+  if (!key.ok()) Die(key.error().message().c_str(), -1);
+  impl->pk = std::move(*key);
   return impl;
 }
 
@@ -157,22 +133,22 @@ Curve Key::curve() const { return impl_->curve; }
 
 Bytes Key::SignDigestRaw(ByteSpan digest) const {
   mbedtls_ecp_keypair& ec = impl_->ec();
-  Mpi r;
-  Mpi s;
-  Check(mbedtls_ecdsa_sign(&ec.grp, r.get(), s.get(), &ec.d, digest.data(), digest.size(), TestRng::Fill,
+  pki::Mpi r;
+  pki::Mpi s;
+  Check(mbedtls_ecdsa_sign(&ec.grp, r.native(), s.native(), &ec.d, digest.data(), digest.size(), TestRng::Fill,
                            &impl_->rng),
         "ecdsa_sign");
   const size_t n = (ec.grp.nbits + 7) / 8;
   Bytes out(2 * n);
-  Check(mbedtls_mpi_write_binary(r.get(), out.data(), n), "mpi_write_binary r");
-  Check(mbedtls_mpi_write_binary(s.get(), out.data() + n, n), "mpi_write_binary s");
+  Check(mbedtls_mpi_write_binary(r.native(), out.data(), n), "mpi_write_binary r");
+  Check(mbedtls_mpi_write_binary(s.native(), out.data() + n, n), "mpi_write_binary s");
   return out;
 }
 
 Bytes Key::SignDigestDer(ByteSpan digest) const {
   std::array<unsigned char, MBEDTLS_ECDSA_MAX_LEN> buffer{};
   size_t length = 0;
-  Check(mbedtls_pk_sign(&impl_->pk, MBEDTLS_MD_SHA256, digest.data(), digest.size(), buffer.data(), &length,
+  Check(mbedtls_pk_sign(impl_->pk.native(), MBEDTLS_MD_SHA256, digest.data(), digest.size(), buffer.data(), &length,
                         TestRng::Fill, &impl_->rng),
         "pk_sign");
   return Bytes(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(length));
@@ -189,15 +165,15 @@ Bytes Key::PublicPoint() const {
 }
 
 std::string Key::PublicKeyPem() const {
-  std::array<unsigned char, 1024> buffer{};
-  Check(mbedtls_pk_write_pubkey_pem(&impl_->pk, buffer.data(), buffer.size()), "pk_write_pubkey_pem");
-  return std::string(reinterpret_cast<const char*>(buffer.data()));
+  auto pem = impl_->pk.PublicKeyPem();
+  if (!pem.ok()) Die(pem.error().message().c_str(), -1);
+  return *pem;
 }
 
 std::string Key::PrivateKeyPem() const {
-  std::array<unsigned char, 2048> buffer{};
-  Check(mbedtls_pk_write_key_pem(&impl_->pk, buffer.data(), buffer.size()), "pk_write_key_pem");
-  return std::string(reinterpret_cast<const char*>(buffer.data()));
+  auto pem = impl_->pk.PrivateKeyPem();
+  if (!pem.ok()) Die(pem.error().message().c_str(), -1);
+  return *pem;
 }
 
 CertSpec CaSpec(std::string subject) {
@@ -215,19 +191,19 @@ CertSpec SignerSpec(std::string subject) {
 }
 
 Cert IssueCert(const CertSpec& spec, const Key& subject_key, std::string_view issuer_subject, const Key& issuer_key) {
-  CertWriter writer;
-  mbedtls_x509write_cert* crt = writer.get();
+  pki::CertificateWriter writer;
+  mbedtls_x509write_cert* crt = writer.native();
   const std::string issuer(issuer_subject);
   mbedtls_x509write_crt_set_version(crt, MBEDTLS_X509_CRT_VERSION_3);
   mbedtls_x509write_crt_set_md_alg(crt, MBEDTLS_MD_SHA256);
-  mbedtls_x509write_crt_set_subject_key(crt, &subject_key.impl_->pk);
-  mbedtls_x509write_crt_set_issuer_key(crt, &issuer_key.impl_->pk);
+  mbedtls_x509write_crt_set_subject_key(crt, subject_key.impl_->pk.native());
+  mbedtls_x509write_crt_set_issuer_key(crt, issuer_key.impl_->pk.native());
   Check(mbedtls_x509write_crt_set_subject_name(crt, spec.subject.c_str()), "set_subject_name");
   Check(mbedtls_x509write_crt_set_issuer_name(crt, issuer.c_str()), "set_issuer_name");
-  Mpi serial;
-  Check(mbedtls_mpi_lset(serial.get(), static_cast<mbedtls_mpi_sint>(spec.serial & 0x7fffffffffffffffULL)),
+  pki::Mpi serial;
+  Check(mbedtls_mpi_lset(serial.native(), static_cast<mbedtls_mpi_sint>(spec.serial & 0x7fffffffffffffffULL)),
         "mpi_lset");
-  Check(mbedtls_x509write_crt_set_serial(crt, serial.get()), "set_serial");
+  Check(mbedtls_x509write_crt_set_serial(crt, serial.native()), "set_serial");
   Check(mbedtls_x509write_crt_set_validity(crt, spec.not_before.c_str(), spec.not_after.c_str()), "set_validity");
   Check(mbedtls_x509write_crt_set_basic_constraints(crt, spec.ca ? 1 : 0, spec.ca ? spec.path_len : -1),
         "set_basic_constraints");

@@ -16,6 +16,9 @@
 #include "firmware/base/encoding.h"
 #include "firmware/base/secret_files.h"
 #include "firmware/keystore/keystore.h"
+#include "firmware/json/bounded_json.h"
+#include "firmware/pki/pk.h"
+#include "firmware/pki/x509.h"
 #include "pkcs11/softhsm_state.h"
 #include "pkcs11/uri.h"
 #include "provisioning/bundle.h"
@@ -26,7 +29,10 @@ namespace {
 
 using provisioning::Bytes;
 
-constexpr size_t kMaxShownDepth = 64;  // payload nesting `show` pretty-prints
+// What `show` pretty-prints of an unverified payload: a configuration's
+// limits (provisioning/config.h), but nesting up to 64 levels.
+constexpr json::Limits kShownPayloadLimits{provisioning::kMaxConfigBytes, 64, provisioning::kMaxConfigValues,
+                                           provisioning::kMaxConfigStringBytes};
 
 CommandOutput Fail(const std::string& message, int code = kExitInvalid) {
   return CommandOutput{code, "", "tkmsctl: " + message + "\n"};
@@ -57,7 +63,7 @@ Result<std::string> ReadText(const std::string& path, size_t limit) {
   return std::string(bytes->begin(), bytes->end());
 }
 
-Result<Bytes> ReadCertificateFile(const std::string& path) { return provisioning::LoadCertificateFile(path); }
+Result<Bytes> ReadCertificateFile(const std::string& path) { return pki::LoadCertificateFile(path); }
 
 // ---- files ----
 
@@ -227,33 +233,11 @@ Result<std::unique_ptr<keystore::Keystore>> OpenTokenKey(const BundleKeyOptions&
 
 // ---- show ----
 
-// True if `text`'s brackets nest at most `max` deep (strings skipped): the
-// payload of an unverified bundle is pretty-printed only then.
-bool NestsAtMost(std::string_view text, size_t max) {
-  size_t depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (const char c : text) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max) return false;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return true;
-}
-
 std::string DescribeCertificates(const std::vector<Bytes>& certificates) {
   std::string out;
   for (size_t i = 0; i < certificates.size(); ++i) {
     out += "  [" + std::to_string(i) + "] ";
-    auto c = provisioning::DescribeCertificate(certificates[i]);
+    auto c = pki::DescribeCertificate(certificates[i]);
     if (!c.ok()) {
       out += "cannot be read: " + c.error().message() + "\n";
       continue;
@@ -261,8 +245,8 @@ std::string DescribeCertificates(const std::vector<Bytes>& certificates) {
     out += (i == 0 ? "signer  " : "issuer  ") + c->subject + "\n";
     out += "      issued by   " + c->issuer + "\n";
     out += "      serial      " + c->serial_hex + "\n";
-    out += "      valid       " + provisioning::FormatUtcTime(c->not_before) + " .. " +
-           provisioning::FormatUtcTime(c->not_after) + "\n";
+    out += "      valid       " + pki::FormatUtcTime(c->not_before) + " .. " + pki::FormatUtcTime(c->not_after) +
+           "\n";
     out += "      key         " + c->key + (c->is_ca ? ", CA" : "") + ", key usage " + c->key_usage + "\n";
   }
   return out;
@@ -287,7 +271,7 @@ std::optional<std::time_t> ParseUtcTime(const std::string& text) {
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   const std::time_t t = ::timegm(&tm);
-  if (provisioning::FormatUtcTime(t) != canonical) return std::nullopt;  // 2030-02-30 and the like
+  if (pki::FormatUtcTime(t) != canonical) return std::nullopt;  // 2030-02-30 and the like
   return t;
 }
 
@@ -323,7 +307,7 @@ CommandOutput RunBundleSign(const BundleSignOptions& options) {
   if (Status s = WriteFileAtomically(options.out_file, *text, options.force); !s.ok()) return Fail(s.message());
 
   auto bundle = provisioning::ParseBundle(*text);
-  auto cert = provisioning::DescribeCertificate(bundle->certificates[0]);
+  auto cert = pki::DescribeCertificate(bundle->certificates[0]);
   auto config = provisioning::ParseConfig(*payload, provisioning::ConfigRole::kBundle);
   std::string out = Verb(options.force) + " " + Printable(options.out_file) + ": bundle version " +
                     std::to_string(config.ok() ? config->version : 0) + ", " + std::to_string(payload->size()) +
@@ -344,14 +328,14 @@ CommandOutput RunBundleVerify(const BundleVerifyOptions& options) {
   if (!verified.ok()) {
     return Fail(Printable(options.bundle_file) + ": REFUSED: " + verified.error().message());
   }
-  auto anchor_info = provisioning::DescribeCertificate(*anchor);
+  auto anchor_info = pki::DescribeCertificate(*anchor);
   std::string out = Printable(options.bundle_file) + ": VALID\n";
   out += "version:  " + std::to_string(verified->version) + "\n";
   out += "signer:   " + verified->signer.subject + " (serial " + verified->signer.serial_hex + ", valid until " +
-         provisioning::FormatUtcTime(verified->signer.not_after) + ")\n";
+         pki::FormatUtcTime(verified->signer.not_after) + ")\n";
   out += "issuer:   " + verified->signer.issuer + "\n";
   if (anchor_info.ok()) out += "anchor:   " + anchor_info->subject + " (serial " + anchor_info->serial_hex + ")\n";
-  out += "checked:  at " + provisioning::FormatUtcTime(now) + "\n";
+  out += "checked:  at " + pki::FormatUtcTime(now) + "\n";
   out += "sha256:   " + Hex(verified->file_digest) + "\n";
   return CommandOutput{kExitOk, out, ""};
 }
@@ -371,23 +355,21 @@ CommandOutput RunBundleShow(const std::string& bundle_file) {
   const std::string& payload = bundle->payload;
   out += "payload:      " + std::to_string(payload.size()) + " bytes, payload digest " +
          Hex(provisioning::BundleMessageDigest(payload)) + " (signed message)\n";
-  // ordered_json: the members in the order the authority wrote them.
-  nlohmann::ordered_json doc = nlohmann::ordered_json::value_t::discarded;
-  if (NestsAtMost(payload, kMaxShownDepth)) {
-    doc = nlohmann::ordered_json::parse(payload, nullptr, /*allow_exceptions=*/false);
-  }
-  if (doc.is_discarded()) {
-    out += "version:      (the payload is not JSON)\n--- payload (as text) ---\n" + Printable(payload) + "\n";
+  // Key order kept: the members in the order the authority wrote them.
+  auto doc = json::ParseOrdered(payload, kShownPayloadLimits);
+  if (!doc.ok()) {
+    out += "version:      (the payload is not JSON within the configuration limits: " + doc.error().ToString() +
+           ")\n--- payload (as text) ---\n" + Printable(payload) + "\n";
     return CommandOutput{kExitOk, out, ""};
   }
-  const auto version = doc.is_object() ? doc.find("version") : doc.end();
-  if (doc.is_object() && version != doc.end() && version->is_number_unsigned()) {
+  const auto version = doc->is_object() ? doc->find("version") : doc->end();
+  if (doc->is_object() && version != doc->end() && version->is_number_unsigned()) {
     out += "version:      " + std::to_string(version->get<uint64_t>()) + "\n";
   } else {
     out += "version:      (none)\n";
   }
   out += "--- payload ---\n" +
-         doc.dump(2, ' ', /*ensure_ascii=*/true, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+         doc->dump(2, ' ', /*ensure_ascii=*/true, nlohmann::ordered_json::error_handler_t::replace) + "\n";
   return CommandOutput{kExitOk, out, ""};
 }
 
@@ -401,7 +383,9 @@ CommandOutput RunBundlePubkey(const BundlePubkeyOptions& options) {
   if (!keystore.ok()) return Fail(keystore.error().message());
   auto point = (*keystore)->PublicKeyEcPoint(key->selector);
   if (!point.ok()) return Fail("cannot read the public key of " + key->selector.ToString() + ": " + point.error().message());
-  auto pem = provisioning::EcP256PublicKeyPem(*point);
+  auto public_key = pki::PkContext::EcP256PublicKey(*point);
+  if (!public_key.ok()) return Fail(key->selector.ToString() + ": " + public_key.error().message());
+  auto pem = public_key->PublicKeyPem();
   if (!pem.ok()) return Fail(key->selector.ToString() + ": " + pem.error().message());
   if (Status s = WriteFileAtomically(options.out_file, *pem, options.force); !s.ok()) return Fail(s.message());
   return CommandOutput{kExitOk,

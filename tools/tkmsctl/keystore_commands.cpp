@@ -16,6 +16,7 @@
 
 #include "firmware/base/big_endian.h"
 #include "firmware/base/encoding.h"
+#include "firmware/pki/x509.h"
 #include "firmware/base/secret_files.h"
 #include "firmware/keystore/keystore.h"
 #include "firmware/keystore/provisioning_store.h"
@@ -170,9 +171,9 @@ namespace {
 // same certificate again is accepted; another one is refused). Returns a
 // line describing it.
 Result<std::string> PinAnchorFile(Keystore& keystore, const std::string& path) {
-  auto der = provisioning::LoadCertificateFile(path);
+  auto der = pki::LoadCertificateFile(path);
   if (!der.ok()) return der.error();
-  auto summary = provisioning::DescribeCertificate(*der);
+  auto summary = pki::DescribeCertificate(*der);
   if (!summary.ok()) return Status(summary.error().code(), path + ": " + summary.error().message());
   if (!summary->is_ca) {
     return InvalidArgument(path + ": the provisioning anchor must be a CA certificate (basicConstraints CA:TRUE)");
@@ -180,7 +181,7 @@ Result<std::string> PinAnchorFile(Keystore& keystore, const std::string& path) {
   auto pinned = keystore::ReadProvisioningAnchor(keystore);
   if (!pinned.ok()) return pinned.error();
   const std::string line = "provisioning anchor: " + summary->subject + " (serial " + summary->serial_hex +
-                           ", valid until " + provisioning::FormatUtcTime(summary->not_after) + ")";
+                           ", valid until " + pki::FormatUtcTime(summary->not_after) + ")";
   if (pinned->has_value()) {
     if (**pinned == *der) return line + ", already pinned\n";
     return FailedPrecondition("the token already pins another provisioning anchor; an anchor is never replaced "
@@ -268,11 +269,11 @@ CommandOutput RunTokenAnchor(const KeystoreCommandOptions& ks, const std::option
   if (!der->has_value()) {
     return Fail("the token pins no provisioning anchor (tkmsctl token anchor --pin FILE)");
   }
-  auto summary = provisioning::DescribeCertificate(**der);
+  auto summary = pki::DescribeCertificate(**der);
   if (!summary.ok()) return Fail("the pinned anchor does not parse: " + summary.error().message());
   return Ok("provisioning anchor: " + summary->subject + " (serial " + summary->serial_hex + ", valid " +
-            provisioning::FormatUtcTime(summary->not_before) + " to " +
-            provisioning::FormatUtcTime(summary->not_after) + ")\n");
+            pki::FormatUtcTime(summary->not_before) + " to " +
+            pki::FormatUtcTime(summary->not_after) + ")\n");
 }
 
 CommandOutput RunTokenStatus(const KeystoreCommandOptions& ks) {

@@ -1,8 +1,9 @@
 // JSON view of MIKEY messages: see mikey_json.h and docs/mikey-json.md.
 //
-// MessageFromJson reports errors by throwing PathError inside this file only;
-// the public functions catch it (and any nlohmann exception) and return a
-// JsonError, so no exception crosses the API.
+// JSON text is read by the bounded reader (firmware/json/bounded_json.h),
+// keeping key order. MessageFromJson reports errors by throwing PathError
+// inside this file only; the public functions catch it (and any nlohmann
+// exception) and return a JsonError, so no exception crosses the API.
 #include "tools/tkmsctl/mikey_json.h"
 
 #include <algorithm>
@@ -18,14 +19,20 @@
 #include "firmware/base/byte_writer.h"
 #include "firmware/base/encoding.h"
 #include "firmware/base/secret_bytes.h"
+#include "firmware/json/bounded_json.h"
 #include "firmware/mikey/types.h"
+#include "tools/tkmsctl/input_format.h"
 
 namespace tkms::tkmsctl {
 namespace {
 
 using namespace ::tkms::mikey;  // NOLINT: the model's many types, in this file only
 
-constexpr int kMaxJsonDepth = 32;
+// What `tkmsctl mikey encode` reads (docs/mikey-json.md): at most the
+// input limit, 32 levels (a message nests 6 deep), 65536 values, and
+// strings long enough for the hex of the largest payload (a TICKET of 64 KiB
+// is 128 Ki hex digits).
+constexpr json::Limits kMikeyJsonLimits{kMaxInputBytes, 32, 1 << 16, 1 << 18};
 
 template <typename... F>
 struct Overloaded : F... {
@@ -1153,20 +1160,6 @@ std::string PathAtOffset(const Message& m, const CodecError& e) {
   return "";
 }
 
-// nlohmann's "[json.exception.parse_error.101] parse error at ..." without the tag.
-std::string StripExceptionTag(const char* what) {
-  std::string s(what);
-  if (!s.empty() && s.front() == '[') {
-    const size_t close = s.find("] ");
-    if (close != std::string::npos) s.erase(0, close + 2);
-  }
-  return s;
-}
-
-struct ParseAbort {
-  std::string detail;
-};
-
 }  // namespace
 
 std::string JsonError::ToString() const { return path.empty() ? detail : path + ": " + detail; }
@@ -1197,39 +1190,9 @@ Result<mikey::Message, JsonError> MessageFromJson(const Json& json) {
 }
 
 Result<Json, JsonError> ParseJsonText(std::string_view text) {
-  std::vector<std::set<std::string>> open_objects;
-  auto check = [&](int depth, Json::parse_event_t event, Json& parsed) {
-    switch (event) {
-      case Json::parse_event_t::object_start:
-      case Json::parse_event_t::array_start:
-        if (depth >= kMaxJsonDepth) {
-          throw ParseAbort{"JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels"};
-        }
-        if (event == Json::parse_event_t::object_start) open_objects.emplace_back();
-        break;
-      case Json::parse_event_t::key:
-        if (!open_objects.empty() && !open_objects.back().insert(parsed.get<std::string>()).second) {
-          throw ParseAbort{"duplicate key " + Quote(parsed.get<std::string>()) + " in a JSON object"};
-        }
-        break;
-      case Json::parse_event_t::object_end:
-        if (!open_objects.empty()) open_objects.pop_back();
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
-  try {
-    return Json::parse(text.begin(), text.end(), check, /*allow_exceptions=*/true,
-                       /*ignore_comments=*/false);
-  } catch (const ParseAbort& e) {
-    return JsonError{"", e.detail};
-  } catch (const nlohmann::json::exception& e) {
-    return JsonError{"", "JSON " + StripExceptionTag(e.what())};
-  } catch (const std::exception& e) {
-    return JsonError{"", std::string("JSON: ") + e.what()};
-  }
+  auto parsed = json::ParseOrdered(text, kMikeyJsonLimits);
+  if (!parsed.ok()) return JsonError{parsed.error().path, parsed.error().message};
+  return std::move(*parsed);
 }
 
 JsonError LocateEncodeError(const mikey::Message& message, const mikey::CodecError& error) {

@@ -44,7 +44,12 @@ Json MessageToJson(const mikey::Message& message);
 // refuses (unknown algorithms, wrong MAC lengths, ...) are left to Encode.
 Result<mikey::Message, JsonError> MessageFromJson(const Json& json);
 
-// Parses JSON text: strict RFC 8259, duplicate keys refused, depth bounded.
+// Parses JSON text with the bounded reader (firmware/json/bounded_json.h),
+// keeping key order: strict RFC 8259, at most kMaxInputBytes, 32 levels,
+// 65536 values, strings of 256 KiB; duplicate keys, invalid UTF-8 and
+// trailing data refused. The error names the JSON path where the reader was
+// and the byte offset ("header.csb_id: duplicate key at byte offset 25
+// (line 1, column 26)").
 Result<Json, JsonError> ParseJsonText(std::string_view text);
 
 // JSON text -> model -> Encode -> Decode: the bytes `tkmsctl mikey encode`

@@ -1,0 +1,443 @@
+// The configuration loader's section readers: see config_reader.h and
+// docs/config.md (one table per section there).
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "firmware/base/encoding.h"
+#include "provisioning/config_reader.h"
+
+namespace tkms::provisioning::internal {
+
+namespace {
+
+Status ReadEndpoint(const Json& object, const std::string& path, const char* key, std::string& out,
+                    Endpoint& endpoint) {
+  const Json* value = Member(object, key);
+  const std::string field = KeyPath(path, key);
+  if (value != nullptr) TKMS_RETURN_IF_ERROR(ParseString(*value, field, out));
+  const auto parsed = ParseEndpoint(out);
+  if (!parsed) {
+    return Invalid(field, "expected \"ADDRESS:PORT\" with a dotted-quad IPv4 address and a port 0..65535, "
+                          "no leading zeros (e.g. \"127.0.0.1:8080\"), got " + Quote(out));
+  }
+  endpoint = *parsed;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ReadListen(const Json* value, ListenConfig& out) {
+  const std::string path = "listen";
+  if (value != nullptr) TKMS_RETURN_IF_ERROR(CheckObject(*value, path, {"ua", "admin"}));
+  const Json empty = Json::object();
+  const Json& object = value != nullptr ? *value : empty;
+  Endpoint ua;
+  Endpoint admin;
+  TKMS_RETURN_IF_ERROR(ReadEndpoint(object, path, "ua", out.ua, ua));
+  TKMS_RETURN_IF_ERROR(ReadEndpoint(object, path, "admin", out.admin, admin));
+  // Both sockets cannot bind the same port on overlapping addresses.
+  if (ua.port != 0 && ua.port == admin.port &&
+      (ua.address == admin.address || ua.address == 0 || admin.address == 0)) {
+    return Invalid("listen.admin", Quote(out.admin) + " conflicts with listen.ua " + Quote(out.ua) +
+                                       " (same port on overlapping addresses)");
+  }
+  return Status::Ok();
+}
+
+Status ReadHttp(const Json& value, HttpConfig& out) {
+  const std::string path = "http";
+  TKMS_RETURN_IF_ERROR(
+      CheckObject(value, path, {"max_body_bytes", "worker_threads", "request_timeout_ms", "keep_alive_timeout_ms"}));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "max_body_bytes", 256, 1048576, out.max_body_bytes));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "worker_threads", 1, 256, out.worker_threads));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "request_timeout_ms", 100, 600000, out.request_timeout_ms));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "keep_alive_timeout_ms", 0, 600000, out.keep_alive_timeout_ms));
+  return Status::Ok();
+}
+
+Status ReadToken(const Json* value, TokenConfig& out) {
+  const std::string path = "token";
+  if (value == nullptr) return Invalid("token.pin_file", "required field is missing");
+  TKMS_RETURN_IF_ERROR(CheckObject(
+      *value, path, {"module_path", "token", "pin_file", "softhsm2_conf", "sessions", "health_check_interval_ms"}));
+  if (const Json* v = Member(*value, "module_path"); v != nullptr) {
+    TKMS_RETURN_IF_ERROR(ParseString(*v, "token.module_path", out.module_path));
+    TKMS_RETURN_IF_ERROR(CheckFileName(out.module_path, "token.module_path", true));
+  }
+  if (const Json* v = Member(*value, "token"); v != nullptr) {
+    TKMS_RETURN_IF_ERROR(ParseString(*v, "token.token", out.token));
+    TKMS_RETURN_IF_ERROR(CheckTokenSpec(out.token, "token.token"));
+  }
+  const Json* pin_file = Member(*value, "pin_file");
+  if (pin_file == nullptr) return Invalid("token.pin_file", "required field is missing");
+  TKMS_RETURN_IF_ERROR(ParseString(*pin_file, "token.pin_file", out.pin_file));
+  TKMS_RETURN_IF_ERROR(CheckFileName(out.pin_file, "token.pin_file", false));
+  if (const Json* v = Member(*value, "softhsm2_conf"); v != nullptr) {
+    std::string conf;
+    TKMS_RETURN_IF_ERROR(ParseString(*v, "token.softhsm2_conf", conf));
+    TKMS_RETURN_IF_ERROR(CheckFileName(conf, "token.softhsm2_conf", false));
+    out.softhsm2_conf = std::move(conf);
+  }
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(*value, path, "sessions", 1, 64, out.sessions));
+  TKMS_RETURN_IF_ERROR(
+      ReadUnsigned(*value, path, "health_check_interval_ms", 100, 60000, out.health_check_interval_ms));
+  return Status::Ok();
+}
+
+Status ReadMikey(const Json& value, MikeyConfig& out) {
+  const std::string path = "mikey";
+  TKMS_RETURN_IF_ERROR(
+      CheckObject(value, path, {"timestamp_window_s", "replay_cache_entries", "kemac_iv_timestamp"}));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "timestamp_window_s", 1, 3600, out.timestamp_window_s));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "replay_cache_entries", 1, 10000000, out.replay_cache_entries));
+  if (const Json* iv = Member(value, "kemac_iv_timestamp")) {
+    const std::string iv_path = KeyPath(path, "kemac_iv_timestamp");
+    std::string text;
+    TKMS_RETURN_IF_ERROR(ParseString(*iv, iv_path, text));
+    if (text == "response") {
+      out.kemac_iv_timestamp = KemacIvTimestamp::kResponse;
+    } else if (text == "request") {
+      out.kemac_iv_timestamp = KemacIvTimestamp::kRequest;
+    } else {
+      return Invalid(iv_path, "must be \"response\" or \"request\"");
+    }
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+// "auto" | "aes-cm-128" | "aes-cm-256" (docs/kms.md "KEMAC encryption algorithm").
+Status ReadKemacEncryption(const Json& value, const std::string& path, KemacEncryption& out) {
+  const Json* member = Member(value, "kemac_encryption");
+  if (member == nullptr) return Status::Ok();
+  const std::string member_path = KeyPath(path, "kemac_encryption");
+  std::string text;
+  TKMS_RETURN_IF_ERROR(ParseString(*member, member_path, text));
+  if (text == "auto") {
+    out = KemacEncryption::kAuto;
+  } else if (text == "aes-cm-128") {
+    out = KemacEncryption::kAesCm128;
+  } else if (text == "aes-cm-256") {
+    out = KemacEncryption::kAesCm256;
+  } else {
+    return Invalid(member_path, "must be \"auto\", \"aes-cm-128\" or \"aes-cm-256\"");
+  }
+  return Status::Ok();
+}
+
+Status ReadPolicyClass(const Json& value, const std::string& path, PolicyClass& out) {
+  TKMS_RETURN_IF_ERROR(CheckObject(value, path,
+                                   {"default_lifetime_s", "max_lifetime_s", "allow_reuse", "allow_forking",
+                                    "allow_initiator_keys", "allow_responder_keys", "max_responders", "max_keys",
+                                    "allow_request", "allow_resolve", "kemac_encryption"}));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "default_lifetime_s", 1, kMaxLifetimeS, out.default_lifetime_s));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "max_lifetime_s", 1, kMaxLifetimeS, out.max_lifetime_s));
+  if (out.default_lifetime_s > out.max_lifetime_s) {
+    const bool given = Member(value, "default_lifetime_s") != nullptr;
+    return Invalid(KeyPath(path, "default_lifetime_s"),
+                   std::to_string(out.default_lifetime_s) + (given ? "" : " (the default)") +
+                       " is more than max_lifetime_s (" + std::to_string(out.max_lifetime_s) + ")");
+  }
+  TKMS_RETURN_IF_ERROR(ReadBool(value, path, "allow_reuse", out.allow_reuse));
+  TKMS_RETURN_IF_ERROR(ReadBool(value, path, "allow_forking", out.allow_forking));
+  TKMS_RETURN_IF_ERROR(ReadBool(value, path, "allow_initiator_keys", out.allow_initiator_keys));
+  TKMS_RETURN_IF_ERROR(ReadBool(value, path, "allow_responder_keys", out.allow_responder_keys));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "max_responders", 1, 256, out.max_responders));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "max_keys", 1, 16, out.max_keys));
+  TKMS_RETURN_IF_ERROR(ReadBool(value, path, "allow_request", out.allow_request));
+  TKMS_RETURN_IF_ERROR(ReadBool(value, path, "allow_resolve", out.allow_resolve));
+  TKMS_RETURN_IF_ERROR(ReadKemacEncryption(value, path, out.kemac_encryption));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ReadPolicyClasses(const Json* value, std::map<std::string, PolicyClass>& out) {
+  const std::string path = "policy_classes";
+  if (value == nullptr) {
+    out.emplace("default", PolicyClass{});
+    return Status::Ok();
+  }
+  if (!value->is_object()) return WrongType(path, "an object", *value);
+  for (const auto& [name, body] : value->get_ref<const Json::object_t&>()) {
+    const std::string class_path = KeyPath(path, name);
+    TKMS_RETURN_IF_ERROR(CheckPolicyName(name, class_path));
+    PolicyClass policy;
+    TKMS_RETURN_IF_ERROR(ReadPolicyClass(body, class_path, policy));
+    out.emplace(name, policy);
+  }
+  return Status::Ok();
+}
+
+Status ReadKrrPolicy(const Json& value, KrrPolicyConfig& out) {
+  const std::string path = "krr_policy";
+  TKMS_RETURN_IF_ERROR(CheckObject(value, path,
+                                   {"allow_krr", "report_krr", "require_signed_krr",
+                                    "request_unknown_kms_certificates", "hold_until_kms_acceptance"}));
+  TKMS_RETURN_IF_ERROR(ReadBool(value, path, "allow_krr", out.allow_krr));
+  TKMS_RETURN_IF_ERROR(ReadBool(value, path, "report_krr", out.report_krr));
+  TKMS_RETURN_IF_ERROR(ReadBool(value, path, "require_signed_krr", out.require_signed_krr));
+  TKMS_RETURN_IF_ERROR(
+      ReadBool(value, path, "request_unknown_kms_certificates", out.request_unknown_kms_certificates));
+  TKMS_RETURN_IF_ERROR(ReadBool(value, path, "hold_until_kms_acceptance", out.hold_until_kms_acceptance));
+  return Status::Ok();
+}
+
+namespace {
+
+// The required "kms_uri" of trust_relations[i] or external_kms[i] (`path`):
+// an identity, not kms_identity, and no other entry's.
+Status ReadKmsUri(const Json& entry, const std::string& path, const KmsConfig& config, IdentityIndex& identities,
+                  std::string& out) {
+  const std::string uri_path = KeyPath(path, "kms_uri");
+  const Json* uri = Member(entry, "kms_uri");
+  if (uri == nullptr) return Invalid(uri_path, "required field is missing");
+  TKMS_RETURN_IF_ERROR(ParseString(*uri, uri_path, out));
+  TKMS_RETURN_IF_ERROR(CheckIdentity(out, uri_path));
+  if (out == config.kms_identity) return Invalid(uri_path, Quote(out) + " is kms_identity");
+  const auto [it, inserted] = identities.kms_of.emplace(out, path);
+  if (!inserted) return Invalid(uri_path, Quote(out) + " is already the kms_uri of " + it->second);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ReadTrustRelations(const Json* value, KmsConfig& config, IdentityIndex& identities) {
+  if (value == nullptr) return Status::Ok();
+  if (!value->is_array()) return WrongType("trust_relations", "an array", *value);
+  if (value->size() > kMaxTrustRelations) {
+    return Invalid("trust_relations", std::to_string(value->size()) + " entries; at most " +
+                                          std::to_string(kMaxTrustRelations) + " (kMaxTrustRelations)");
+  }
+  config.trust_relations.reserve(value->size());
+  for (size_t i = 0; i < value->size(); ++i) {
+    const Json& entry = (*value)[i];
+    const std::string path = IndexPath("trust_relations", i);
+    TKMS_RETURN_IF_ERROR(CheckObject(entry, path, {"kms_uri", "endpoint", "certificate", "ca"}));
+    TrustRelationConfig out;
+    TKMS_RETURN_IF_ERROR(ReadKmsUri(entry, path, config, identities, out.kms_uri));
+    const std::string endpoint_path = KeyPath(path, "endpoint");
+    const Json* endpoint = Member(entry, "endpoint");
+    if (endpoint == nullptr) return Invalid(endpoint_path, "required field is missing");
+    TKMS_RETURN_IF_ERROR(ParseString(*endpoint, endpoint_path, out.endpoint));
+    if (!IsZkEndpoint(out.endpoint)) {
+      return Invalid(endpoint_path, "expected \"HOST:PORT\" with a DNS name or a dotted-quad IPv4 address and a "
+                                    "port 1..65535, no leading zeros (e.g. \"kms.example.net:8443\"), got " +
+                                        Quote(out.endpoint));
+    }
+    const Json* certificate = Member(entry, "certificate");
+    const Json* ca = Member(entry, "ca");
+    if (certificate != nullptr && ca != nullptr) {
+      return Invalid(KeyPath(path, "ca"), "give either certificate (the peer's) or ca (its issuer's), not both");
+    }
+    if (certificate == nullptr && ca == nullptr) {
+      return Invalid(KeyPath(path, "certificate"),
+                     "required field is missing (give certificate, the peer's, or ca, its issuer's)");
+    }
+    if (certificate != nullptr) {
+      TKMS_RETURN_IF_ERROR(ReadCertificate(*certificate, KeyPath(path, "certificate"), false, out.certificate));
+    } else {
+      TKMS_RETURN_IF_ERROR(ReadCertificate(*ca, KeyPath(path, "ca"), true, out.ca));
+    }
+    config.trust_relations.push_back(std::move(out));
+  }
+  return Status::Ok();
+}
+
+Status ReadExternalKms(const Json* value, KmsConfig& config, IdentityIndex& identities) {
+  if (value == nullptr) return Status::Ok();
+  if (!value->is_array()) return WrongType("external_kms", "an array", *value);
+  if (value->size() > kMaxExternalKms) {
+    return Invalid("external_kms", std::to_string(value->size()) + " entries; at most " +
+                                       std::to_string(kMaxExternalKms) + " (kMaxExternalKms)");
+  }
+  config.external_kms.reserve(value->size());
+  for (size_t i = 0; i < value->size(); ++i) {
+    const Json& entry = (*value)[i];
+    const std::string path = IndexPath("external_kms", i);
+    TKMS_RETURN_IF_ERROR(CheckObject(entry, path, {"kms_uri", "certificate"}));
+    ExternalKmsConfig out;
+    TKMS_RETURN_IF_ERROR(ReadKmsUri(entry, path, config, identities, out.kms_uri));
+    const std::string certificate_path = KeyPath(path, "certificate");
+    const Json* certificate = Member(entry, "certificate");
+    if (certificate == nullptr) return Invalid(certificate_path, "required field is missing");
+    TKMS_RETURN_IF_ERROR(ReadCertificate(*certificate, certificate_path, false, out.certificate));
+    config.external_kms.push_back(std::move(out));
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+// A user's primary_home_kms, secondary_home_kms or external_kms list: KMS
+// URIs this configuration knows, each once.
+Status ReadUserKmsList(const Json& user, const std::string& path, const char* key, const KmsConfig& config,
+                       const IdentityIndex& identities, std::vector<std::string>& out) {
+  const Json* list = Member(user, key);
+  if (list == nullptr) return Status::Ok();
+  const std::string list_path = KeyPath(path, key);
+  if (!list->is_array()) return WrongType(list_path, "an array", *list);
+  if (list->size() > kMaxUserKmsListEntries) {
+    return Invalid(list_path, std::to_string(list->size()) + " entries; at most " +
+                                  std::to_string(kMaxUserKmsListEntries) + " (kMaxUserKmsListEntries)");
+  }
+  for (size_t i = 0; i < list->size(); ++i) {
+    const std::string uri_path = IndexPath(list_path, i);
+    std::string uri;
+    TKMS_RETURN_IF_ERROR(ParseString((*list)[i], uri_path, uri));
+    TKMS_RETURN_IF_ERROR(CheckIdentity(uri, uri_path));
+    if (uri != config.kms_identity && identities.kms_of.count(uri) == 0) {
+      return Invalid(uri_path, Quote(uri) + " is not a known KMS (kms_identity, or the kms_uri of an entry of "
+                                            "trust_relations or external_kms)");
+    }
+    for (size_t j = 0; j < out.size(); ++j) {
+      if (out[j] == uri) {
+        return Invalid(uri_path, Quote(uri) + " is listed twice (also " + IndexPath(list_path, j) + ")");
+      }
+    }
+    out.push_back(std::move(uri));
+  }
+  return Status::Ok();
+}
+
+Status ReadUser(const Json& value, const std::string& path, size_t index, const KmsConfig& config,
+                IdentityIndex& identities, std::unordered_map<std::string, size_t>& psk_owner, UserConfig& out) {
+  TKMS_RETURN_IF_ERROR(CheckObject(
+      value, path,
+      {"identities", "psk_id", "policy_class", "primary_home_kms", "secondary_home_kms", "external_kms"}));
+  const std::string ids_path = KeyPath(path, "identities");
+  const Json* ids = Member(value, "identities");
+  if (ids == nullptr) return Invalid(ids_path, "required field is missing");
+  if (!ids->is_array()) return WrongType(ids_path, "an array", *ids);
+  if (ids->empty()) return Invalid(ids_path, "must list at least one identity");
+  for (size_t i = 0; i < ids->size(); ++i) {
+    const std::string id_path = IndexPath(ids_path, i);
+    std::string identity;
+    TKMS_RETURN_IF_ERROR(ParseString((*ids)[i], id_path, identity));
+    TKMS_RETURN_IF_ERROR(CheckIdentity(identity, id_path));
+    if (identity == config.kms_identity) return Invalid(id_path, Quote(identity) + " is kms_identity");
+    const auto [it, inserted] = identities.user_of.emplace(identity, index);
+    if (!inserted) {
+      return Invalid(id_path, it->second == index
+                                  ? Quote(identity) + " is listed twice"
+                                  : Quote(identity) + " already belongs to " + IndexPath("users", it->second));
+    }
+    out.identities.push_back(std::move(identity));
+  }
+  if (const Json* psk = Member(value, "psk_id"); psk != nullptr) {
+    const std::string psk_path = KeyPath(path, "psk_id");
+    std::string hex;
+    TKMS_RETURN_IF_ERROR(ParseString(*psk, psk_path, hex));
+    auto bytes = HexDecode(hex);
+    if (!bytes || bytes->empty() || bytes->size() > kMaxPskIdBytes) {
+      return Invalid(psk_path, "expected the CKA_ID as 1..64 bytes of hex (2..128 hex digits), got " + Quote(hex));
+    }
+    // Keyed by the canonical (lowercase) hex.
+    const auto [it, inserted] = psk_owner.emplace(HexEncode(*bytes), index);
+    if (!inserted) return Invalid(psk_path, "names the same PSK object as " + IndexPath("users", it->second));
+    out.psk_id = std::move(*bytes);
+  }
+  if (const Json* policy = Member(value, "policy_class"); policy != nullptr) {
+    const std::string policy_path = KeyPath(path, "policy_class");
+    TKMS_RETURN_IF_ERROR(ParseString(*policy, policy_path, out.policy_class));
+    if (out.policy_class.empty()) {
+      return Invalid(policy_path, "must not be empty (omit it to use default_policy_class)");
+    }
+    if (config.policy_classes.count(out.policy_class) == 0) {
+      return Invalid(policy_path, "no policy class named " + Quote(out.policy_class));
+    }
+  }
+  TKMS_RETURN_IF_ERROR(ReadUserKmsList(value, path, "primary_home_kms", config, identities, out.primary_home_kms));
+  TKMS_RETURN_IF_ERROR(
+      ReadUserKmsList(value, path, "secondary_home_kms", config, identities, out.secondary_home_kms));
+  TKMS_RETURN_IF_ERROR(ReadUserKmsList(value, path, "external_kms", config, identities, out.external_kms));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ReadUsers(const Json* value, KmsConfig& config, IdentityIndex& identities) {
+  if (value == nullptr) return Status::Ok();
+  if (!value->is_array()) return WrongType("users", "an array", *value);
+  if (value->size() > kMaxUsers) {
+    return Invalid("users", std::to_string(value->size()) + " entries; at most " + std::to_string(kMaxUsers));
+  }
+  std::unordered_map<std::string, size_t> psk_owner;
+  config.users.reserve(value->size());
+  for (size_t i = 0; i < value->size(); ++i) {
+    UserConfig user;
+    TKMS_RETURN_IF_ERROR(ReadUser((*value)[i], IndexPath("users", i), i, config, identities, psk_owner, user));
+    config.users.push_back(std::move(user));
+  }
+  return Status::Ok();
+}
+
+// Two passes: every group identity is known before members are checked, so a
+// member naming a later group is refused too.
+Status ReadGroups(const Json* value, KmsConfig& config, IdentityIndex& identities) {
+  if (value == nullptr) return Status::Ok();
+  if (!value->is_array()) return WrongType("groups", "an array", *value);
+  if (value->size() > kMaxGroups) {
+    return Invalid("groups", std::to_string(value->size()) + " entries; at most " + std::to_string(kMaxGroups));
+  }
+  config.groups.resize(value->size());
+  for (size_t g = 0; g < value->size(); ++g) {
+    const Json& group = (*value)[g];
+    const std::string path = IndexPath("groups", g);
+    TKMS_RETURN_IF_ERROR(CheckObject(group, path, {"identity", "members"}));
+    const std::string id_path = KeyPath(path, "identity");
+    const Json* id = Member(group, "identity");
+    if (id == nullptr) return Invalid(id_path, "required field is missing");
+    std::string& identity = config.groups[g].identity;
+    TKMS_RETURN_IF_ERROR(ParseString(*id, id_path, identity));
+    TKMS_RETURN_IF_ERROR(CheckIdentity(identity, id_path));
+    if (identity == config.kms_identity) return Invalid(id_path, Quote(identity) + " is kms_identity");
+    if (const auto user = identities.user_of.find(identity); user != identities.user_of.end()) {
+      return Invalid(id_path, Quote(identity) + " is an identity of " + IndexPath("users", user->second));
+    }
+    const auto [it, inserted] = identities.group_of.emplace(identity, g);
+    if (!inserted) {
+      return Invalid(id_path, Quote(identity) + " is already the identity of " + IndexPath("groups", it->second));
+    }
+  }
+  for (size_t g = 0; g < value->size(); ++g) {
+    const Json& group = (*value)[g];
+    const std::string members_path = KeyPath(IndexPath("groups", g), "members");
+    const Json* members = Member(group, "members");
+    if (members == nullptr) return Invalid(members_path, "required field is missing");
+    if (!members->is_array()) return WrongType(members_path, "an array", *members);
+    if (members->empty()) return Invalid(members_path, "must list at least one member");
+    std::unordered_map<std::string, size_t> seen;
+    std::vector<std::string>& out = config.groups[g].members;
+    for (size_t m = 0; m < members->size(); ++m) {
+      const std::string member_path = IndexPath(members_path, m);
+      std::string member;
+      TKMS_RETURN_IF_ERROR(ParseString((*members)[m], member_path, member));
+      TKMS_RETURN_IF_ERROR(CheckIdentity(member, member_path));
+      if (const auto [it, inserted] = seen.emplace(member, m); !inserted) {
+        return Invalid(member_path,
+                       Quote(member) + " is listed twice (also " + IndexPath(members_path, it->second) + ")");
+      }
+      if (member == config.kms_identity) return Invalid(member_path, Quote(member) + " is kms_identity");
+      if (const auto other = identities.group_of.find(member); other != identities.group_of.end()) {
+        return Invalid(member_path, Quote(member) + " is the identity of " + IndexPath("groups", other->second) +
+                                        "; groups cannot contain groups");
+      }
+      if (!config.token_users && identities.user_of.count(member) == 0) {
+        return Invalid(member_path,
+                       Quote(member) + " is not an identity of any entry of users (and token_users is false)");
+      }
+      out.push_back(std::move(member));
+    }
+  }
+  return Status::Ok();
+}
+
+// The top-level sections and whether each is local (appliance settings) or
+// provisioned (what a bundle delivers), in the order "expected one of" names
+// them.
+
+}  // namespace tkms::provisioning::internal
