@@ -2,29 +2,23 @@
 
 #include <pthread.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "firmware/base/log.h"
-#include "firmware/base/secret_files.h"
 #include "firmware/keystore/keystore.h"
 #include "firmware/keystore/kms_keys.h"
 #include "firmware/keystore/provisioning_store.h"
-#include "firmware/keystore/user_psk.h"
 #include "firmware/kms/kms.h"
-#include "hal/clock.h"
 #include "firmware/tkmsd/reload.h"
+#include "firmware/tkmsd/setup.h"
 #include "firmware/tkmsd/token_monitor.h"
-#include "pkcs11/softhsm_state.h"
-#include "pkcs11/token.h"
+#include "hal/clock.h"
 #include "provisioning/bundle.h"
 #include "provisioning/bundle_applier.h"
 #include "provisioning/config.h"
@@ -32,167 +26,6 @@
 
 namespace tkms::tkmsd {
 namespace {
-
-constexpr const char* kDefaultModule = "/usr/lib/softhsm/libsofthsm2.so";
-constexpr const char* kDevTokenLabel = "tkms";
-constexpr const char* kDevKmsIdentity = "kms.example.org";
-
-struct DemoUser {
-  const char* name;
-  const char* identity;
-};
-constexpr DemoUser kDemoUsers[] = {{"alice", "sip:alice@example.org"}, {"bob", "sip:bob@example.org"}};
-
-// What start-up produces: the configuration and an open keystore.
-struct Setup {
-  provisioning::KmsConfig config;
-  std::unique_ptr<keystore::Keystore> keystore;
-};
-
-Status Fail(const std::string& what, const Status& s) { return Status(s.code(), what + ": " + s.message()); }
-
-std::string ModuleFromEnvironment() {
-  const char* env = std::getenv("TKMS_PKCS11_MODULE");
-  return (env != nullptr && *env != '\0') ? env : kDefaultModule;
-}
-
-Status EnsureTicketKey(keystore::Keystore& keystore, bool create) {
-  auto current = keystore.CurrentTicketKeyId();
-  if (current.ok()) return Status::Ok();
-  if (current.error().code() != StatusCode::kNotFound) return Fail("ticket key", current.error());
-  if (!create) {
-    LogLine(LogLevel::kWarn, "no_ticket_key")
-        .Add("hint", "create one with: tkmsctl key rotate --type hmac-sha256")
-        .Add("effect", "ticket requests fail and /readyz reports not ready");
-    return Status::Ok();
-  }
-  auto key = keystore.RotateTicketKey(keystore::KeyType::kHmacSha256);
-  if (!key.ok()) return Fail("generating the ticket key", key.error());
-  LogLine(LogLevel::kInfo, "ticket_key_generated").Add("label", key->label);
-  return Status::Ok();
-}
-
-// --dev --provisioning-anchor FILE: pins FILE unless the token pins an
-// anchor already (then it must be the same certificate).
-Status PinDevAnchor(keystore::Keystore& keystore, const std::string& path) {
-  auto der = provisioning::LoadCertificateFile(path);
-  if (!der.ok()) return Fail("provisioning anchor", der.error());
-  auto pinned = keystore::ReadProvisioningAnchor(keystore);
-  if (!pinned.ok()) return Fail("reading the pinned provisioning anchor", pinned.error());
-  if (pinned->has_value()) {
-    if (**pinned != *der) {
-      return FailedPrecondition("the development token already pins another provisioning anchor; "
-                                "remove the state directory to start afresh");
-    }
-    return Status::Ok();
-  }
-  TKMS_RETURN_IF_ERROR(keystore::PinProvisioningAnchor(keystore, *der));
-  LogLine(LogLevel::kInfo, "provisioning_anchor_pinned").Add("file", path);
-  return Status::Ok();
-}
-
-// --dev: a SoftHSM2 token in DIR, a ticket key, demo users alice and bob.
-Result<Setup> PrepareDev(const DaemonOptions& o) {
-  const std::string dir = *o.state_dir;
-  TKMS_RETURN_IF_ERROR(pkcs11::CreateSoftHsmStateDir(dir));
-  TKMS_RETURN_IF_ERROR(pkcs11::UseSoftHsmStateDir(dir, /*must_exist=*/true));
-  const std::string module_path = ModuleFromEnvironment();
-  auto module = pkcs11::Module::Load(module_path);
-  if (!module.ok()) return Fail("PKCS#11 module " + module_path, module.error());
-
-  const std::string pin_file = dir + "/token.pin";
-  SecretBytes pin;
-  if (!std::filesystem::exists(pin_file)) {
-    auto so = pkcs11::GeneratePin();
-    auto user = pkcs11::GeneratePin();
-    if (!so.ok()) return so.error();
-    if (!user.ok()) return user.error();
-    TKMS_RETURN_IF_ERROR(WriteSecretFile(dir + "/so.pin", *so, "SO PIN"));
-    TKMS_RETURN_IF_ERROR(WriteSecretFile(pin_file, *user, "PIN"));
-    if (auto s = pkcs11::InitToken(**module, kDevTokenLabel, *so, *user); !s.ok()) {
-      return Fail("initialising the development token", s);
-    }
-    pin = std::move(*user);
-    LogLine(LogLevel::kInfo, "dev_token_created").Add("state_dir", dir).Add("label", kDevTokenLabel);
-  } else {
-    auto read = ReadPin(pin_file, nullptr, "PIN");
-    if (!read.ok()) return read.error();
-    pin = std::move(*read);
-    LogLine(LogLevel::kInfo, "dev_token_reused").Add("state_dir", dir).Add("label", kDevTokenLabel);
-  }
-  keystore::KeystoreOptions ks;
-  ks.token = kDevTokenLabel;
-  ks.pin = pin;
-  auto keystore = keystore::Keystore::Open(*module, ks);
-  if (!keystore.ok()) return Fail("opening the development token", keystore.error());
-  TKMS_RETURN_IF_ERROR(EnsureTicketKey(**keystore, /*create=*/true));
-  if (o.provisioning_anchor) TKMS_RETURN_IF_ERROR(PinDevAnchor(**keystore, *o.provisioning_anchor));
-
-  auto users = keystore::ListUserPsks(**keystore);
-  if (!users.ok()) return Fail("listing users", users.error());
-  const std::string ue_dir = dir + "/ue";
-  std::error_code ec;
-  std::filesystem::create_directories(ue_dir, ec);
-  ::chmod(ue_dir.c_str(), 0700);
-  for (const auto& demo : kDemoUsers) {
-    bool present = false;
-    for (const auto& u : *users) {
-      for (const auto& id : u.identities) present = present || id == demo.identity;
-    }
-    if (present) continue;
-    const std::string psk_file = ue_dir + "/" + demo.name + ".psk";
-    if (std::filesystem::exists(psk_file)) {
-      return FailedPrecondition(psk_file + " exists but the token has no user " + demo.identity +
-                                "; remove the state directory to start afresh");
-    }
-    SecretBytes psk(keystore::kUserPskBytes);
-    TKMS_RETURN_IF_ERROR((*keystore)->GenerateRandom(psk));
-    auto added = keystore::AddUserPsk(**keystore, {demo.identity}, psk);
-    if (!added.ok()) return Fail(std::string("adding demo user ") + demo.name, added.error());
-    if (auto s = WriteHexSecretFile(psk_file, psk, "PSK"); !s.ok()) {
-      (void)(*keystore)->DestroyKey(keystore::KeySelector{added->label, added->psk_id});
-      return s;
-    }
-    LogLine(LogLevel::kInfo, "dev_user_added").Add("user", demo.name).Add("identity", demo.identity).Add("psk_file", psk_file);
-  }
-
-  Setup setup;
-  setup.config.kms_identity = kDevKmsIdentity;
-  setup.config.token.module_path = module_path;
-  setup.config.token.token = kDevTokenLabel;
-  setup.config.token.pin_file = pin_file;
-  setup.config.token.softhsm2_conf = pkcs11::SoftHsmConfPath(dir);
-  setup.config.policy_classes[setup.config.default_policy_class] = provisioning::PolicyClass{};
-  setup.config.token_users = true;
-  setup.keystore = std::move(*keystore);
-  return setup;
-}
-
-// --config FILE.
-Result<Setup> PrepareConfig(const DaemonOptions& o) {
-  auto config = provisioning::LoadConfigFile(
-      *o.config_file, o.bundle_file ? provisioning::ConfigRole::kLocal : provisioning::ConfigRole::kComplete);
-  if (!config.ok()) return config.error();
-  if (config->token.softhsm2_conf) {
-    if (::setenv("SOFTHSM2_CONF", config->token.softhsm2_conf->c_str(), 1) != 0) {
-      return Internal("setenv SOFTHSM2_CONF failed");
-    }
-  }
-  auto pin = ReadPin(config->token.pin_file, kPinEnv, "PIN");
-  if (!pin.ok()) return pin.error();
-  keystore::KeystoreOptions ks;
-  ks.module_path = config->token.module_path;
-  ks.token = config->token.token;
-  ks.pin = std::move(*pin);
-  ks.sessions = config->token.sessions;
-  auto keystore = keystore::Keystore::Open(ks);
-  if (!keystore.ok()) return Fail("opening token '" + config->token.token + "'", keystore.error());
-  TKMS_RETURN_IF_ERROR(EnsureTicketKey(**keystore, /*create=*/false));
-  Setup setup;
-  setup.config = std::move(*config);
-  setup.keystore = std::move(*keystore);
-  return setup;
-}
 
 Status WriteReadyFile(const std::string& path, uint16_t ua_port, uint16_t admin_port) {
   const std::string tmp = path + ".tmp";
@@ -274,6 +107,203 @@ LogLevel ParseLevel(const std::string& s) {
   return LogLevel::kInfo;
 }
 
+std::string HostPort(const std::string& listen, uint16_t port) {
+  return listen.substr(0, listen.rfind(':')) + ":" + std::to_string(port);
+}
+
+// The running daemon's parts, made in this order by Start() and taken down
+// in the reverse order (members are destroyed bottom-up).
+class Daemon {
+ public:
+  explicit Daemon(const DaemonOptions& o) : o_(o) {}
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  Status Start();
+  // Until SIGTERM / SIGINT; SIGHUP reloads.
+  void Serve(const sigset_t& signals);
+
+ private:
+  Status LoadBundleMode();  // the signed bundle decides the snapshot
+  Status LoadPlainMode();   // --dev or --config decide it
+  Status StartService();    // KMS, token monitor, web server, metrics
+  void AddBundleRoute(web::WebServerOptions& options);
+  void AddGauges();
+  void LogStarted(size_t users) const;
+
+  const DaemonOptions& o_;
+  hal::SystemClock clock_;
+  Setup setup_;
+  std::unique_ptr<keystore::TokenCounter> counter_;
+  std::unique_ptr<provisioning::BundleApplier> applier_;
+  std::shared_ptr<const kms::KmsSnapshot> initial_;
+  std::unique_ptr<keystore::KeystoreKeys> keys_;
+  std::unique_ptr<kms::Kms> kms_;
+  std::unique_ptr<TokenMonitor> monitor_;
+  std::unique_ptr<web::WebServer> server_;
+};
+
+Daemon::~Daemon() {
+  if (keys_) keys_->SetFailureListener(nullptr);
+  if (server_) server_->Stop();
+  if (monitor_) monitor_->Stop();
+}
+
+Status Daemon::Start() {
+  auto setup = o_.dev ? PrepareDev(o_) : PrepareConfig(o_);
+  if (!setup.ok()) return setup.error();
+  setup_ = std::move(*setup);
+  auto& config = setup_.config;
+  if (o_.kms_identity) config.kms_identity = *o_.kms_identity;
+  if (o_.listen) config.listen.ua = *o_.listen;
+  if (o_.admin_listen) config.listen.admin = *o_.admin_listen;
+  TKMS_RETURN_IF_ERROR(o_.bundle_file ? LoadBundleMode() : LoadPlainMode());
+  const size_t users = initial_->users->size();
+  TKMS_RETURN_IF_ERROR(StartService());
+  LogStarted(users);
+  if (o_.ready_file) TKMS_RETURN_IF_ERROR(WriteReadyFile(*o_.ready_file, server_->ua_port(), server_->admin_port()));
+  return Status::Ok();
+}
+
+// The provisioned sections come from the signed bundle, which must verify
+// against the token's anchor before anything is served.
+Status Daemon::LoadBundleMode() {
+  if (o_.kms_identity) return InvalidArgument("--kms-identity: the bundle names the KMS");
+  keystore::Keystore& keystore = *setup_.keystore;
+  auto anchor = keystore::ReadProvisioningAnchor(keystore);
+  if (!anchor.ok()) return Status(anchor.error().code(), "reading the provisioning anchor: " + anchor.error().message());
+  if (!anchor->has_value()) {
+    return FailedPrecondition("the token pins no provisioning anchor (tkmsctl token init --provisioning-anchor FILE)");
+  }
+  counter_ = std::make_unique<keystore::TokenCounter>(keystore);
+  provisioning::BundleApplier::Prepare prepare = [this, local = setup_.config](const provisioning::KmsConfig& bundle)
+      -> Result<provisioning::BundleApplier::Commit> {
+    std::shared_ptr<const kms::KmsSnapshot> running = kms_ ? kms_->snapshot() : nullptr;
+    auto snap = PrepareSnapshot(provisioning::CombineConfig(local, bundle), *setup_.keystore, running.get());
+    if (!snap.ok()) return snap.error();
+    std::shared_ptr<const kms::KmsSnapshot> ready = std::move(*snap);
+    return provisioning::BundleApplier::Commit([this, ready] {
+      if (kms_) {
+        kms_->SetSnapshot(ready);
+      } else {
+        initial_ = ready;
+      }
+    });
+  };
+  provisioning::BundleApplier::Options bo;
+  bo.bundle_path = *o_.bundle_file;
+  bo.audit_log_path = o_.audit_log ? *o_.audit_log
+                                   : (std::filesystem::path(*o_.bundle_file).parent_path() / "bundle-audit.log").string();
+  bo.anchor_der = std::move(**anchor);
+  auto made = provisioning::BundleApplier::Create(std::move(bo), *counter_, clock_, std::move(prepare));
+  if (!made.ok()) return made.error();
+  applier_ = std::move(*made);
+  const provisioning::BundleOutcome outcome = applier_->ApplyFile(provisioning::BundleSource::kStartup);
+  if (!outcome.accepted() || initial_ == nullptr) {
+    return Status(outcome.status.code(), "bundle " + *o_.bundle_file + ": " + outcome.status.message());
+  }
+  return Status::Ok();
+}
+
+Status Daemon::LoadPlainMode() {
+  if (setup_.config.kms_identity.empty()) return InvalidArgument("the KMS identity is empty");
+  auto snapshot = PrepareSnapshot(setup_.config, *setup_.keystore, nullptr);
+  if (!snapshot.ok()) return snapshot.error();
+  initial_ = std::move(*snapshot);
+  return Status::Ok();
+}
+
+Status Daemon::StartService() {
+  const provisioning::KmsConfig& config = setup_.config;
+  keystore::Keystore& keystore = *setup_.keystore;
+  keys_ = std::make_unique<keystore::KeystoreKeys>(keystore);
+  kms_ = std::make_unique<kms::Kms>(*keys_, clock_, std::move(initial_));
+  kms::Kms& kms = *kms_;
+  keystore::KeystoreKeys& keys = *keys_;
+  monitor_ = std::make_unique<TokenMonitor>([&keystore] { return ProbeToken(keystore); },
+                                            [&keystore, &kms] { return RecoverFromTokenOutage(keystore, kms); },
+                                            [&keys](const Status& health) { keys.ReportHealth(health); },
+                                            std::chrono::milliseconds(config.token.health_check_interval_ms));
+  TokenMonitor& monitor = *monitor_;
+  keys_->SetFailureListener([&monitor](const Status& failure) { monitor.Report(failure); });
+  monitor_->Start();
+
+  web::WebServerOptions web_options;
+  web_options.ua_listen = config.listen.ua;
+  web_options.admin_listen = config.listen.admin;
+  web_options.max_body_bytes = config.http.max_body_bytes;
+  web_options.worker_threads = config.http.worker_threads;
+  web_options.request_timeout_ms = config.http.request_timeout_ms;
+  web_options.keep_alive_timeout_ms = config.http.keep_alive_timeout_ms;
+  AddBundleRoute(web_options);
+  auto server = web::WebServer::Start(web_options, kms);
+  if (!server.ok()) return server.error();
+  server_ = std::move(*server);
+  AddGauges();
+  return Status::Ok();
+}
+
+void Daemon::AddBundleRoute(web::WebServerOptions& options) {
+  if (!applier_) return;
+  web::AdminPostRoute route;
+  route.path = "/admin/bundle";
+  route.max_body_bytes = provisioning::kMaxBundleBytes;
+  provisioning::BundleApplier* a = applier_.get();
+  route.handler = [a](std::string_view body) { return BundleReply(a->ApplyPosted(body)); };
+  options.admin_post_routes.push_back(std::move(route));
+}
+
+void Daemon::AddGauges() {
+  web::Metrics& metrics = server_->metrics();
+  kms::Kms& kms = *kms_;
+  (void)metrics.SetGauge("tkms_replay_cache_entries", "Entries in the replay cache",
+                         [&kms] { return static_cast<double>(kms.replay_cache_size()); });
+  (void)metrics.SetGauge("tkms_users", "Users the KMS serves",
+                         [&kms] { return static_cast<double>(kms.snapshot()->users->size()); });
+  if (!applier_) return;
+  provisioning::BundleApplier* a = applier_.get();
+  (void)metrics.SetCounter("tkms_bundles_accepted_total", "Configuration bundles accepted",
+                           [a] { return static_cast<double>(a->accepted_count()); });
+  (void)metrics.SetCounter("tkms_bundles_refused_total", "Configuration bundles refused",
+                           [a] { return static_cast<double>(a->refused_count()); });
+  (void)metrics.SetGauge("tkms_bundle_version", "Version of the configuration bundle in force",
+                         [a] { return static_cast<double>(a->current_version()); });
+}
+
+void Daemon::LogStarted(size_t users) const {
+  const auto& config = setup_.config;
+  auto ticket_key = setup_.keystore->CurrentTicketKeyId();
+  LogLine(LogLevel::kInfo, "started")
+      .Add("mode", o_.dev ? "dev" : "config")
+      .Add("bundle_version", applier_ ? applier_->current_version() : uint64_t{0})
+      .Add("kms_identity", kms_->snapshot()->config.kms_identity)
+      .Add("ua", HostPort(config.listen.ua, server_->ua_port()))
+      .Add("admin", HostPort(config.listen.admin, server_->admin_port()))
+      .Add("token", setup_.keystore->token().label)
+      .Add("users", static_cast<uint64_t>(users))
+      .Add("ticket_key", ticket_key.ok() ? std::to_string(*ticket_key) : std::string("none"));
+}
+
+void Daemon::Serve(const sigset_t& signals) {
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      // A new bundle file brings its own snapshot (users re-read too); an
+      // unchanged or refused one leaves the configuration as it is, and the
+      // token's users and keys are re-read as without bundles.
+      if (!applier_ || applier_->ApplyFile(provisioning::BundleSource::kSighup).verdict !=
+                           provisioning::BundleVerdict::kAccepted) {
+        Reload(o_, *setup_.keystore, *kms_);
+      }
+      continue;
+    }
+    LogLine(LogLevel::kInfo, "stopping").Add("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    return;
+  }
+}
+
 }  // namespace
 
 int RunDaemon(const DaemonOptions& o) {
@@ -287,170 +317,14 @@ int RunDaemon(const DaemonOptions& o) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
-
-  auto setup = o.dev ? PrepareDev(o) : PrepareConfig(o);
-  if (!setup.ok()) {
-    LogLine(LogLevel::kError, "start_failed").Add("error", setup.error().message());
-    return 1;
-  }
-  auto& config = setup->config;
-  if (o.kms_identity) config.kms_identity = *o.kms_identity;
-  if (o.listen) config.listen.ua = *o.listen;
-  if (o.admin_listen) config.listen.admin = *o.admin_listen;
-  hal::SystemClock clock;
-
-  // Bundle mode: the provisioned sections come from the signed bundle, which
-  // must verify against the token's anchor before anything is served.
-  std::unique_ptr<keystore::TokenCounter> counter;
-  std::unique_ptr<provisioning::BundleApplier> applier;
-  std::shared_ptr<const kms::KmsSnapshot> initial;
-  kms::Kms* live = nullptr;
-  if (o.bundle_file) {
-    if (o.kms_identity) {
-      LogLine(LogLevel::kError, "start_failed").Add("error", "--kms-identity: the bundle names the KMS");
-      return 1;
-    }
-    auto anchor = keystore::ReadProvisioningAnchor(*setup->keystore);
-    if (!anchor.ok() || !anchor->has_value()) {
-      LogLine(LogLevel::kError, "start_failed")
-          .Add("error", anchor.ok() ? std::string("the token pins no provisioning anchor (tkmsctl token init "
-                                                  "--provisioning-anchor FILE)")
-                                    : "reading the provisioning anchor: " + anchor.error().message());
-      return 1;
-    }
-    counter = std::make_unique<keystore::TokenCounter>(*setup->keystore);
-    const provisioning::KmsConfig local = config;
-    keystore::Keystore& keystore = *setup->keystore;
-    provisioning::BundleApplier::Prepare prepare =
-        [local, &keystore, &initial, &live](const provisioning::KmsConfig& bundle)
-        -> Result<provisioning::BundleApplier::Commit> {
-      std::shared_ptr<const kms::KmsSnapshot> running = live != nullptr ? live->snapshot() : nullptr;
-      auto snap = PrepareSnapshot(provisioning::CombineConfig(local, bundle), keystore, running.get());
-      if (!snap.ok()) return snap.error();
-      std::shared_ptr<const kms::KmsSnapshot> ready = std::move(*snap);
-      return provisioning::BundleApplier::Commit([ready, &initial, &live] {
-        if (live != nullptr) {
-          live->SetSnapshot(ready);
-        } else {
-          initial = ready;
-        }
-      });
-    };
-    provisioning::BundleApplier::Options bo;
-    bo.bundle_path = *o.bundle_file;
-    bo.audit_log_path = o.audit_log ? *o.audit_log
-                                    : (std::filesystem::path(*o.bundle_file).parent_path() / "bundle-audit.log").string();
-    bo.anchor_der = std::move(**anchor);
-    auto made = provisioning::BundleApplier::Create(std::move(bo), *counter, clock, std::move(prepare));
-    if (!made.ok()) {
-      LogLine(LogLevel::kError, "start_failed").Add("error", made.error().message());
-      return 1;
-    }
-    applier = std::move(*made);
-    const provisioning::BundleOutcome outcome = applier->ApplyFile(provisioning::BundleSource::kStartup);
-    if (!outcome.accepted() || initial == nullptr) {
-      LogLine(LogLevel::kError, "start_failed").Add("error", "bundle " + *o.bundle_file + ": " + outcome.status.message());
-      return 1;
-    }
-  } else {
-    if (config.kms_identity.empty()) {
-      LogLine(LogLevel::kError, "start_failed").Add("error", "the KMS identity is empty");
-      return 1;
-    }
-    auto snapshot = PrepareSnapshot(config, *setup->keystore, nullptr);
-    if (!snapshot.ok()) {
-      LogLine(LogLevel::kError, "start_failed").Add("error", snapshot.error().message());
-      return 1;
-    }
-    initial = std::move(*snapshot);
-  }
-  const size_t user_count = initial->users->size();
-  const std::string kms_identity = initial->config.kms_identity;
-  keystore::KeystoreKeys keys(*setup->keystore);
-  kms::Kms kms(keys, clock, std::move(initial));
-  live = &kms;
-  keystore::Keystore& keystore = *setup->keystore;
-  TokenMonitor monitor([&keystore] { return ProbeToken(keystore); },
-                       [&keystore, &kms] { return RecoverFromTokenOutage(keystore, kms); },
-                       [&keys](const Status& health) { keys.ReportHealth(health); },
-                       std::chrono::milliseconds(config.token.health_check_interval_ms));
-  keys.SetFailureListener([&monitor](const Status& failure) { monitor.Report(failure); });
-  monitor.Start();
-
-  web::WebServerOptions web_options;
-  web_options.ua_listen = config.listen.ua;
-  web_options.admin_listen = config.listen.admin;
-  web_options.max_body_bytes = config.http.max_body_bytes;
-  web_options.worker_threads = config.http.worker_threads;
-  web_options.request_timeout_ms = config.http.request_timeout_ms;
-  web_options.keep_alive_timeout_ms = config.http.keep_alive_timeout_ms;
-  if (applier) {
-    web::AdminPostRoute route;
-    route.path = "/admin/bundle";
-    route.max_body_bytes = provisioning::kMaxBundleBytes;
-    provisioning::BundleApplier* a = applier.get();
-    route.handler = [a](std::string_view body) { return BundleReply(a->ApplyPosted(body)); };
-    web_options.admin_post_routes.push_back(std::move(route));
-  }
-  auto server = web::WebServer::Start(web_options, kms);
-  if (!server.ok()) {
-    LogLine(LogLevel::kError, "start_failed").Add("error", server.error().message());
-    return 1;
-  }
-  (void)(*server)->metrics().SetGauge("tkms_replay_cache_entries", "Entries in the replay cache",
-                                      [&kms] { return static_cast<double>(kms.replay_cache_size()); });
-  (void)(*server)->metrics().SetGauge("tkms_users", "Users the KMS serves", [&kms] {
-    return static_cast<double>(kms.snapshot()->users->size());
-  });
-
-  if (applier) {
-    provisioning::BundleApplier* a = applier.get();
-    (void)(*server)->metrics().SetCounter("tkms_bundles_accepted_total", "Configuration bundles accepted",
-                                          [a] { return static_cast<double>(a->accepted_count()); });
-    (void)(*server)->metrics().SetCounter("tkms_bundles_refused_total", "Configuration bundles refused",
-                                          [a] { return static_cast<double>(a->refused_count()); });
-    (void)(*server)->metrics().SetGauge("tkms_bundle_version", "Version of the configuration bundle in force",
-                                        [a] { return static_cast<double>(a->current_version()); });
-  }
-
-  auto ticket_key = setup->keystore->CurrentTicketKeyId();
-  LogLine(LogLevel::kInfo, "started")
-      .Add("mode", o.dev ? "dev" : "config")
-      .Add("bundle_version", applier ? applier->current_version() : uint64_t{0})
-      .Add("kms_identity", kms_identity)
-      .Add("ua", config.listen.ua.substr(0, config.listen.ua.rfind(':')) + ":" + std::to_string((*server)->ua_port()))
-      .Add("admin", config.listen.admin.substr(0, config.listen.admin.rfind(':')) + ":" +
-                        std::to_string((*server)->admin_port()))
-      .Add("token", setup->keystore->token().label)
-      .Add("users", static_cast<uint64_t>(user_count))
-      .Add("ticket_key", ticket_key.ok() ? std::to_string(*ticket_key) : std::string("none"));
-  if (o.ready_file) {
-    if (auto s = WriteReadyFile(*o.ready_file, (*server)->ua_port(), (*server)->admin_port()); !s.ok()) {
+  {
+    Daemon daemon(o);
+    if (Status s = daemon.Start(); !s.ok()) {
       LogLine(LogLevel::kError, "start_failed").Add("error", s.message());
       return 1;
     }
-  }
-
-  for (;;) {
-    int sig = 0;
-    if (sigwait(&signals, &sig) != 0) continue;
-    if (sig == SIGHUP) {
-      // A new bundle file brings its own snapshot (users re-read too); an
-      // unchanged or refused one leaves the configuration as it is, and the
-      // token's users and keys are re-read as without bundles.
-      if (!applier || applier->ApplyFile(provisioning::BundleSource::kSighup).verdict !=
-                          provisioning::BundleVerdict::kAccepted) {
-        Reload(o, *setup->keystore, kms);
-      }
-      continue;
-    }
-    LogLine(LogLevel::kInfo, "stopping").Add("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    (*server)->Stop();
-    break;
-  }
-  keys.SetFailureListener(nullptr);
-  monitor.Stop();
-  server->reset();
+    daemon.Serve(signals);
+  }  // stops the web server (requests in flight finish), then the token monitor
   LogLine(LogLevel::kInfo, "stopped");
   return 0;
 }

@@ -1,4 +1,4 @@
-// Keystore (pkcs11/keystore.h): opening, key creation policy, selectors,
+// Keystore (firmware/keystore/keystore.h): opening, key creation policy, selectors,
 // ticket-key rotation, refresh, errors, fork and threads, on a real token.
 #include <gtest/gtest.h>
 #include <sys/wait.h>

@@ -1,4 +1,4 @@
-// Pkcs11CryptoProvider (pkcs11/crypto_provider.h): MIKEY crypto with keys
+// Pkcs11CryptoProvider (firmware/keystore/crypto_provider.h): MIKEY crypto with keys
 // held in the token gives exactly what the same key bytes give in host
 // memory (TransientCryptoProvider, mbedTLS), and ECDSA signatures from the
 // token verify with mbedTLS.
