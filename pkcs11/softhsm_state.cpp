@@ -1,6 +1,5 @@
 #include "pkcs11/softhsm_state.h"
 
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -9,20 +8,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include "hal/entropy.h"
+
 namespace tkms::pkcs11 {
 
 std::string SoftHsmConfPath(const std::string& state_dir) { return state_dir + "/softhsm2.conf"; }
-
-Status FillFromOsRandom(std::span<uint8_t> out) {
-  size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n = ::getrandom(out.data() + done, out.size() - done, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Internal(std::string("getrandom: ") + std::strerror(errno));
-    done += static_cast<size_t>(n);
-  }
-  return Status::Ok();
-}
 
 Result<SecretBytes> GeneratePin() {
   static constexpr char kAlphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
@@ -30,7 +20,7 @@ Result<SecretBytes> GeneratePin() {
   SecretBytes random(64);
   SecretBytes pin;
   while (pin.size() < 24) {
-    TKMS_RETURN_IF_ERROR(FillFromOsRandom(random));
+    TKMS_RETURN_IF_ERROR(hal::OsEntropy().Random(random));
     for (uint8_t b : random) {
       if (pin.size() == 24) break;
       if (b >= 256 - (256 % kAlphabetSize)) continue;  // no modulo bias

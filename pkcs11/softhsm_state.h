@@ -34,7 +34,5 @@ Status UseSoftHsmStateDir(const std::string& state_dir, bool must_exist);
 // exist yet (alphabet without look-alike characters, no modulo bias).
 Result<SecretBytes> GeneratePin();
 
-// Fills `out` from getrandom(2).
-Status FillFromOsRandom(std::span<uint8_t> out);
 
 }  // namespace tkms::pkcs11

@@ -1,8 +1,11 @@
 #include "web/http_message.h"
 
+#include <array>
 #include <atomic>
 #include <cstdio>
-#include <random>
+
+#include "firmware/base/big_endian.h"
+#include "hal/entropy.h"
 
 namespace tkms::web {
 namespace {
@@ -25,8 +28,10 @@ int HexValue(char c) {
 // The random half of request ids, chosen once per process.
 uint32_t ProcessPrefix() {
   static const uint32_t prefix = [] {
-    std::random_device device;
-    return static_cast<uint32_t>(device());
+    std::array<uint8_t, 4> bytes{};
+    hal::OsEntropy entropy;
+    if (!entropy.Random(bytes).ok()) return uint32_t{0};  // ids stay unique within the process
+    return LoadBe32(bytes);
   }();
   return prefix;
 }

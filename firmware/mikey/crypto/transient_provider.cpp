@@ -1,8 +1,6 @@
 #include "firmware/mikey/crypto/transient_provider.h"
 
 #include <mbedtls/aes.h>
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
 #include <mbedtls/md.h>
 
 #include <algorithm>
@@ -10,6 +8,7 @@
 #include <string>
 
 #include "firmware/base/secret_bytes.h"
+#include "hal/entropy.h"
 
 namespace tkms::mikey::crypto {
 namespace {
@@ -63,22 +62,6 @@ class AesContext {
 };
 
 }  // namespace
-
-struct TransientCryptoProvider::Drbg {
-  Drbg() {
-    mbedtls_entropy_init(&entropy);
-    mbedtls_ctr_drbg_init(&ctr);
-  }
-  ~Drbg() {
-    mbedtls_ctr_drbg_free(&ctr);
-    mbedtls_entropy_free(&entropy);
-  }
-  Drbg(const Drbg&) = delete;
-  Drbg& operator=(const Drbg&) = delete;
-
-  mbedtls_entropy_context entropy;
-  mbedtls_ctr_drbg_context ctr;
-};
 
 TransientCryptoProvider::TransientCryptoProvider() = default;
 TransientCryptoProvider::~TransientCryptoProvider() = default;
@@ -167,26 +150,8 @@ Status TransientCryptoProvider::AesCtr(const SecretKey& key, std::span<const uin
 }
 
 Status TransientCryptoProvider::Random(std::span<uint8_t> out) {
-  std::lock_guard<std::mutex> lock(drbg_mutex_);
-  if (!drbg_) {
-    auto drbg = std::make_unique<Drbg>();
-    static constexpr char kPersonalisation[] = "tkms transient crypto provider";
-    int rc = mbedtls_ctr_drbg_seed(&drbg->ctr, mbedtls_entropy_func, &drbg->entropy,
-                                   reinterpret_cast<const unsigned char*>(kPersonalisation),
-                                   sizeof(kPersonalisation) - 1);
-    if (rc != 0) {
-      return Unavailable("seeding the random generator failed (mbedTLS error " +
-                         std::to_string(rc) + ")");
-    }
-    drbg_ = std::move(drbg);
-  }
-  while (!out.empty()) {
-    const size_t n = std::min<size_t>(out.size(), MBEDTLS_CTR_DRBG_MAX_REQUEST);
-    int rc = mbedtls_ctr_drbg_random(&drbg_->ctr, out.data(), n);
-    if (rc != 0) return MbedError("mbedtls_ctr_drbg_random", rc);
-    out = out.subspan(n);
-  }
-  return Status::Ok();
+  hal::OsEntropy entropy;
+  return entropy.Random(out);
 }
 
 }  // namespace tkms::mikey::crypto

@@ -13,15 +13,12 @@
 // TransientCryptoProvider. Keys of other providers are refused.
 //
 // Thread-safety: all member functions may be called concurrently. Hmac, AesCtr,
-// ImportTransientKey and SliceKey keep no state; Random serialises access to
-// the CTR-DRBG with a mutex. The DRBG (mbedtls_ctr_drbg, AES-256) is seeded
-// from mbedtls_entropy (getrandom() on Linux) on first use and reseeds itself
-// at mbedTLS's reseed interval. It is not fork-safe: a forked child must create
-// its own provider.
+// ImportTransientKey and SliceKey keep no state; Random reads the kernel's
+// CSPRNG through hal::OsEntropy (getrandom(2)): no generator state of its
+// own, so it is fork-safe too.
 #pragma once
 
 #include <memory>
-#include <mutex>
 
 #include "firmware/mikey/crypto/provider.h"
 
@@ -44,11 +41,6 @@ class TransientCryptoProvider final : public CryptoProvider {
   Status AesCtr(const SecretKey& key, std::span<const uint8_t, 16> iv, ByteSpan in,
                 std::span<uint8_t> out) override;
   Status Random(std::span<uint8_t> out) override;
-
- private:
-  struct Drbg;
-  std::mutex drbg_mutex_;
-  std::unique_ptr<Drbg> drbg_;  // guarded by drbg_mutex_; created on first Random()
 };
 
 }  // namespace tkms::mikey::crypto
