@@ -102,7 +102,8 @@ Status CheckCertificateDate(std::string_view pem, const std::string& path, std::
 // ---- sections (config_sections.cpp) --------------------------------------------
 
 // Where each identity is used, for the cross-checks of users, groups and
-// KMS URIs.
+// KMS URIs. Keys are in the KMS user identity format
+// (firmware/base/user_identity.h), so "sip:a@X.org" and "sip:a@x.org" are one.
 struct IdentityIndex {
   std::unordered_map<std::string, size_t> user_of;      // identity -> users[i]
   std::unordered_map<std::string, size_t> group_of;     // identity -> groups[i]

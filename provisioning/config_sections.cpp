@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "firmware/base/encoding.h"
+#include "firmware/base/user_identity.h"
 #include "provisioning/config_reader.h"
 
 namespace tkms::provisioning::internal {
@@ -197,8 +198,8 @@ Status ReadKmsUri(const Json& entry, const std::string& path, const KmsConfig& c
   if (uri == nullptr) return Invalid(uri_path, "required field is missing");
   TKMS_RETURN_IF_ERROR(ParseString(*uri, uri_path, out));
   TKMS_RETURN_IF_ERROR(CheckIdentity(out, uri_path));
-  if (out == config.kms_identity) return Invalid(uri_path, Quote(out) + " is kms_identity");
-  const auto [it, inserted] = identities.kms_of.emplace(out, path);
+  if (SameUserIdentity(out, config.kms_identity)) return Invalid(uri_path, Quote(out) + " is kms_identity");
+  const auto [it, inserted] = identities.kms_of.emplace(CanonicalUserIdentity(out), path);
   if (!inserted) return Invalid(uri_path, Quote(out) + " is already the kms_uri of " + it->second);
   return Status::Ok();
 }
@@ -289,12 +290,12 @@ Status ReadUserKmsList(const Json& user, const std::string& path, const char* ke
     std::string uri;
     TKMS_RETURN_IF_ERROR(ParseString((*list)[i], uri_path, uri));
     TKMS_RETURN_IF_ERROR(CheckIdentity(uri, uri_path));
-    if (uri != config.kms_identity && identities.kms_of.count(uri) == 0) {
+    if (!SameUserIdentity(uri, config.kms_identity) && identities.kms_of.count(CanonicalUserIdentity(uri)) == 0) {
       return Invalid(uri_path, Quote(uri) + " is not a known KMS (kms_identity, or the kms_uri of an entry of "
                                             "trust_relations or external_kms)");
     }
     for (size_t j = 0; j < out.size(); ++j) {
-      if (out[j] == uri) {
+      if (SameUserIdentity(out[j], uri)) {
         return Invalid(uri_path, Quote(uri) + " is listed twice (also " + IndexPath(list_path, j) + ")");
       }
     }
@@ -318,8 +319,8 @@ Status ReadUser(const Json& value, const std::string& path, size_t index, const 
     std::string identity;
     TKMS_RETURN_IF_ERROR(ParseString((*ids)[i], id_path, identity));
     TKMS_RETURN_IF_ERROR(CheckIdentity(identity, id_path));
-    if (identity == config.kms_identity) return Invalid(id_path, Quote(identity) + " is kms_identity");
-    const auto [it, inserted] = identities.user_of.emplace(identity, index);
+    if (SameUserIdentity(identity, config.kms_identity)) return Invalid(id_path, Quote(identity) + " is kms_identity");
+    const auto [it, inserted] = identities.user_of.emplace(CanonicalUserIdentity(identity), index);
     if (!inserted) {
       return Invalid(id_path, it->second == index
                                   ? Quote(identity) + " is listed twice"
@@ -394,11 +395,11 @@ Status ReadGroups(const Json* value, KmsConfig& config, IdentityIndex& identitie
     std::string& identity = config.groups[g].identity;
     TKMS_RETURN_IF_ERROR(ParseString(*id, id_path, identity));
     TKMS_RETURN_IF_ERROR(CheckIdentity(identity, id_path));
-    if (identity == config.kms_identity) return Invalid(id_path, Quote(identity) + " is kms_identity");
-    if (const auto user = identities.user_of.find(identity); user != identities.user_of.end()) {
+    if (SameUserIdentity(identity, config.kms_identity)) return Invalid(id_path, Quote(identity) + " is kms_identity");
+    if (const auto user = identities.user_of.find(CanonicalUserIdentity(identity)); user != identities.user_of.end()) {
       return Invalid(id_path, Quote(identity) + " is an identity of " + IndexPath("users", user->second));
     }
-    const auto [it, inserted] = identities.group_of.emplace(identity, g);
+    const auto [it, inserted] = identities.group_of.emplace(CanonicalUserIdentity(identity), g);
     if (!inserted) {
       return Invalid(id_path, Quote(identity) + " is already the identity of " + IndexPath("groups", it->second));
     }
@@ -417,16 +418,16 @@ Status ReadGroups(const Json* value, KmsConfig& config, IdentityIndex& identitie
       std::string member;
       TKMS_RETURN_IF_ERROR(ParseString((*members)[m], member_path, member));
       TKMS_RETURN_IF_ERROR(CheckIdentity(member, member_path));
-      if (const auto [it, inserted] = seen.emplace(member, m); !inserted) {
+      if (const auto [it, inserted] = seen.emplace(CanonicalUserIdentity(member), m); !inserted) {
         return Invalid(member_path,
                        Quote(member) + " is listed twice (also " + IndexPath(members_path, it->second) + ")");
       }
-      if (member == config.kms_identity) return Invalid(member_path, Quote(member) + " is kms_identity");
-      if (const auto other = identities.group_of.find(member); other != identities.group_of.end()) {
+      if (SameUserIdentity(member, config.kms_identity)) return Invalid(member_path, Quote(member) + " is kms_identity");
+      if (const auto other = identities.group_of.find(CanonicalUserIdentity(member)); other != identities.group_of.end()) {
         return Invalid(member_path, Quote(member) + " is the identity of " + IndexPath("groups", other->second) +
                                         "; groups cannot contain groups");
       }
-      if (!config.token_users && identities.user_of.count(member) == 0) {
+      if (!config.token_users && identities.user_of.count(CanonicalUserIdentity(member)) == 0) {
         return Invalid(member_path,
                        Quote(member) + " is not an identity of any entry of users (and token_users is false)");
       }

@@ -492,6 +492,12 @@ std::vector<RefusalCase> RefusalCases() {
        "'tel:+100' already belongs to users[0]"},
       {"DuplicateIdentityWithinUser", Set("/users/0/identities/1", "sip:alice@example.org"), "users[0].identities[1]",
        "is listed twice"},
+      // Identities compare in the KMS user identity format (scheme and host
+      // case-insensitive): the same user twice under another spelling.
+      {"DuplicateIdentityOtherCase", Set("/users/1/identities/0", "SIP:alice@EXAMPLE.org"), "users[1].identities[0]",
+       "already belongs to users[0]"},
+      {"UserIsKmsIdentityOtherCase", Set("/users/1/identities/0", "KMS.Example.Org"), "users[1].identities[0]",
+       "is kms_identity"},
       {"UserIsKmsIdentity", Set("/users/1/identities/0", "kms.example.org"), "users[1].identities[0]",
        "is kms_identity"},
       {"NoIdentities", Set("/users/1/identities", Json::array()), "users[1].identities", "at least one identity"},
