@@ -214,7 +214,14 @@ void Metrics::RemoveGauge(std::string_view name) {
 std::string Metrics::RenderPrometheus() const {
   std::string out;
   out.reserve(8192);
+  RenderRequestCounters(out);
+  RenderDurations(out);
+  RenderRefusals(out);
+  RenderGauges(out);
+  return out;
+}
 
+void Metrics::RenderRequestCounters(std::string& out) const {
   Header(out, "tkms_requests_total", "counter",
          "Annex A requests that reached the KMS service, by requesttype and outcome.");
   for (kms::RequestType type : kAllTypes) {
@@ -241,7 +248,9 @@ std::string Metrics::RenderPrometheus() const {
     Sample(out, "tkms_http_protocol_errors_total",
            "status=\"" + std::to_string(kFirstErrorStatus + static_cast<int>(i)) + "\"", n);
   }
+}
 
+void Metrics::RenderDurations(std::string& out) const {
   Header(out, "tkms_request_duration_seconds", "histogram",
          "Time from request start to response written, for requests that reached the KMS "
          "service.");
@@ -260,7 +269,9 @@ std::string Metrics::RenderPrometheus() const {
     // _count equals the +Inf bucket by definition; use the same number.
     Sample(out, "tkms_request_duration_seconds_count", type_label, cumulative);
   }
+}
 
+void Metrics::RenderRefusals(std::string& out) const {
   Header(out, "tkms_mikey_errors_total", "counter",
          "Replies carrying a MIKEY Error message, by error number (RFC 3830 6.12, RFC 6043).");
   for (size_t i = 0; i < mikey_errors_.size(); ++i) {
@@ -282,7 +293,9 @@ std::string Metrics::RenderPrometheus() const {
   Header(out, "tkms_token_errors_total", "counter",
          "Requests that failed on the PKCS#11 token (refusal=\"token\").");
   Sample(out, "tkms_token_errors_total", "", token_errors());
+}
 
+void Metrics::RenderGauges(std::string& out) const {
   std::vector<std::shared_ptr<const Gauge>> gauges;
   {
     std::lock_guard<std::mutex> lock(gauges_mu_);
@@ -298,7 +311,6 @@ std::string Metrics::RenderPrometheus() const {
     Header(out, gauge->name, gauge->type, EscapeHelp(gauge->help));
     out += gauge->name + " " + FormatValue(value) + "\n";
   }
-  return out;
 }
 
 }  // namespace tkms::web

@@ -85,6 +85,10 @@ class Metrics {
   std::string RenderPrometheus() const;
 
  private:
+  void RenderRequestCounters(std::string& out) const;
+  void RenderDurations(std::string& out) const;
+  void RenderRefusals(std::string& out) const;
+  void RenderGauges(std::string& out) const;
   static constexpr size_t kTypes = 2;
   static constexpr size_t kOutcomes = 5;
   static constexpr size_t kRefusals = 18;
