@@ -3,6 +3,8 @@
 #include <array>
 #include <utility>
 
+#include "firmware/base/encoding.h"
+
 namespace tkms::pkcs11 {
 namespace {
 
@@ -32,13 +34,6 @@ bool IsPathChar(char c) { return IsUnreserved(c) || IsResAvail(c) || c == '&'; }
 // pk11-qchar without pct-encoded: unreserved / pk11-res-avail / "/" / "?" / "|".
 bool IsQueryChar(char c) { return IsUnreserved(c) || IsResAvail(c) || c == '/' || c == '?' || c == '|'; }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 Status UriError(size_t offset, std::string_view what) {
   return InvalidArgument("PKCS#11 URI: " + std::string(what) + " at offset " +
                          std::to_string(offset));
@@ -67,10 +62,9 @@ Result<std::string> Decode(std::string_view raw, size_t offset, bool (*allowed)(
     const char c = raw[i];
     if (c == '%') {
       if (raw.size() - i < 3) return UriError(offset + i, "truncated percent-encoding");
-      const int hi = HexValue(raw[i + 1]);
-      const int lo = HexValue(raw[i + 2]);
-      if (hi < 0 || lo < 0) return UriError(offset + i, "invalid percent-encoding");
-      out.push_back(static_cast<char>((hi << 4) | lo));
+      const auto byte = PercentEscapeAt(raw, i);
+      if (!byte) return UriError(offset + i, "invalid percent-encoding");
+      out.push_back(static_cast<char>(*byte));
       i += 2;
       continue;
     }

@@ -9,19 +9,6 @@
 namespace tkms::web {
 namespace {
 
-std::string_view TrimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 Rejection BadRequest(std::string label, std::string reason) {
   return Rejection{400, std::move(label), std::move(reason)};
 }
@@ -36,11 +23,9 @@ bool PercentDecode(std::string_view in, std::string& out) {
     if (c == '+') {
       out.push_back(' ');
     } else if (c == '%') {
-      if (i + 2 >= in.size()) return false;  // needs two more characters
-      const int hi = HexValue(in[i + 1]);
-      const int lo = HexValue(in[i + 2]);
-      if (hi < 0 || lo < 0) return false;
-      out.push_back(static_cast<char>(hi * 16 + lo));
+      const auto byte = PercentEscapeAt(in, i);
+      if (!byte) return false;
+      out.push_back(static_cast<char>(*byte));
       i += 2;
     } else {
       out.push_back(c);

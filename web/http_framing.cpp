@@ -10,12 +10,6 @@ namespace {
 
 constexpr uint64_t kMaxContentLength = (uint64_t{1} << 63) - 1;
 
-std::string_view TrimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 ByteSpan BytesOf(std::string_view text) {
   return ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size());
 }

@@ -5,25 +5,13 @@
 #include <cstdio>
 
 #include "firmware/base/big_endian.h"
+#include "firmware/base/encoding.h"
 #include "hal/entropy.h"
 
 namespace tkms::web {
 namespace {
 
 char LowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string_view TrimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 // The random half of request ids, chosen once per process.
 uint32_t ProcessPrefix() {
@@ -37,6 +25,12 @@ uint32_t ProcessPrefix() {
 }
 
 }  // namespace
+
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -164,11 +158,9 @@ bool PercentDecodePath(std::string_view in, std::string& out) {
       out.push_back(in[i]);
       continue;
     }
-    if (in.size() - i < 3) return false;
-    const int hi = HexValue(in[i + 1]);
-    const int lo = HexValue(in[i + 2]);
-    if (hi < 0 || lo < 0) return false;
-    out.push_back(static_cast<char>(hi * 16 + lo));
+    const auto byte = PercentEscapeAt(in, i);
+    if (!byte) return false;
+    out.push_back(static_cast<char>(*byte));
     i += 2;
   }
   return true;

@@ -131,6 +131,8 @@ std::string NewRequestId();
 
 // ASCII case-insensitive equality (header names, tokens).
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+// `s` without leading and trailing optional whitespace (RFC 7230 §3.2.3 OWS).
+std::string_view TrimOws(std::string_view s);
 
 // True when a comma-separated header value (e.g. Connection) contains `token`
 // (case-insensitive, surrounding spaces ignored).

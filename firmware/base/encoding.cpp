@@ -13,12 +13,6 @@ constexpr char kHexDigits[] = "0123456789abcdef";
 constexpr char kBase64Alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 constexpr std::array<int8_t, 256> MakeBase64Table() {
   std::array<int8_t, 256> t{};
@@ -47,8 +41,8 @@ std::optional<std::vector<uint8_t>> HexDecode(std::string_view hex) {
   std::vector<uint8_t> out;
   out.reserve(hex.size() / 2);
   for (size_t i = 0; i < hex.size(); i += 2) {
-    const int hi = HexValue(hex[i]);
-    const int lo = HexValue(hex[i + 1]);
+    const int hi = HexDigitValue(hex[i]);
+    const int lo = HexDigitValue(hex[i + 1]);
     if (hi < 0 || lo < 0) {
       return std::nullopt;
     }
@@ -107,6 +101,21 @@ std::optional<std::vector<uint8_t>> Base64Decode(std::string_view text) {
     out.insert(out.end(), group.begin(), group.end() - static_cast<std::ptrdiff_t>(pad));
   }
   return out;
+}
+
+int HexDigitValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::optional<uint8_t> PercentEscapeAt(std::string_view in, size_t at) {
+  if (at >= in.size() || in[at] != '%' || in.size() - at < 3) return std::nullopt;
+  const int hi = HexDigitValue(in[at + 1]);
+  const int lo = HexDigitValue(in[at + 2]);
+  if (hi < 0 || lo < 0) return std::nullopt;
+  return static_cast<uint8_t>(hi * 16 + lo);
 }
 
 std::string StripWhitespace(std::string_view text) {

@@ -24,6 +24,12 @@ std::string Base64Encode(std::span<const uint8_t> bytes);
 // of the last quantum must be zero. Returns nullopt on any deviation.
 std::optional<std::vector<uint8_t>> Base64Decode(std::string_view text);
 
+// The value of one hex digit (either case), or -1.
+int HexDigitValue(char c);
+// The byte of the percent-encoding "%XX" that starts at in[at] (RFC 3986
+// §2.1), or nullopt if in[at] is not '%' or two hex digits do not follow.
+std::optional<uint8_t> PercentEscapeAt(std::string_view in, size_t at);
+
 // Removes ASCII whitespace (space, tab, CR, LF).
 std::string StripWhitespace(std::string_view text);
 

@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <optional>
 
+#include "firmware/base/encoding.h"
+
 namespace tkms {
 namespace {
 
@@ -10,13 +12,6 @@ char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' +
 char Upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
 bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-
-std::optional<int> HexValue(char c) {
-  if (IsDigit(c)) return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return std::nullopt;
-}
 
 // RFC 3986 §2.3.
 bool IsUnreserved(char c) { return IsAlpha(c) || IsDigit(c) || c == '-' || c == '.' || c == '_' || c == '~'; }
@@ -38,23 +33,20 @@ std::string NormalizePercentEncoding(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      const auto hi = HexValue(s[i + 1]);
-      const auto lo = HexValue(s[i + 2]);
-      if (hi && lo) {
-        const char decoded = static_cast<char>(*hi * 16 + *lo);
-        if (IsUnreserved(decoded)) {
-          out.push_back(decoded);
-        } else {
-          out.push_back('%');
-          out.push_back(Upper(s[i + 1]));
-          out.push_back(Upper(s[i + 2]));
-        }
-        i += 2;
-        continue;
-      }
+    const auto byte = PercentEscapeAt(s, i);
+    if (!byte) {
+      out.push_back(s[i]);
+      continue;
     }
-    out.push_back(s[i]);
+    const char decoded = static_cast<char>(*byte);
+    if (IsUnreserved(decoded)) {
+      out.push_back(decoded);
+    } else {
+      out.push_back('%');
+      out.push_back(Upper(s[i + 1]));
+      out.push_back(Upper(s[i + 2]));
+    }
+    i += 2;
   }
   return out;
 }
