@@ -54,21 +54,6 @@ constexpr json::Limits kEnvelopeLimits{kMaxBundleBytes, 16, 64, kMaxPayloadBase6
 
 constexpr std::array<const char*, 4> kMembers = {"format", "payload", "signature", "certificates"};
 
-const char* TypeName(const Json& value) {
-  switch (value.type()) {
-    case Json::value_t::null: return "null";
-    case Json::value_t::object: return "an object";
-    case Json::value_t::array: return "an array";
-    case Json::value_t::string: return "a string";
-    case Json::value_t::boolean: return "a boolean";
-    case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned:
-    case Json::value_t::number_float: return "a number";
-    case Json::value_t::binary:
-    case Json::value_t::discarded: break;
-  }
-  return "an unsupported value";
-}
 
 // A JSON path of the document itself ("", "$[0]") or inside one of the four
 // members ("certificates[2]", "format.x").
@@ -84,7 +69,7 @@ bool IsMemberPath(std::string_view path) {
 // The document is an object with exactly the four members, of the right
 // JSON types (their contents are checked by the caller).
 Status CheckEnvelopeShape(const Json& doc) {
-  if (!doc.is_object()) return InvalidArgument(std::string("$: expected a JSON object, got ") + TypeName(doc));
+  if (!doc.is_object()) return InvalidArgument(std::string("$: expected a JSON object, got ") + json::TypeName(doc));
   for (const auto& [key, value] : doc.items()) {
     if (std::find(kMembers.begin(), kMembers.end(), key) == kMembers.end()) {
       return InvalidArgument("$: unknown member " + Quote(key) + " (expected format, payload, signature, certificates)");
@@ -93,15 +78,15 @@ Status CheckEnvelopeShape(const Json& doc) {
   for (const char* member : kMembers) {
     if (!doc.contains(member)) return InvalidField(member, "required member is missing");
   }
-  if (!doc["format"].is_string()) return InvalidField("format", std::string("expected a string, got ") + TypeName(doc["format"]));
+  if (!doc["format"].is_string()) return InvalidField("format", std::string("expected a string, got ") + json::TypeName(doc["format"]));
   for (const char* member : {"payload", "signature"}) {
     if (!doc[member].is_string()) {
-      return InvalidField(member, std::string("expected a base64 string, got ") + TypeName(doc[member]));
+      return InvalidField(member, std::string("expected a base64 string, got ") + json::TypeName(doc[member]));
     }
   }
   const Json& certificates = doc["certificates"];
   if (!certificates.is_array()) {
-    return InvalidField("certificates", std::string("expected an array of base64 strings, got ") + TypeName(certificates));
+    return InvalidField("certificates", std::string("expected an array of base64 strings, got ") + json::TypeName(certificates));
   }
   if (certificates.size() > kMaxBundleCertificates) {
     return InvalidField("certificates", "more than " + std::to_string(kMaxBundleCertificates) +
@@ -111,7 +96,7 @@ Status CheckEnvelopeShape(const Json& doc) {
   for (size_t i = 0; i < certificates.size(); ++i) {
     if (!certificates[i].is_string()) {
       return InvalidField(IndexName("certificates", i),
-                          std::string("expected a base64 string, got ") + TypeName(certificates[i]));
+                          std::string("expected a base64 string, got ") + json::TypeName(certificates[i]));
     }
   }
   return Status::Ok();

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <string>
 
+#include "firmware/json/bounded_json.h"
 #include "firmware/pki/x509.h"
 #include "provisioning/config_reader.h"
 
@@ -20,21 +21,6 @@ bool IsAsciiAlnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-const char* TypeName(const Json& value) {
-  switch (value.type()) {
-    case Json::value_t::null: return "null";
-    case Json::value_t::object: return "an object";
-    case Json::value_t::array: return "an array";
-    case Json::value_t::string: return "a string";
-    case Json::value_t::boolean: return "a boolean";
-    case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned: return "an integer";
-    case Json::value_t::number_float: return "a number with a fraction or exponent";
-    case Json::value_t::binary:
-    case Json::value_t::discarded: break;
-  }
-  return "an unsupported value";
-}
 
 }  // namespace
 
@@ -46,7 +32,7 @@ Status Invalid(std::string_view path, std::string_view problem) {
 }
 
 Status WrongType(const std::string& path, const char* expected, const Json& value) {
-  return Invalid(path, std::string("expected ") + expected + ", got " + TypeName(value));
+  return Invalid(path, std::string("expected ") + expected + ", got " + json::TypeName(value));
 }
 
 // The member `key` of `object`, or nullptr.

@@ -407,4 +407,20 @@ Result<nlohmann::ordered_json, ParseError> ParseOrdered(std::string_view text, c
   return ParseBounded<nlohmann::ordered_json>(text, limits);
 }
 
+const char* TypeName(const nlohmann::json& value) {
+  switch (value.type()) {
+    case nlohmann::json::value_t::null: return "null";
+    case nlohmann::json::value_t::object: return "an object";
+    case nlohmann::json::value_t::array: return "an array";
+    case nlohmann::json::value_t::string: return "a string";
+    case nlohmann::json::value_t::boolean: return "a boolean";
+    case nlohmann::json::value_t::number_integer:
+    case nlohmann::json::value_t::number_unsigned: return "an integer";
+    case nlohmann::json::value_t::number_float: return "a number with a fraction or exponent";
+    case nlohmann::json::value_t::binary:
+    case nlohmann::json::value_t::discarded: break;
+  }
+  return "an unsupported value";
+}
+
 }  // namespace tkms::json

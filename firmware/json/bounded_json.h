@@ -78,6 +78,9 @@ struct ParseError {
 // Parses `text` as one JSON value within `limits`. Object keys are sorted
 // (std::map); ParseOrdered keeps them in the order of the text.
 Result<nlohmann::json, ParseError> Parse(std::string_view text, const Limits& limits) noexcept;
+// What a value is, for messages: "an object", "a string", "an integer",
+// "a number with a fraction or exponent", ... (one wording for every reader).
+const char* TypeName(const nlohmann::json& value);
 Result<nlohmann::ordered_json, ParseError> ParseOrdered(std::string_view text, const Limits& limits) noexcept;
 
 }  // namespace tkms::json
