@@ -168,7 +168,8 @@ TEST_F(KmsConformanceTest, RandsAreAsLongAsTheKeysTheyProtect) {
   ASSERT_TRUE(transfer.ok()) << transfer.error().ToString();
   auto resolved_reply = Resolve(BobResolve(transfer->ticket));
   ASSERT_EQ(resolved_reply.outcome, Outcome::kOk) << resolved_reply.detail;
-  const auto* randr = Find<mikey::RandrPayload>(Decoded(resolved_reply));
+  const mikey::Message resolve_resp = Decoded(resolved_reply);
+  const auto* randr = Find<mikey::RandrPayload>(resolve_resp);
   ASSERT_NE(randr, nullptr);
   EXPECT_EQ(randr->role, static_cast<uint8_t>(mikey::RandRole::kKms));
   EXPECT_GE(randr->rand.size(), 64u);
@@ -292,7 +293,8 @@ TEST_F(KmsConformanceTest, UnknownUserAndWrongMacCostTheSameAndLookTheSame) {
     EXPECT_EQ(a.randoms, b.randoms);
     // The same message shape: HDR, T, ERR, no V.
     EXPECT_EQ(a.reply.mikey.size(), b.reply.mikey.size());
-    EXPECT_EQ(Find<mikey::VPayload>(Decoded(b.reply)), nullptr);
+    const mikey::Message error = Decoded(b.reply);
+    EXPECT_EQ(Find<mikey::VPayload>(error), nullptr);
   }
 }
 
