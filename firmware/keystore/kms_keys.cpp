@@ -21,12 +21,14 @@ Status KeystoreKeys::Random(std::span<uint8_t> out) { return keystore_.GenerateR
 Result<mikey::crypto::SecretKeyPtr> KeystoreKeys::DecoyPsk() { return keystore_.DecoyKey(); }
 
 Status KeystoreKeys::Health() {
+  if (healthy_.load(std::memory_order_acquire)) return Status::Ok();  // every request: no lock
   std::lock_guard<std::mutex> lock(mu_);
   return health_;
 }
 
 void KeystoreKeys::ReportHealth(Status health) {
   std::lock_guard<std::mutex> lock(mu_);
+  healthy_.store(health.ok(), std::memory_order_release);
   health_ = std::move(health);
 }
 

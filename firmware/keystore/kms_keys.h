@@ -16,6 +16,7 @@
 // such key.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -48,7 +49,8 @@ class KeystoreKeys final : public kms::KmsKeys {
 
  private:
   Keystore& keystore_;
-  std::mutex mu_;
+  std::atomic<bool> healthy_{true};
+  std::mutex mu_;  // health_ and failure_listener_
   Status health_;
   std::function<void(const Status&)> failure_listener_;
 };
