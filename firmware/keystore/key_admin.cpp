@@ -163,6 +163,23 @@ Result<KeyInfo> Keystore::ImportTrustedWrappingKey(std::string label, Bytes id, 
 
 // ---- inspecting and retiring -------------------------------------------------
 
+Result<bool> Keystore::TokenHoldsSecretKey(std::string_view label) {
+  return Guarded("Keystore::TokenHoldsSecretKey", [&]() -> Result<bool> {
+    auto lock = ReadLock();
+    TKMS_RETURN_IF_ERROR(module_->CheckProcess());
+    Result<SessionPool::Lease> lease = pool_->Acquire();
+    if (!lease.ok()) return lease.error();
+    AttributeTemplate tmpl;
+    tmpl.Ulong(CKA_CLASS, CKO_SECRET_KEY).Bool(CKA_TOKEN, true).Text(CKA_LABEL, label);
+    auto found = pkcs11::FindObjects(**lease, tmpl, 1);
+    if (!found.ok()) {
+      lease->Discard();
+      return found.error();
+    }
+    return !found->empty();
+  });
+}
+
 Result<std::vector<KeyInfo>> Keystore::ListKeys() {
   return Guarded("Keystore::ListKeys", [&]() -> Result<std::vector<KeyInfo>> {
     auto lock = ReadLock();

@@ -163,6 +163,11 @@ class Keystore final {
   Status DestroyKey(const KeySelector& selector);
   // Re-reads the token's keys (after changes by another process).
   Status Refresh();
+  // Whether the token itself (not the catalogue) holds a secret key token
+  // object labelled `label`: one C_FindObjects on the token, whatever the
+  // number of keys. The health probe of tkmsd's token monitor; kUnavailable
+  // if the token cannot be searched.
+  Result<bool> TokenHoldsSecretKey(std::string_view label);
   // Starts over with the module (Module::Reinitialize): closes every
   // session, finds the token again by its label, logs in with the PIN and
   // re-reads the keys. Keys handed out before keep naming their catalogue

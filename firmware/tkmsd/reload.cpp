@@ -13,11 +13,9 @@ Status ProbeToken(keystore::Keystore& keystore) {
   if (Status s = keystore.GenerateRandom(probe); !s.ok()) return Unavailable("token RNG: " + s.message());
   auto current = keystore.CurrentTicketKeyId();
   if (!current.ok()) return Status::Ok();  // no ticket key yet: /readyz says so, not a token fault
-  auto keys = keystore.ListKeys();
-  if (!keys.ok()) return Unavailable("listing the token's keys: " + keys.error().message());
-  for (const auto& k : *keys) {
-    if (k.ticket_key_id == *current && k.attributes.token) return Status::Ok();
-  }
+  auto held = keystore.TokenHoldsSecretKey(keystore::TicketKeyLabel(*current));
+  if (!held.ok()) return Unavailable("searching the token: " + held.error().message());
+  if (*held) return Status::Ok();
   return Unavailable("the token no longer holds ticket key " + std::to_string(*current));
 }
 

@@ -30,6 +30,27 @@ TEST_F(keystore_Keystore, OpensTheNamedToken) {
   EXPECT_TRUE(keys->empty());
 }
 
+TEST_F(keystore_Keystore, TokenHoldsSecretKeyAsksTheTokenNotTheCatalogue) {
+  ASSERT_TRUE(ks().RotateTicketKey(KeyType::kHmacSha256).ok());
+  auto held = ks().TokenHoldsSecretKey(TicketKeyLabel(1));
+  ASSERT_TRUE(held.ok()) << held.error().ToString();
+  EXPECT_TRUE(*held);
+  EXPECT_FALSE(*ks().TokenHoldsSecretKey(TicketKeyLabel(2)));
+  // The decoy key is a session object: the token does not hold it.
+  ASSERT_TRUE(ks().DecoyKey().ok());
+  EXPECT_FALSE(*ks().TokenHoldsSecretKey(kDecoyKeyLabel));
+  // A key destroyed behind the keystore's back (another session) is gone
+  // from the token at once, before any Refresh.
+  Session other = RawSession();
+  pkcs11::AttributeTemplate tmpl;
+  tmpl.Text(CKA_LABEL, TicketKeyLabel(1)).Bool(CKA_TOKEN, true);
+  auto handles = pkcs11::FindObjects(other, tmpl, 2);
+  ASSERT_TRUE(handles.ok() && handles->size() == 1);
+  ASSERT_EQ(other.fns().C_DestroyObject(other.handle(), handles->front()), CKR_OK);
+  EXPECT_FALSE(*ks().TokenHoldsSecretKey(TicketKeyLabel(1)));
+  EXPECT_TRUE(ks().CurrentTicketKeyId().ok());  // the catalogue has not noticed
+}
+
 TEST_F(keystore_Keystore, GeneratesEveryKindWithItsPolicy) {
   ASSERT_TRUE(ks().GenerateKey(KeyType::kHmacSha256, KeyUsage::kUserPsk, "psk", {0x10}).ok());
   ASSERT_TRUE(ks().GenerateKey(KeyType::kHmacSha1, KeyUsage::kUserPsk, "psk1", {0x11}).ok());
