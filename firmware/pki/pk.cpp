@@ -99,41 +99,12 @@ Result<PkContext> PkContext::ParsePublicKey(std::string_view pem_or_der) {
   return key;
 }
 
-Result<PkContext> PkContext::ParsePrivateKey(std::string_view pem_or_der) {
-  TKMS_RETURN_IF_ERROR(CheckKeySize(pem_or_der));
-  std::string buffer = ForParser(pem_or_der);
-  PkContext key;
-  const int ret = mbedtls_pk_parse_key(key.native(), reinterpret_cast<const unsigned char*>(buffer.data()),
-                                       buffer.size(), nullptr, 0);
-  mbedtls_platform_zeroize(buffer.data(), buffer.size());
-  if (ret != 0) return InvalidArgument("not an unencrypted private key: " + MbedtlsError(ret));
-  return key;
-}
-
-Result<PkContext> PkContext::GenerateEc(mbedtls_ecp_group_id curve, RandomFunction random, void* random_context) {
-  PkContext key;
-  int ret = mbedtls_pk_setup(key.native(), mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
-  if (ret == 0) ret = mbedtls_ecp_gen_key(curve, mbedtls_pk_ec(*key.native()), random, random_context);
-  if (ret != 0) return Internal("cannot generate an EC key: " + MbedtlsError(ret));
-  return key;
-}
-
 Result<std::string> PkContext::PublicKeyPem() {
   if (!has_key()) return FailedPrecondition("no key");
   std::array<unsigned char, 4096> pem{};
   const int ret = mbedtls_pk_write_pubkey_pem(pk_.get(), pem.data(), pem.size());
   if (ret != 0) return Internal("cannot write the public key as PEM: " + MbedtlsError(ret));
   return std::string(reinterpret_cast<const char*>(pem.data()));
-}
-
-Result<std::string> PkContext::PrivateKeyPem() {
-  if (!has_key()) return FailedPrecondition("no key");
-  std::array<unsigned char, 8192> pem{};
-  const int ret = mbedtls_pk_write_key_pem(pk_.get(), pem.data(), pem.size());
-  if (ret != 0) return Internal("cannot write the private key as PEM: " + MbedtlsError(ret));
-  std::string out(reinterpret_cast<const char*>(pem.data()));
-  mbedtls_platform_zeroize(pem.data(), pem.size());
-  return out;
 }
 
 bool PkContext::Verify(mbedtls_md_type_t md, ByteSpan digest, ByteSpan signature) {

@@ -4,8 +4,9 @@
 // Why: bundle signing checks a token's signature with the signer
 // certificate's key and exports a token key's public half as PEM
 // (provisioning/bundle.h, tkmsctl bundle pubkey); the mutual-TLS listener
-// and client load their own key and check their peers'; the test PKI makes
-// keys in software. A pk context must be initialised before use and freed on
+// and client check their peers'. Private keys are not read, made or written
+// here: the appliance's keys stay in its token, and the test PKI
+// (tests/provisioning/test_pki.h) makes its software keys itself. A pk context must be initialised before use and freed on
 // every path: PkContext does that, RAII and move-only, with a stable address
 // for mbedTLS calls that keep a pointer (mbedtls_ssl_conf_own_cert).
 #pragma once
@@ -52,19 +53,11 @@ class PkContext {
   // A public key: PEM "PUBLIC KEY" or DER SubjectPublicKeyInfo, at most
   // kMaxKeyBytes. kInvalidArgument with mbedTLS's reason otherwise.
   static Result<PkContext> ParsePublicKey(std::string_view pem_or_der);
-  // An unencrypted private key (PEM or DER; SEC 1, PKCS#1 or PKCS#8), at
-  // most kMaxKeyBytes. Keys of the appliance stay in its token; this is for
-  // software keys (development TLS, tests).
-  static Result<PkContext> ParsePrivateKey(std::string_view pem_or_der);
-  // A new EC key pair on `curve`, made with `random`.
-  static Result<PkContext> GenerateEc(mbedtls_ecp_group_id curve, RandomFunction random, void* random_context);
 
   bool has_key() const;
   std::string description() const;  // DescribeKey
   // "-----BEGIN PUBLIC KEY-----" ... (SubjectPublicKeyInfo).
   Result<std::string> PublicKeyPem();
-  // "-----BEGIN EC PRIVATE KEY-----" ... (SEC 1) for EC keys.
-  Result<std::string> PrivateKeyPem();
   // True if `signature` (DER ECDSA-Sig-Value, or PKCS#1 v1.5 for RSA) over
   // `digest` (the hash `md` of the message) verifies with this key.
   bool Verify(mbedtls_md_type_t md, ByteSpan digest, ByteSpan signature);

@@ -230,14 +230,14 @@ TEST(PkContextTest, ParsesKeysAndVerifies) {
   flipped[10] ^= 1;
   EXPECT_FALSE(public_key->Verify(MBEDTLS_MD_SHA256, digest, flipped));
 
-  auto private_key = PkContext::ParsePrivateKey(Pki().signer_key.PrivateKeyPem());
+  auto private_key = test_pki::ParsePrivateKey(Pki().signer_key.PrivateKeyPem());
   ASSERT_TRUE(private_key.ok()) << private_key.error().ToString();
   EXPECT_TRUE(private_key->Verify(MBEDTLS_MD_SHA256, digest, signature));
-  EXPECT_EQ(*private_key->PrivateKeyPem(), Pki().signer_key.PrivateKeyPem());
+  EXPECT_EQ(*test_pki::PrivateKeyPemOf(*private_key), Pki().signer_key.PrivateKeyPem());
 
   EXPECT_THAT(PkContext::ParsePublicKey("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").error().message(),
               StartsWith("not a public key: mbedTLS -0x"));
-  EXPECT_THAT(PkContext::ParsePrivateKey(Pki().signer_key.PublicKeyPem()).error().message(),
+  EXPECT_THAT(test_pki::ParsePrivateKey(Pki().signer_key.PublicKeyPem()).error().message(),
               StartsWith("not an unencrypted private key"));
   EXPECT_EQ(PkContext::ParsePublicKey("").error().message(), "the key is empty");
   EXPECT_THAT(PkContext::ParsePublicKey(std::string(kMaxKeyBytes + 1, 'k')).error().message(), HasSubstr("at most 16384"));
@@ -286,7 +286,7 @@ TEST(CtrDrbgTest, FillsAndServesMbedtls) {
   EXPECT_NE(a, b);
   EXPECT_NE(a, (std::array<uint8_t, 32>{}));
   // A key made with it, as the TLS code will.
-  auto key = PkContext::GenerateEc(MBEDTLS_ECP_DP_SECP256R1, CtrDrbg::Random, drbg->native());
+  auto key = test_pki::GenerateEcKey(MBEDTLS_ECP_DP_SECP256R1, CtrDrbg::Random, drbg->native());
   ASSERT_TRUE(key.ok());
   EXPECT_EQ(key->description(), "EC P-256");
   CtrDrbg moved = std::move(*drbg);

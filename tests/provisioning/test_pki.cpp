@@ -6,6 +6,7 @@
 #include <mbedtls/ecp.h>
 #include <mbedtls/pem.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/x509_crt.h>
 #include <sys/random.h>
@@ -96,6 +97,34 @@ std::string DerToPem(const Bytes& der) {
 
 }  // namespace
 
+Result<pki::PkContext> GenerateEcKey(mbedtls_ecp_group_id curve, pki::RandomFunction random, void* context) {
+  pki::PkContext key;
+  int ret = mbedtls_pk_setup(key.native(), mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
+  if (ret == 0) ret = mbedtls_ecp_gen_key(curve, mbedtls_pk_ec(*key.native()), random, context);
+  if (ret != 0) return Internal("cannot generate an EC key (mbedTLS " + std::to_string(ret) + ")");
+  return key;
+}
+
+Result<pki::PkContext> ParsePrivateKey(std::string_view pem) {
+  std::string buffer(pem);
+  buffer.push_back('\0');  // mbedTLS wants PEM NUL-terminated, length included
+  pki::PkContext key;
+  const int ret = mbedtls_pk_parse_key(key.native(), reinterpret_cast<const unsigned char*>(buffer.data()),
+                                       buffer.size(), nullptr, 0);
+  mbedtls_platform_zeroize(buffer.data(), buffer.size());
+  if (ret != 0) return InvalidArgument("not an unencrypted private key (mbedTLS " + std::to_string(ret) + ")");
+  return key;
+}
+
+Result<std::string> PrivateKeyPemOf(pki::PkContext& key) {
+  std::array<unsigned char, 8192> pem{};
+  const int ret = mbedtls_pk_write_key_pem(key.native(), pem.data(), pem.size());
+  if (ret != 0) return Internal("cannot write the private key as PEM (mbedTLS " + std::to_string(ret) + ")");
+  std::string out(reinterpret_cast<const char*>(pem.data()));
+  mbedtls_platform_zeroize(pem.data(), pem.size());
+  return out;
+}
+
 struct Key::Impl {
   explicit Impl(std::array<uint8_t, 32> seed) : rng(seed) {}
 
@@ -112,7 +141,7 @@ std::unique_ptr<Key::Impl> MakeImpl(std::array<uint8_t, 32> seed, Curve curve) {
   auto impl = std::make_unique<Key::Impl>(seed);
   impl->curve = curve;
   const mbedtls_ecp_group_id group = curve == Curve::kP256 ? MBEDTLS_ECP_DP_SECP256R1 : MBEDTLS_ECP_DP_SECP384R1;
-  auto key = pki::PkContext::GenerateEc(group, TestRng::Fill, &impl->rng);
+  auto key = GenerateEcKey(group, TestRng::Fill, &impl->rng);
   if (!key.ok()) Die(key.error().message().c_str(), -1);
   impl->pk = std::move(*key);
   return impl;
@@ -171,7 +200,7 @@ std::string Key::PublicKeyPem() const {
 }
 
 std::string Key::PrivateKeyPem() const {
-  auto pem = impl_->pk.PrivateKeyPem();
+  auto pem = PrivateKeyPemOf(impl_->pk);
   if (!pem.ok()) Die(pem.error().message().c_str(), -1);
   return *pem;
 }

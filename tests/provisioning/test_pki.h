@@ -27,8 +27,18 @@
 #include <vector>
 
 #include "firmware/base/byte_reader.h"
+#include "firmware/base/status.h"
+#include "firmware/pki/pk.h"
 
 namespace tkms::test_pki {
+
+// Software private keys exist only in tests: the appliance's keys stay in its
+// token, so the product's pki component neither makes, reads nor writes them.
+Result<pki::PkContext> GenerateEcKey(mbedtls_ecp_group_id curve, pki::RandomFunction random, void* context);
+// An unencrypted private key in PEM (SEC 1, PKCS#1 or PKCS#8).
+Result<pki::PkContext> ParsePrivateKey(std::string_view pem);
+// "EC PRIVATE KEY" PEM (SEC 1) of an EC key.
+Result<std::string> PrivateKeyPemOf(pki::PkContext& key);
 
 using Bytes = std::vector<uint8_t>;
 
