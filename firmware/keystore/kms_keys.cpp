@@ -1,8 +1,18 @@
 #include "firmware/keystore/kms_keys.h"
 
 #include "firmware/keystore/keystore.h"
+#include "firmware/keystore/user_psk.h"
 
 namespace tkms::keystore {
+
+Result<std::vector<kms::TokenUser>> ListTokenUsers(Keystore& keystore) {
+  auto entries = ListUserPsks(keystore);
+  if (!entries.ok()) return entries.error();
+  std::vector<kms::TokenUser> users;
+  users.reserve(entries->size());
+  for (auto& e : *entries) users.push_back(kms::TokenUser{std::move(e.psk_id), std::move(e.identities)});
+  return users;
+}
 
 mikey::crypto::CryptoProvider& KeystoreKeys::provider() { return keystore_.provider(); }
 

@@ -22,12 +22,16 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "firmware/kms/keys.h"
 
 namespace tkms::keystore {
 
 class Keystore;
+
+// The token's user PSK objects (user_psk.h) as the ticket service takes them.
+Result<std::vector<kms::TokenUser>> ListTokenUsers(Keystore& keystore);
 
 class KeystoreKeys final : public kms::KmsKeys {
  public:

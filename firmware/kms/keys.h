@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "firmware/base/byte_reader.h"
 #include "firmware/base/status.h"
@@ -25,6 +26,13 @@
 #include "hal/entropy.h"
 
 namespace tkms::kms {
+
+// A user PSK object on the token, as the token's owner lists it: its CKA_ID
+// and the identities it belongs to (UserDirectory::Build takes these).
+struct TokenUser {
+  std::vector<uint8_t> psk_id;
+  std::vector<std::string> identities;
+};
 
 class KmsKeys : public hal::EntropySource {
  public:

@@ -22,6 +22,7 @@
 
 #include "firmware/base/byte_reader.h"
 #include "firmware/base/status.h"
+#include "firmware/kms/keys.h"
 #include "provisioning/config.h"
 
 namespace tkms::kms {
@@ -40,13 +41,6 @@ struct UserRecord {
   // Identities are compared in the KMS user identity format
   // (firmware/base/user_identity.h), here and in every lookup below.
   bool Owns(std::string_view identity) const;
-};
-
-// A user PSK object on the token, as the caller read it: its CKA_ID and the
-// identities it belongs to.
-struct TokenUser {
-  std::vector<uint8_t> psk_id;
-  std::vector<std::string> identities;
 };
 
 class UserDirectory {

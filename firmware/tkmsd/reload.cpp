@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "firmware/base/log.h"
-#include "firmware/keystore/user_psk.h"
+#include "firmware/keystore/kms_keys.h"
 
 namespace tkms::tkmsd {
 
@@ -21,13 +21,10 @@ Status ProbeToken(keystore::Keystore& keystore) {
 
 Result<std::shared_ptr<const kms::KmsSnapshot>> BuildSnapshot(const provisioning::KmsConfig& config,
                                                               keystore::Keystore& keystore) {
-  auto entries = keystore::ListUserPsks(keystore);
-  if (!entries.ok()) return Status(entries.error().code(), "listing users: " + entries.error().message());
-  std::vector<kms::TokenUser> token_users;
-  token_users.reserve(entries->size());
-  for (auto& e : *entries) token_users.push_back(kms::TokenUser{std::move(e.psk_id), std::move(e.identities)});
+  auto token_users = keystore::ListTokenUsers(keystore);
+  if (!token_users.ok()) return Status(token_users.error().code(), "listing users: " + token_users.error().message());
   std::vector<std::string> warnings;
-  auto users = kms::UserDirectory::Build(config, token_users, warnings);
+  auto users = kms::UserDirectory::Build(config, *token_users, warnings);
   for (const auto& w : warnings) LogLine(LogLevel::kWarn, "user_skipped").Add("reason", w);
   auto snap = std::make_shared<kms::KmsSnapshot>();
   snap->config = config;

@@ -102,14 +102,10 @@ class KmsServiceTest : public ::testing::Test {
   std::shared_ptr<const KmsSnapshot> Snapshot(const provisioning::KmsConfig& config) {
     auto snap = std::make_shared<KmsSnapshot>();
     snap->config = config;
-    auto users = keystore::ListUserPsks(*keystore_);
-    EXPECT_TRUE(users.ok());
-    std::vector<TokenUser> token_users;
-    if (users.ok()) {
-      for (const auto& user : *users) token_users.push_back(TokenUser{user.psk_id, user.identities});
-    }
+    auto token_users = keystore::ListTokenUsers(*keystore_);
+    EXPECT_TRUE(token_users.ok());
     std::vector<std::string> warnings;
-    snap->users = UserDirectory::Build(snap->config, token_users, warnings);
+    snap->users = UserDirectory::Build(snap->config, token_users.ok() ? *token_users : std::vector<TokenUser>{}, warnings);
     return snap;
   }
 

@@ -69,12 +69,10 @@ class TransferTest : public ::testing::Test {
     snap->config.kms_identity = kKmsId;
     snap->config.policy_classes["default"] = provisioning::PolicyClass{};
     snap->config.mikey.replay_cache_entries = 1000;
-    auto users = keystore::ListUserPsks(*keystore_);
-    ASSERT_TRUE(users.ok());
-    std::vector<kms::TokenUser> token_users;
-    for (const auto& user : *users) token_users.push_back(kms::TokenUser{user.psk_id, user.identities});
+    auto token_users = keystore::ListTokenUsers(*keystore_);
+    ASSERT_TRUE(token_users.ok());
     std::vector<std::string> warnings;
-    snap->users = kms::UserDirectory::Build(snap->config, token_users, warnings);
+    snap->users = kms::UserDirectory::Build(snap->config, *token_users, warnings);
     kms_ = std::make_unique<kms::Kms>(*keys_, clock_, snap);
   }
 
