@@ -138,7 +138,7 @@ BundleOutcome BundleApplier::ApplyFile(BundleSource source) {
     Audit(out, source);
     return out;
   }
-  return Decide(*text, source);
+  return Decide(*text, source, nullptr);
 }
 
 uint64_t BundleApplier::VersionInForce() {
@@ -146,17 +146,17 @@ uint64_t BundleApplier::VersionInForce() {
   return counter.ok() ? counter->value : current_version_.load();
 }
 
-BundleOutcome BundleApplier::ApplyPosted(std::string_view bundle_text) {
+BundleOutcome BundleApplier::ApplyPosted(std::string_view bundle_text, const PostedBy& posted_by) {
   std::lock_guard<std::mutex> lock(mu_);
-  return Decide(bundle_text, BundleSource::kAdmin);
+  return Decide(bundle_text, BundleSource::kAdmin, &posted_by);
 }
 
-BundleOutcome BundleApplier::Decide(std::string_view text, BundleSource source) {
+BundleOutcome BundleApplier::Decide(std::string_view text, BundleSource source, const PostedBy* posted_by) {
   BundleOutcome out;
   const auto finish = [&](Status status) {
     out.status = std::move(status);
     if (!out.status.ok()) out.verdict = BundleVerdict::kRefused;
-    Audit(out, source);
+    Audit(out, source, posted_by);
     return out;
   };
   out.digest_hex = HexEncode(BundleFileDigest(text));
@@ -215,7 +215,7 @@ BundleOutcome BundleApplier::Decide(std::string_view text, BundleSource source) 
   return finish(Status::Ok());
 }
 
-void BundleApplier::Audit(const BundleOutcome& out, BundleSource source) {
+void BundleApplier::Audit(const BundleOutcome& out, BundleSource source, const PostedBy* posted_by) {
   // "unchanged" (a SIGHUP re-reading the bundle in force) counts as neither.
   if (out.verdict == BundleVerdict::kAccepted) accepted_.fetch_add(1, std::memory_order_relaxed);
   if (out.verdict == BundleVerdict::kRefused) refused_.fetch_add(1, std::memory_order_relaxed);
@@ -224,6 +224,11 @@ void BundleApplier::Audit(const BundleOutcome& out, BundleSource source) {
   record["source"] = BundleSourceName(source);
   record["signer"] = out.signer;
   record["reason"] = out.status.ok() ? std::string() : out.status.message();
+  if (posted_by != nullptr) {
+    record["peer"] = posted_by->address;
+    record["operator_certificate"] = posted_by->certificate_subject;
+    record["operator_certificate_sha256"] = posted_by->certificate_sha256;
+  }
   // Texts from a refused bundle may be anything: never let them break the line.
   const std::string line = record.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace) + "\n";
   Status st = WriteAllFd(audit_fd_, line, "the bundle audit log");
@@ -236,6 +241,9 @@ void BundleApplier::Audit(const BundleOutcome& out, BundleSource source) {
       .Add("version_in_force", out.version_in_force())
       .Add("digest", out.digest_hex)
       .Add("signer", out.signer)
+      .Add("operator", posted_by != nullptr && !posted_by->certificate_subject.empty()
+                           ? posted_by->certificate_subject
+                           : std::string("-"))
       .Add("reason", out.status.ok() ? std::string("-") : out.status.message());
   if (!st.ok()) LogLine(LogLevel::kError, "bundle_audit_failed").Add("error", st.message());
 }

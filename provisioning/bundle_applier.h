@@ -116,8 +116,16 @@ class BundleApplier {
 
   // Reads options.bundle_path and decides (kStartup or kSighup).
   BundleOutcome ApplyFile(BundleSource source);
+  // Who posted a bundle to the admin listener, as the listener knows it:
+  // the socket's address and, on a mutual-TLS admin listener, the
+  // operator's verified client certificate. Written to the audit record.
+  struct PostedBy {
+    std::string address;              // "ip:port"
+    std::string certificate_subject;  // "" on a plaintext (loopback) admin listener
+    std::string certificate_sha256;   // lowercase hex, "" likewise
+  };
   // A bundle posted to the admin listener (bytes as received).
-  BundleOutcome ApplyPosted(std::string_view bundle_text);
+  BundleOutcome ApplyPosted(std::string_view bundle_text, const PostedBy& posted_by = {});
 
   // Counters for /metrics (kAccepted and kRefused decisions; kUnchanged
   // counts as neither), and the version in force (0 before the first).
@@ -127,11 +135,11 @@ class BundleApplier {
 
  private:
   BundleApplier(Options options, hal::MonotonicCounter& counter, const hal::Clock& clock, Prepare prepare, int audit_fd);
-  BundleOutcome Decide(std::string_view bundle_text, BundleSource source);
+  BundleOutcome Decide(std::string_view bundle_text, BundleSource source, const PostedBy* posted_by);
   // The counter's value, or the version this process runs if the counter
   // cannot be read: what a refusal reports as previous_version.
   uint64_t VersionInForce();
-  void Audit(const BundleOutcome& outcome, BundleSource source);
+  void Audit(const BundleOutcome& outcome, BundleSource source, const PostedBy* posted_by = nullptr);
 
   Options options_;
   hal::MonotonicCounter& counter_;

@@ -51,6 +51,7 @@ constexpr Section kSections[] = {
     {"version", false},
     {"listen", true},
     {"http", true},
+    {"tls", true},
     {"token", true},
     {"mikey", true},
     {"policy_classes", false},
@@ -111,6 +112,8 @@ Result<KmsConfig> ReadConfig(const Json& root, ConfigRole role) {
 
   TKMS_RETURN_IF_ERROR(ReadListen(Member(root, "listen"), config.listen));
   if (const Json* v = Member(root, "http"); v != nullptr) TKMS_RETURN_IF_ERROR(ReadHttp(*v, config.http));
+  if (const Json* v = Member(root, "tls"); v != nullptr) TKMS_RETURN_IF_ERROR(ReadTls(*v, config.tls));
+  TKMS_RETURN_IF_ERROR(internal::CheckListenSecurity(config.listen, config.tls, false));
   if (role != ConfigRole::kBundle) TKMS_RETURN_IF_ERROR(ReadToken(Member(root, "token"), config.token));
   if (const Json* v = Member(root, "mikey"); v != nullptr) TKMS_RETURN_IF_ERROR(ReadMikey(*v, config.mikey));
 
@@ -252,10 +255,15 @@ Result<KmsConfig> LoadConfigFile(const std::string& path, ConfigRole role) {
   return config;
 }
 
+Status CheckListenSecurity(const KmsConfig& config, bool allow_plaintext_ua) {
+  return internal::CheckListenSecurity(config.listen, config.tls, allow_plaintext_ua);
+}
+
 KmsConfig CombineConfig(const KmsConfig& local, const KmsConfig& bundle) {
   KmsConfig combined = bundle;
   combined.listen = local.listen;
   combined.http = local.http;
+  combined.tls = local.tls;
   combined.token = local.token;
   combined.mikey = local.mikey;
   return combined;

@@ -74,17 +74,43 @@ enum class ConfigRole : uint8_t {
 };
 
 struct ListenConfig {
-  std::string ua = "127.0.0.1:8080";     // "ADDR:PORT"; port 0 = any free port
-  std::string admin = "127.0.0.1:8081";  // health, readiness, metrics
+  // Plain-HTTP Ua, "ADDR:PORT" (port 0 = any free port) or "" for none. A
+  // non-loopback address needs plaintext_ua_on_non_loopback.
+  std::string ua = "127.0.0.1:8080";
+  std::string ua_tls;                    // HTTPS Ua, "ADDR:PORT" or "" (none)
+  std::string admin = "127.0.0.1:8081";  // health, readiness, metrics, POST /admin/bundle
+  // The operator's explicit consent to plaintext Ua off loopback.
+  bool plaintext_ua_on_non_loopback = false;
   bool operator==(const ListenConfig&) const = default;
 };
 
 struct HttpConfig {
   size_t max_body_bytes = 16384;           // larger bodies get 413
-  unsigned worker_threads = 8;             // CivetWeb worker threads (1..256)
-  unsigned request_timeout_ms = 10000;     // 100..600000
-  unsigned keep_alive_timeout_ms = 30000;  // 0 disables keep-alive; max 600000
+  unsigned worker_threads = 8;             // handler threads of the Ua listeners (1..256)
+  unsigned request_timeout_ms = 10000;     // total per request, head and body (100..600000)
+  unsigned keep_alive_timeout_ms = 30000;  // idle between requests; 0 disables keep-alive; max 600000
+  size_t max_connections = 4096;           // per listener (1..1000000)
+  size_t max_connections_per_source = 256; // per listener and source IP address (1..1000000)
+  size_t max_pending_requests = 256;       // complete requests waiting for a handler thread (1..100000)
+  size_t max_header_bytes = 8192;          // request line + header section (1024..65536)
+  size_t max_header_fields = 100;          // (8..1000)
+  unsigned drain_timeout_ms = 5000;        // SIGTERM: time for requests in progress (0..600000)
+  bool reuse_port = false;                 // SO_REUSEPORT: several tkmsd processes share the ports
   bool operator==(const HttpConfig&) const = default;
+};
+
+// TLS of the listeners (docs/tls.md): the server key in the token, its
+// certificate chain from a file, and the operators' client certificates for
+// the admin listener (mutual TLS, required when it is not on loopback).
+struct TlsConfig {
+  std::string key_label = "tkms-tls-server";  // token label of the RSA key (tkmsctl tls key create)
+  std::string certificate_chain_file;  // PEM, server certificate first; "" = no TLS
+  std::string admin_client_ca_file;    // PEM CA certificates of operators' client certificates
+  std::vector<std::string> admin_client_certificate_files;  // exact (pinned) operator certificates
+  bool admin_requires_client_certificate() const {
+    return !admin_client_ca_file.empty() || !admin_client_certificate_files.empty();
+  }
+  bool operator==(const TlsConfig&) const = default;
 };
 
 struct TokenConfig {
@@ -209,6 +235,7 @@ struct KmsConfig {
   std::string kms_identity;  // IDRkms; required, e.g. "kms.example.org"
   ListenConfig listen;
   HttpConfig http;
+  TlsConfig tls;
   TokenConfig token;
   MikeyConfig mikey;
   std::map<std::string, PolicyClass> policy_classes;  // always has default_policy_class
@@ -245,6 +272,13 @@ Result<KmsConfig> LoadConfigFile(const std::string& path, ConfigRole role = Conf
 // local sections (listen, http, token, mikey) of `local` and every other
 // field of `bundle` (a field added to KmsConfig later is provisioned unless
 // it is added to the local sections here).
+// The listener rules docs/config.md states: plaintext Ua only on loopback
+// unless listen.plaintext_ua_on_non_loopback (or `allow_plaintext_ua`, for
+// tkmsd --dev); HTTPS needs a certificate chain; an admin listener off
+// loopback needs client certificates (mutual TLS). ParseConfig applies it;
+// tkmsd again after its command-line overrides.
+Status CheckListenSecurity(const KmsConfig& config, bool allow_plaintext_ua = false);
+
 KmsConfig CombineConfig(const KmsConfig& local, const KmsConfig& bundle);
 // Every certificate of the configuration must be valid at `now`:
 // valid_from <= now <= valid_to, in UTC. kInvalidArgument naming the first

@@ -15,17 +15,32 @@ using Json = nlohmann::json;
 
 namespace {
 
-// The local sections: listen, http, token, mikey.
+// The local sections: listen, http, tls, token, mikey.
 void PutLocalSections(const KmsConfig& config, Json& root) {
   Json& listen = root["listen"] = Json::object();
   listen["ua"] = config.listen.ua;
+  listen["ua_tls"] = config.listen.ua_tls;
   listen["admin"] = config.listen.admin;
+  listen["plaintext_ua_on_non_loopback"] = config.listen.plaintext_ua_on_non_loopback;
 
   Json& http = root["http"] = Json::object();
   http["max_body_bytes"] = config.http.max_body_bytes;
   http["worker_threads"] = config.http.worker_threads;
   http["request_timeout_ms"] = config.http.request_timeout_ms;
   http["keep_alive_timeout_ms"] = config.http.keep_alive_timeout_ms;
+  http["max_connections"] = config.http.max_connections;
+  http["max_connections_per_source"] = config.http.max_connections_per_source;
+  http["max_pending_requests"] = config.http.max_pending_requests;
+  http["max_header_bytes"] = config.http.max_header_bytes;
+  http["max_header_fields"] = config.http.max_header_fields;
+  http["drain_timeout_ms"] = config.http.drain_timeout_ms;
+  http["reuse_port"] = config.http.reuse_port;
+
+  Json& tls = root["tls"] = Json::object();
+  tls["key_label"] = config.tls.key_label;
+  tls["certificate_chain_file"] = config.tls.certificate_chain_file;
+  tls["admin_client_ca_file"] = config.tls.admin_client_ca_file;
+  tls["admin_client_certificate_files"] = config.tls.admin_client_certificate_files;
 
   Json& token = root["token"] = Json::object();
   token["module_path"] = config.token.module_path;

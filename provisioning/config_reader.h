@@ -111,6 +111,9 @@ struct IdentityIndex {
 };
 
 // Each reads its top-level section (nullptr: absent) into `out`/`config`.
+Status ReadTls(const Json& value, TlsConfig& out);
+// Plaintext off loopback, TLS without a chain, admin off loopback without client certificates.
+Status CheckListenSecurity(const ListenConfig& listen, const TlsConfig& tls, bool allow_plaintext_ua);
 Status ReadListen(const Json* value, ListenConfig& out);
 Status ReadHttp(const Json& value, HttpConfig& out);
 Status ReadToken(const Json* value, TokenConfig& out);

@@ -31,30 +31,123 @@ Status ReadEndpoint(const Json& object, const std::string& path, const char* key
 
 Status ReadListen(const Json* value, ListenConfig& out) {
   const std::string path = "listen";
-  if (value != nullptr) TKMS_RETURN_IF_ERROR(CheckObject(*value, path, {"ua", "admin"}));
+  if (value != nullptr) {
+    TKMS_RETURN_IF_ERROR(CheckObject(*value, path, {"ua", "ua_tls", "admin", "plaintext_ua_on_non_loopback"}));
+  }
   const Json empty = Json::object();
   const Json& object = value != nullptr ? *value : empty;
-  Endpoint ua;
-  Endpoint admin;
-  TKMS_RETURN_IF_ERROR(ReadEndpoint(object, path, "ua", out.ua, ua));
-  TKMS_RETURN_IF_ERROR(ReadEndpoint(object, path, "admin", out.admin, admin));
-  // Both sockets cannot bind the same port on overlapping addresses.
-  if (ua.port != 0 && ua.port == admin.port &&
-      (ua.address == admin.address || ua.address == 0 || admin.address == 0)) {
-    return Invalid("listen.admin", Quote(out.admin) + " conflicts with listen.ua " + Quote(out.ua) +
-                                       " (same port on overlapping addresses)");
+  struct Named {
+    const char* key;
+    std::string* text;
+    bool optional;  // "" turns the listener off
+    Endpoint endpoint;
+  };
+  Named listeners[] = {{"ua", &out.ua, true, {}}, {"ua_tls", &out.ua_tls, true, {}}, {"admin", &out.admin, false, {}}};
+  for (Named& l : listeners) {
+    const Json* v = Member(object, l.key);
+    if (v != nullptr) TKMS_RETURN_IF_ERROR(ParseString(*v, KeyPath(path, l.key), *l.text));
+    if (l.optional && l.text->empty()) continue;
+    TKMS_RETURN_IF_ERROR(ReadEndpoint(object, path, l.key, *l.text, l.endpoint));
+  }
+  TKMS_RETURN_IF_ERROR(ReadBool(object, path, "plaintext_ua_on_non_loopback", out.plaintext_ua_on_non_loopback));
+  // No two sockets may bind the same port on overlapping addresses.
+  for (size_t i = 0; i < std::size(listeners); ++i) {
+    for (size_t j = i + 1; j < std::size(listeners); ++j) {
+      const Named& a = listeners[i];
+      const Named& b = listeners[j];
+      if (a.text->empty() || b.text->empty()) continue;
+      if (a.endpoint.port != 0 && a.endpoint.port == b.endpoint.port &&
+          (a.endpoint.address == b.endpoint.address || a.endpoint.address == 0 || b.endpoint.address == 0)) {
+        return Invalid(KeyPath(path, b.key), Quote(*b.text) + " conflicts with listen." + a.key + " " +
+                                                 Quote(*a.text) + " (same port on overlapping addresses)");
+      }
+    }
+  }
+  if (out.ua.empty() && out.ua_tls.empty()) return Invalid("listen", "needs a Ua listener: ua or ua_tls");
+  return Status::Ok();
+}
+
+namespace {
+// 127.0.0.0/8, as ParseEndpoint reads addresses (host order).
+bool IsLoopback(const std::string& listen) {
+  const auto endpoint = ParseEndpoint(listen);
+  return endpoint && (endpoint->address >> 24) == 127;
+}
+}  // namespace
+
+Status CheckListenSecurity(const ListenConfig& listen, const TlsConfig& tls, bool allow_plaintext_ua) {
+  if (!listen.ua.empty() && !IsLoopback(listen.ua) && !listen.plaintext_ua_on_non_loopback && !allow_plaintext_ua) {
+    return Invalid("listen.ua", Quote(listen.ua) +
+                                    " is plaintext HTTP off loopback: use listen.ua_tls, or set "
+                                    "listen.plaintext_ua_on_non_loopback to true to accept it");
+  }
+  if (!listen.ua_tls.empty() && tls.certificate_chain_file.empty()) {
+    return Invalid("tls.certificate_chain_file", "required field is missing (listen.ua_tls is set)");
+  }
+  if (!IsLoopback(listen.admin) && !tls.admin_requires_client_certificate()) {
+    return Invalid("listen.admin", Quote(listen.admin) +
+                                       " is off loopback: the admin listener then requires mutual TLS; set "
+                                       "tls.admin_client_ca_file or tls.admin_client_certificate_files");
+  }
+  if (tls.admin_requires_client_certificate() && tls.certificate_chain_file.empty()) {
+    return Invalid("tls.certificate_chain_file", "required field is missing (the admin listener uses mutual TLS)");
+  }
+  return Status::Ok();
+}
+
+Status ReadTls(const Json& value, TlsConfig& out) {
+  const std::string path = "tls";
+  TKMS_RETURN_IF_ERROR(CheckObject(
+      value, path, {"key_label", "certificate_chain_file", "admin_client_ca_file", "admin_client_certificate_files"}));
+  if (const Json* v = Member(value, "key_label"); v != nullptr) {
+    TKMS_RETURN_IF_ERROR(ParseString(*v, "tls.key_label", out.key_label));
+    if (out.key_label.empty() || out.key_label.size() > 64) return Invalid("tls.key_label", "must be 1..64 bytes");
+    for (char c : out.key_label) {
+      if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return Invalid("tls.key_label", "no spaces or control characters");
+    }
+  }
+  for (auto [key, target] : {std::pair{"certificate_chain_file", &out.certificate_chain_file},
+                             std::pair{"admin_client_ca_file", &out.admin_client_ca_file}}) {
+    if (const Json* v = Member(value, key); v != nullptr) {
+      TKMS_RETURN_IF_ERROR(ParseString(*v, KeyPath(path, key), *target));
+      TKMS_RETURN_IF_ERROR(CheckFileName(*target, KeyPath(path, key), false));
+    }
+  }
+  if (const Json* v = Member(value, "admin_client_certificate_files"); v != nullptr) {
+    const std::string field = KeyPath(path, "admin_client_certificate_files");
+    if (!v->is_array()) return Invalid(field, "must be an array of file names");
+    if (v->size() > 64) return Invalid(field, "at most 64 files");
+    out.admin_client_certificate_files.clear();
+    for (size_t i = 0; i < v->size(); ++i) {
+      const std::string item = field + "[" + std::to_string(i) + "]";
+      std::string file;
+      TKMS_RETURN_IF_ERROR(ParseString((*v)[i], item, file));
+      TKMS_RETURN_IF_ERROR(CheckFileName(file, item, false));
+      out.admin_client_certificate_files.push_back(std::move(file));
+    }
   }
   return Status::Ok();
 }
 
 Status ReadHttp(const Json& value, HttpConfig& out) {
   const std::string path = "http";
-  TKMS_RETURN_IF_ERROR(
-      CheckObject(value, path, {"max_body_bytes", "worker_threads", "request_timeout_ms", "keep_alive_timeout_ms"}));
+  TKMS_RETURN_IF_ERROR(CheckObject(
+      value, path,
+      {"max_body_bytes", "worker_threads", "request_timeout_ms", "keep_alive_timeout_ms", "max_connections",
+       "max_connections_per_source", "max_pending_requests", "max_header_bytes", "max_header_fields",
+       "drain_timeout_ms", "reuse_port"}));
   TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "max_body_bytes", 256, 1048576, out.max_body_bytes));
   TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "worker_threads", 1, 256, out.worker_threads));
   TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "request_timeout_ms", 100, 600000, out.request_timeout_ms));
   TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "keep_alive_timeout_ms", 0, 600000, out.keep_alive_timeout_ms));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "max_connections", 1, 1000000, out.max_connections));
+  TKMS_RETURN_IF_ERROR(
+      ReadUnsigned(value, path, "max_connections_per_source", 1, 1000000, out.max_connections_per_source));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "max_pending_requests", 1, 100000, out.max_pending_requests));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "max_header_bytes", 1024, 65536, out.max_header_bytes));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "max_header_fields", 8, 1000, out.max_header_fields));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "drain_timeout_ms", 0, 600000, out.drain_timeout_ms));
+  TKMS_RETURN_IF_ERROR(ReadBool(value, path, "reuse_port", out.reuse_port));
   return Status::Ok();
 }
 

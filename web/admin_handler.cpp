@@ -66,7 +66,7 @@ HttpResponse ServePost(const HttpRequest& request, const AdminPostRoute& route) 
   if (auto refused = RefuseBody(request, route.max_body_bytes)) return std::move(*refused);
   AdminPostReply reply;
   try {
-    reply = route.handler(request.body);
+    reply = route.handler(request.body, request.peer);
   } catch (const std::exception& e) {
     LogLine(LogLevel::kError, "admin_handler_threw").Add("path", route.path).Add("what", e.what());
     reply = AdminPostReply{500, "{\"error\":\"internal error\"}\n"};
@@ -109,6 +109,9 @@ HttpResponse AdminHandler::Readyz() {
   if (stopping_.load()) {
     ready = false;
     detail = "shutting down" + (detail.empty() ? std::string() : "; " + detail);
+  } else if (ua_ready_ && !ua_ready_()) {
+    ready = false;
+    detail = "Ua listener at capacity (connections or queued requests)" + (detail.empty() ? std::string() : "; " + detail);
   }
   HttpResponse response;
   response.status = ready ? 200 : 503;

@@ -37,7 +37,9 @@ struct AdminPostReply {
 struct AdminPostRoute {
   std::string path;
   size_t max_body_bytes = 1 << 20;
-  std::function<AdminPostReply(std::string_view body)> handler;
+  // `peer` is who sent it: the address and, on a mutual-TLS admin
+  // listener, the operator's verified certificate identity (for the audit).
+  std::function<AdminPostReply(std::string_view body, const Peer& peer)> handler;
 };
 
 class AdminHandler final : public HttpHandler {
@@ -47,8 +49,15 @@ class AdminHandler final : public HttpHandler {
                const std::atomic<bool>& stopping)
       : routes_(std::move(routes)), service_(service), metrics_(metrics), stopping_(stopping) {}
 
+  // /readyz also reports not-ready while this says the Ua listeners cannot
+  // take a new request. Set before the admin listener starts.
+  void SetUaReadiness(std::function<bool()> ua_ready) { ua_ready_ = std::move(ua_ready); }
+
   BodyPlan PlanBody(const HttpRequest& head) override;
   HttpResponse Handle(const HttpRequest& request) override;
+  void OnConnectionEvent(ConnectionEvent event) noexcept override {
+    metrics_.RecordConnectionEvent(Metrics::ListenerKind::kAdmin, event);
+  }
 
  private:
   const AdminPostRoute* FindRoute(const HttpRequest& request) const;
@@ -58,6 +67,7 @@ class AdminHandler final : public HttpHandler {
   kms::KmsService& service_;
   Metrics& metrics_;
   const std::atomic<bool>& stopping_;
+  std::function<bool()> ua_ready_;
 };
 
 }  // namespace tkms::web

@@ -54,8 +54,12 @@ Result<std::unique_ptr<EchoServer>> StartEchoServer(const WebServerOptions& opti
   config.threads = options.worker_threads;
   config.request_timeout_ms = options.request_timeout_ms;
   config.keep_alive_timeout_ms = options.keep_alive_timeout_ms;
+  config.max_connections = options.max_connections;
+  config.max_connections_per_source = options.max_connections_per_source;
+  config.max_pending_requests = options.max_pending_requests;
+  config.tls = options.ua_tls;  // set: HTTPS, the ceiling of the TLS Ua listener
   std::unique_ptr<EchoServer> server(new EchoServer(options.max_body_bytes));
-  auto listener = StartPlaintextListener(config, server->handler_);
+  auto listener = StartListener(config, server->handler_);
   if (!listener.ok()) return std::move(listener).error();
   server->port_ = (*listener)->port();
   server->listener_ = std::move(*listener);

@@ -56,7 +56,7 @@ class EchoServer {
 };
 
 // Starts the echo server on options.ua_listen ("Echo listener ADDR:PORT: ..."
-// on errors); options.admin_listen is not used.
+// on errors), HTTPS when options.ua_tls is set; options.admin_listen is not used.
 Result<std::unique_ptr<EchoServer>> StartEchoServer(const WebServerOptions& options);
 
 }  // namespace tkms::web

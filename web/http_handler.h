@@ -31,6 +31,19 @@
 
 namespace tkms::web {
 
+// What a listener did to a connection by itself, with no request reaching
+// the handler (for metrics: tkms_connection_events_total).
+enum class ConnectionEvent : uint8_t {
+  kRefusedListenerLimit,  // max_connections reached: 503 or closed at accept
+  kRefusedSourceLimit,    // max_connections_per_source reached
+  kRefusedNoDescriptors,  // the process is out of file descriptors
+  kTlsHandshakeFailed,    // bad handshake, protocol version, suite or client certificate
+  kTimedOut,              // handshake or first request not within request_timeout_ms, or a client not reading
+};
+inline constexpr size_t kConnectionEvents = 5;
+// "refused_listener_limit", "refused_source_limit", ... (metric label values).
+std::string_view ConnectionEventName(ConnectionEvent event);
+
 struct BodyPlan {
   enum class Action : uint8_t { kRead, kDiscard, kSkip };
   Action action = Action::kSkip;
@@ -54,6 +67,8 @@ class HttpHandler {
   // line, header section too large, unsupported version ...) with `status`
   // and answered it itself; for metrics. Must not throw.
   virtual void OnProtocolError(int status) noexcept { (void)status; }
+  // The listener refused or dropped a connection by itself; for metrics.
+  virtual void OnConnectionEvent(ConnectionEvent event) noexcept { (void)event; }
 };
 
 }  // namespace tkms::web

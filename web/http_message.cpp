@@ -1,5 +1,7 @@
 #include "web/http_message.h"
 
+#include "web/http_handler.h"
+
 #include <array>
 #include <atomic>
 #include <cstdio>
@@ -7,6 +9,7 @@
 #include "firmware/base/big_endian.h"
 #include "firmware/base/encoding.h"
 #include "hal/entropy.h"
+#include "web/http_handler.h"
 
 namespace tkms::web {
 namespace {
@@ -169,6 +172,17 @@ bool PercentDecodePath(std::string_view in, std::string& out) {
 bool PathIs(const HttpRequest& request, std::string_view path) {
   std::string decoded;
   return PercentDecodePath(request.path(), decoded) && decoded == path;
+}
+
+std::string_view ConnectionEventName(ConnectionEvent event) {
+  switch (event) {
+    case ConnectionEvent::kRefusedListenerLimit: return "refused_listener_limit";
+    case ConnectionEvent::kRefusedSourceLimit: return "refused_source_limit";
+    case ConnectionEvent::kRefusedNoDescriptors: return "refused_no_descriptors";
+    case ConnectionEvent::kTlsHandshakeFailed: return "tls_handshake_failed";
+    case ConnectionEvent::kTimedOut: return "timed_out";
+  }
+  return "unknown";
 }
 
 }  // namespace tkms::web

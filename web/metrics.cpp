@@ -24,7 +24,8 @@ static_assert(static_cast<size_t>(kms::Outcome::kInternal) == 4,
 
 // Gauge names may not start with these (that also covers the histogram's
 // _bucket / _sum / _count series).
-constexpr std::array<std::string_view, 8> kBuiltinNames = {"tkms_requests_total",
+constexpr std::array<std::string_view, 9> kBuiltinNames = {"tkms_requests_total",
+                                                           "tkms_connection_events_total",
                                                            "tkms_http_rejections_total",
                                                            "tkms_http_protocol_errors_total",
                                                            "tkms_request_duration_seconds",
@@ -142,6 +143,33 @@ void Metrics::RecordProtocolError(int status) {
   Bump(protocol_errors_[static_cast<size_t>(status - kFirstErrorStatus)]);
 }
 
+void Metrics::RecordConnectionEvent(ListenerKind listener, ConnectionEvent event) {
+  const auto l = static_cast<size_t>(listener);
+  const auto e = static_cast<size_t>(event);
+  if (l < connection_events_.size() && e < kConnectionEvents) Bump(connection_events_[l][e]);
+}
+
+uint64_t Metrics::connection_events(ListenerKind listener, ConnectionEvent event) const {
+  const auto l = static_cast<size_t>(listener);
+  const auto e = static_cast<size_t>(event);
+  return (l < connection_events_.size() && e < kConnectionEvents) ? Load(connection_events_[l][e]) : 0;
+}
+
+void Metrics::RenderConnectionEvents(std::string& out) const {
+  Header(out, "tkms_connection_events_total", "counter",
+         "Connections a listener refused or dropped by itself (caps, TLS handshake failures, timeouts), by "
+         "listener and event.");
+  constexpr std::array<std::string_view, 2> kListeners = {"ua", "admin"};
+  for (size_t l = 0; l < kListeners.size(); ++l) {
+    for (size_t e = 0; e < kConnectionEvents; ++e) {
+      Sample(out, "tkms_connection_events_total",
+             "listener=\"" + std::string(kListeners[l]) + "\",event=\"" +
+                 std::string(ConnectionEventName(static_cast<ConnectionEvent>(e))) + "\"",
+             Load(connection_events_[l][e]));
+    }
+  }
+}
+
 uint64_t Metrics::requests(kms::RequestType type, kms::Outcome outcome) const {
   const auto t = static_cast<size_t>(type);
   const auto o = static_cast<size_t>(outcome);
@@ -217,6 +245,7 @@ std::string Metrics::RenderPrometheus() const {
   RenderRequestCounters(out);
   RenderDurations(out);
   RenderRefusals(out);
+  RenderConnectionEvents(out);
   RenderGauges(out);
   return out;
 }

@@ -28,6 +28,7 @@
 
 #include "firmware/base/status.h"
 #include "firmware/kms/service.h"
+#include "web/http_handler.h"
 
 namespace tkms::web {
 
@@ -58,11 +59,16 @@ class Metrics {
   // The transport's own HTTP parser refused the connection's request (malformed
   // request line, headers too large, unsupported version): 400..599.
   void RecordProtocolError(int status);
+  // A listener refused or dropped a connection by itself (http_handler.h).
+  // Feeds tkms_connection_events_total{listener,event}.
+  enum class ListenerKind : uint8_t { kUa, kAdmin };
+  void RecordConnectionEvent(ListenerKind listener, ConnectionEvent event);
 
   // Readers (tests, tkmsd).
   uint64_t requests(kms::RequestType type, kms::Outcome outcome) const;
   uint64_t rejections(int status) const;
   uint64_t protocol_errors(int status) const;
+  uint64_t connection_events(ListenerKind listener, ConnectionEvent event) const;
   uint64_t mikey_errors(uint8_t error_no) const;
   uint64_t refusals(kms::Refusal refusal) const;
   uint64_t replay_rejections() const { return refusals(kms::Refusal::kReplay); }
@@ -88,6 +94,7 @@ class Metrics {
   void RenderRequestCounters(std::string& out) const;
   void RenderDurations(std::string& out) const;
   void RenderRefusals(std::string& out) const;
+  void RenderConnectionEvents(std::string& out) const;
   void RenderGauges(std::string& out) const;
   static constexpr size_t kTypes = 2;
   static constexpr size_t kOutcomes = 5;
@@ -114,6 +121,7 @@ class Metrics {
   std::array<std::atomic<uint64_t>, kErrorStatuses> protocol_errors_{};
   std::array<std::atomic<uint64_t>, 256> mikey_errors_{};
   std::array<std::atomic<uint64_t>, kRefusals> refusals_{};
+  std::array<std::array<std::atomic<uint64_t>, kConnectionEvents>, 2> connection_events_{};
   std::array<Histogram, kTypes> durations_{};
 
   mutable std::mutex gauges_mu_;

@@ -1,5 +1,6 @@
 #include "web/server.h"
 
+#include <thread>
 #include <utility>
 
 #include "firmware/base/log.h"
@@ -9,6 +10,10 @@ namespace {
 
 Status ValidateOptions(const WebServerOptions& options) {
   if (options.max_body_bytes == 0) return InvalidArgument("max_body_bytes must be > 0");
+  if (options.ua_listen.empty() && options.ua_tls_listen.empty()) return InvalidArgument("no Ua listener");
+  if (!options.ua_tls_listen.empty() && !options.ua_tls) {
+    return InvalidArgument("Ua TLS listener " + options.ua_tls_listen + ": no TLS credentials");
+  }
   for (const AdminPostRoute& route : options.admin_post_routes) {
     if (route.path.rfind("/admin/", 0) != 0 || route.path.size() > 128) {
       return InvalidArgument("admin POST route '" + route.path + "' must be a path under /admin/");
@@ -36,32 +41,68 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(const WebServerOptions& opti
   TKMS_RETURN_IF_ERROR(ValidateOptions(options));
   std::unique_ptr<WebServer> server(new WebServer(options, service));
 
-  // (Built with the constructor of each string: g++ 12 at -O2 reports a
-  // false -Wmaybe-uninitialized for short-literal assignment into the SSO
-  // buffer of a member string.)
-  ListenerConfig ua_config{std::string("Ua listener"), std::string("ua"), options.ua_listen};
-  ua_config.threads = options.worker_threads;
-  ua_config.request_timeout_ms = options.request_timeout_ms;
-  ua_config.keep_alive_timeout_ms = options.keep_alive_timeout_ms;
-  auto ua = StartPlaintextListener(ua_config, server->ua_handler_);
-  if (!ua.ok()) return std::move(ua).error();
-  server->ua_ = std::move(*ua);
-  server->ua_port_ = server->ua_->port();
+  const auto ua_config = [&options](std::string name, std::string listen,
+                                    std::shared_ptr<TlsServer> tls) {
+    // (Strings built with their constructors: g++ 12 at -O2 reports a false
+    // -Wmaybe-uninitialized for short-literal assignment into the SSO buffer
+    // of a member string.)
+    ListenerConfig c;
+    c.name = std::move(name);
+    c.log_name = std::string("ua");
+    c.listen = std::move(listen);
+    c.threads = options.worker_threads;
+    c.request_timeout_ms = options.request_timeout_ms;
+    c.keep_alive_timeout_ms = options.keep_alive_timeout_ms;
+    c.max_connections = options.max_connections;
+    c.max_connections_per_source = options.max_connections_per_source;
+    c.max_pending_requests = options.max_pending_requests;
+    c.max_header_bytes = options.max_header_bytes;
+    c.max_header_fields = options.max_header_fields;
+    c.drain_timeout_ms = options.drain_timeout_ms;
+    c.reuse_port = options.reuse_port;
+    c.tls = std::move(tls);
+    return c;
+  };
+  if (!options.ua_listen.empty()) {
+    auto ua = StartListener(ua_config(std::string("Ua listener"), options.ua_listen, nullptr), server->ua_handler_);
+    if (!ua.ok()) return std::move(ua).error();
+    server->ua_ = std::move(*ua);
+    server->ua_port_ = server->ua_->port();
+  }
+  if (!options.ua_tls_listen.empty()) {
+    auto ua_tls = StartListener(ua_config(std::string("Ua TLS listener"), options.ua_tls_listen, options.ua_tls),
+                                server->ua_handler_);
+    if (!ua_tls.ok()) return std::move(ua_tls).error();  // ~WebServer stops the others
+    server->ua_tls_ = std::move(*ua_tls);
+    server->ua_tls_port_ = server->ua_tls_->port();
+  }
 
-  ListenerConfig admin_config{std::string("admin listener"), std::string("admin"),
-                              options.admin_listen};
+  WebServer* self = server.get();
+  server->admin_handler_.SetUaReadiness([self] { return self->UaReady(); });
+  ListenerConfig admin_config;
+  admin_config.name = std::string("admin listener");
+  admin_config.log_name = std::string("admin");
+  admin_config.listen = options.admin_listen;
   admin_config.threads = options.admin_threads;
   admin_config.request_timeout_ms = options.request_timeout_ms;
   admin_config.keep_alive_timeout_ms = 0;
-  auto admin = StartPlaintextListener(admin_config, server->admin_handler_);
-  if (!admin.ok()) return std::move(admin).error();  // ~WebServer stops the Ua listener
+  admin_config.max_connections = 64;
+  admin_config.max_connections_per_source = 16;
+  admin_config.max_pending_requests = 64;
+  admin_config.drain_timeout_ms = options.drain_timeout_ms;
+  admin_config.tls = options.admin_tls;
+  auto admin = StartListener(admin_config, server->admin_handler_);
+  if (!admin.ok()) return std::move(admin).error();
   server->admin_ = std::move(*admin);
   server->admin_port_ = server->admin_->port();
 
   LogLine(LogLevel::kInfo, "web_started")
       .Add("ua_listen", options.ua_listen)
+      .Add("ua_tls_listen", options.ua_tls_listen)
       .Add("admin_listen", options.admin_listen)
+      .Add("admin_tls", options.admin_tls != nullptr)
       .Add("ua_port", static_cast<unsigned>(server->ua_port_))
+      .Add("ua_tls_port", static_cast<unsigned>(server->ua_tls_port_))
       .Add("admin_port", static_cast<unsigned>(server->admin_port_))
       .Add("workers", options.worker_threads);
   return server;
@@ -73,8 +114,16 @@ void WebServer::Stop() {
   // listener lets the requests in progress write their responses before it
   // stops (a response written after the stop began would be dropped).
   stopping_.store(true);
+  // The two Ua listeners drain at the same time.
+  std::thread tls_stopper;
+  if (ua_tls_) tls_stopper = std::thread([this] { ua_tls_->Stop(); });
   if (ua_) ua_->Stop();
+  if (tls_stopper.joinable()) tls_stopper.join();
   if (admin_) admin_->Stop();
+}
+
+bool WebServer::UaReady() const {
+  return (!ua_ || ua_->Ready()) && (!ua_tls_ || ua_tls_->Ready());
 }
 
 }  // namespace tkms::web

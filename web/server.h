@@ -11,12 +11,13 @@
 // WebServer wires the pieces: a UaHandler (ua_handler.h: every HTTP-level
 // check in a fixed order, docs/http.md has the table; the KmsService; the
 // metrics; one log line per request) and an AdminHandler (admin_handler.h),
-// each behind its own plaintext listener (transport.h), sharing one Metrics.
+// each behind its own listeners (transport.h: plaintext and/or HTTPS for Ua,
+// one for admin), sharing one Metrics.
 //
-// Two listeners with separate worker pools, so the admin listener keeps
-// answering (health checks, scrapes) while every Ua worker is busy.
-// Transport security comes with the TLS transport of the next issue, which
-// feeds the same handlers.
+// Separate listeners with separate handler threads and connection caps, so
+// the admin listener keeps answering (health checks, scrapes) while the Ua
+// listeners are flooded; /readyz reports not-ready while a Ua listener
+// cannot take a new request.
 //
 // Lifecycle: Start() binds both listeners or fails with a Status naming the
 // listener ("Ua listener 127.0.0.1:8080: cannot bind to ..."). Stop() first
@@ -39,6 +40,7 @@
 #include "firmware/kms/service.h"
 #include "web/admin_handler.h"
 #include "web/metrics.h"
+#include "web/tls_server.h"
 #include "web/transport.h"
 #include "web/ua_handler.h"
 
@@ -46,21 +48,36 @@ namespace tkms::web {
 
 struct WebServerOptions {
   // "ADDR:PORT", IPv4 dotted quad; port 0 picks a free port (see ua_port()).
+  // The plaintext Ua listener; "" for none.
   std::string ua_listen = "127.0.0.1:8080";
+  // The HTTPS Ua listener ("" for none) and its credentials (required then).
+  std::string ua_tls_listen;
+  std::shared_ptr<TlsServer> ua_tls;
   std::string admin_listen = "127.0.0.1:8081";
+  // Set: the admin listener speaks HTTPS with these credentials (which
+  // require client certificates when the admin listener is off loopback).
+  std::shared_ptr<TlsServer> admin_tls;
   // Largest accepted Ua body (base64 text, before decoding; for chunked
   // bodies after removing the chunk framing); larger: 413.
   size_t max_body_bytes = 16384;
-  // Worker threads of the Ua listener; a keep-alive connection holds its
-  // worker while idle, up to keep_alive_timeout_ms.
+  // Handler threads of each Ua listener.
   unsigned worker_threads = 8;
-  // Socket read/write timeout per request.
+  // Total time for one request, head and body (and the TLS handshake for a
+  // connection's first request).
   unsigned request_timeout_ms = 10000;
   // Idle time a kept-alive Ua connection may wait for its next request;
   // 0 = no keep-alive (Connection: close after every response).
   unsigned keep_alive_timeout_ms = 30000;
-  // Worker threads of the admin listener (which never keeps connections
-  // alive, so a scraper cannot park on a worker).
+  // Per Ua listener (transport.h).
+  size_t max_connections = 4096;
+  size_t max_connections_per_source = 256;
+  size_t max_pending_requests = 256;
+  size_t max_header_bytes = 8192;
+  size_t max_header_fields = 100;
+  unsigned drain_timeout_ms = 5000;
+  bool reuse_port = false;
+  // Handler threads of the admin listener (which never keeps connections
+  // alive, and has its own connection caps, so a Ua flood cannot reach it).
   unsigned admin_threads = 2;
   // POST routes of the admin listener, besides GET /healthz, /readyz, /metrics.
   std::vector<AdminPostRoute> admin_post_routes;
@@ -79,8 +96,11 @@ class WebServer {
   WebServer& operator=(const WebServer&) = delete;
 
   // The bound ports (the real ones also when the options said port 0).
-  uint16_t ua_port() const { return ua_port_; }
+  uint16_t ua_port() const { return ua_port_; }          // 0 without a plaintext Ua listener
+  uint16_t ua_tls_port() const { return ua_tls_port_; }  // 0 without an HTTPS Ua listener
   uint16_t admin_port() const { return admin_port_; }
+  // Whether every Ua listener can take a new request now (for /readyz).
+  bool UaReady() const;
 
   // See "Lifecycle" above.
   void Stop();
@@ -99,8 +119,10 @@ class WebServer {
   AdminHandler admin_handler_;
   // Declared after the handlers they call, so they are destroyed first.
   std::unique_ptr<HttpListener> ua_;
+  std::unique_ptr<HttpListener> ua_tls_;
   std::unique_ptr<HttpListener> admin_;
   uint16_t ua_port_ = 0;
+  uint16_t ua_tls_port_ = 0;
   uint16_t admin_port_ = 0;
 };
 

@@ -1,19 +1,30 @@
-// HttpListener: one listening socket plus its worker threads, feeding an
-// HttpHandler (http_handler.h) with HttpRequest values and writing the
-// HttpResponse values it returns.
+// HttpListener: one listening socket, an event loop that owns every
+// connection on it, and a pool of handler threads, feeding an HttpHandler
+// (http_handler.h) with HttpRequest values and writing the HttpResponse
+// values it returns; plain HTTP/1.1 or HTTPS (TLS terminated in
+// tls_server.h) with the same code path after the handshake.
 //
-// Why: the HTTP library is an implementation detail of one file per
-// transport. StartPlaintextListener (civet_transport.cpp, the only file that
-// knows the HTTP library behind it) serves plain HTTP/1.1 (RFC 7230) on an
-// IPv4 ADDR:PORT; the next transport terminates TLS in tkms's own code and
-// fills Peer::tls_identity. Both follow the exchange of http_handler.h,
-// enforce the same caps (header section, body per the handler's plan,
-// request_timeout_ms for every socket read and write), answer
-// "Expect: 100-continue", write each response in one write with TCP_NODELAY
-// (the Nagle trap, docs/http.md) and decide keep-alive the same way.
+// Why an event loop (docs/architecture.md, "The network edge"): a
+// thread-per-connection server (CivetWeb) is held by whoever holds a
+// connection, so 8 idle or slow clients silenced it. Here a connection costs
+// a small struct until it has sent a complete request; only complete
+// requests reach the handler threads. Every connection is bounded:
+//   - request_timeout_ms: a total deadline for one request, from its first
+//     byte (from accept, TLS handshake included, for the first) until the
+//     body is complete; then 408 and close;
+//   - keep_alive_timeout_ms: the idle time allowed between requests;
+//   - max_connections and max_connections_per_source: beyond them a new
+//     connection is answered 503 (plaintext) or closed (TLS) at once;
+//   - max_pending_requests: complete requests waiting for a handler thread;
+//     beyond it 503 at once, and Ready() turns false;
+//   - the head (max_header_bytes, max_header_fields: 431) and the body (the
+//     handler's plan: 413) as before.
+// A refusal is written, the sending side shut down, and the connection read
+// and dropped for up to linger_ms before it is closed (RFC 9112 §9.6), so
+// the client sees the answer rather than a reset.
 //
 // Thread-safety: Start/Stop/port belong to the owning thread; Stop is
-// idempotent and must not be called from a handler.
+// idempotent and must not be called from a handler. Ready() is thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -26,14 +37,25 @@
 
 namespace tkms::web {
 
+class TlsServer;
+
 struct ListenerConfig {
   std::string name;      // "Ua listener": prefixes every Start error
   std::string log_name;  // "ua": the listener= field of log lines
   std::string listen;    // "ADDR:PORT" (see ParseListenAddress)
-  unsigned threads = 8;
-  unsigned request_timeout_ms = 10000;     // every socket read/write of a request
-  unsigned keep_alive_timeout_ms = 30000;  // 0: no keep-alive
+  unsigned threads = 8;  // handler threads
+  unsigned request_timeout_ms = 10000;     // total deadline per request (head and body)
+  unsigned keep_alive_timeout_ms = 30000;  // idle between requests; 0: no keep-alive
   size_t max_header_bytes = 8192;          // request line plus header fields
+  size_t max_header_fields = 100;
+  size_t max_connections = 4096;           // open connections on this listener
+  size_t max_connections_per_source = 256; // open connections from one IP address
+  size_t max_pending_requests = 256;       // complete requests waiting for a handler thread
+  unsigned drain_timeout_ms = 5000;        // Stop(): time given to requests in progress
+  unsigned linger_ms = 2000;               // reading after a refusal before closing
+  bool reuse_port = false;                 // SO_REUSEPORT: several processes share the port
+  // Set: HTTPS with these credentials (rotated through TlsServer::Replace).
+  std::shared_ptr<TlsServer> tls;
 };
 
 class HttpListener {
@@ -41,16 +63,20 @@ class HttpListener {
   virtual ~HttpListener() = default;
   // The bound port (the real one when the configuration said port 0).
   virtual uint16_t port() const = 0;
-  // Waits until the requests inside the handler have written their
-  // responses, then stops accepting and joins the workers. Idempotent.
+  // Stops accepting, closes idle connections, gives the requests in
+  // progress up to drain_timeout_ms to be answered (with Connection:
+  // close), then closes the rest and joins the threads. Idempotent.
   virtual void Stop() = 0;
+  // False while a new request could not be taken at once: the connection
+  // cap is reached, the handler queue is full, or the listener is stopping.
+  virtual bool Ready() const = 0;
 };
 
-// Starts a plaintext HTTP/1.1 listener. `handler` must outlive it. Errors
-// name the listener and address: "Ua listener 127.0.0.1:8080: cannot bind
-// to 127.0.0.1:8080: 98 (Address already in use)" (kFailedPrecondition), or
-// kInvalidArgument for a bad address or configuration.
-Result<std::unique_ptr<HttpListener>> StartPlaintextListener(const ListenerConfig& config,
-                                                             HttpHandler& handler);
+// Starts an HTTP/1.1 listener (HTTPS when config.tls is set). `handler`
+// must outlive it. Errors name the listener and address: "Ua listener
+// 127.0.0.1:8080: cannot bind to 127.0.0.1:8080: Address already in use"
+// (kFailedPrecondition), or kInvalidArgument for a bad address or
+// configuration.
+Result<std::unique_ptr<HttpListener>> StartListener(const ListenerConfig& config, HttpHandler& handler);
 
 }  // namespace tkms::web

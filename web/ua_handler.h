@@ -39,6 +39,9 @@ class UaHandler final : public HttpHandler {
   BodyPlan PlanBody(const HttpRequest& head) override;
   HttpResponse Handle(const HttpRequest& request) override;
   void OnProtocolError(int status) noexcept override { metrics_.RecordProtocolError(status); }
+  void OnConnectionEvent(ConnectionEvent event) noexcept override {
+    metrics_.RecordConnectionEvent(Metrics::ListenerKind::kUa, event);
+  }
 
  private:
   size_t max_body_bytes_;

@@ -10,11 +10,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "firmware/base/encoding.h"
 #include "firmware/base/log.h"
 #include "firmware/keystore/keystore.h"
 #include "firmware/keystore/kms_keys.h"
 #include "firmware/keystore/provisioning_store.h"
 #include "firmware/kms/kms.h"
+#include "firmware/tkmsd/listener_tls.h"
 #include "firmware/tkmsd/reload.h"
 #include "firmware/tkmsd/setup.h"
 #include "firmware/tkmsd/token_monitor.h"
@@ -27,11 +29,16 @@
 namespace tkms::tkmsd {
 namespace {
 
-Status WriteReadyFile(const std::string& path, uint16_t ua_port, uint16_t admin_port) {
+Status WriteReadyFile(const std::string& path, const web::WebServer& server) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << nlohmann::json{{"ua_port", ua_port}, {"admin_port", admin_port}, {"pid", ::getpid()}}.dump() << "\n";
+    out << nlohmann::json{{"ua_port", server.ua_port()},
+                          {"ua_tls_port", server.ua_tls_port()},
+                          {"admin_port", server.admin_port()},
+                          {"pid", ::getpid()}}
+               .dump()
+        << "\n";
     if (!out) return Internal("writing " + tmp);
   }
   std::error_code ec;
@@ -131,6 +138,7 @@ class Daemon {
   void AddBundleRoute(web::WebServerOptions& options);
   void AddGauges();
   void LogStarted(size_t users) const;
+  void RotateTls();  // SIGHUP: certificate files and the TLS key again (listener_tls.h)
 
   const DaemonOptions& o_;
   hal::SystemClock clock_;
@@ -141,6 +149,7 @@ class Daemon {
   std::unique_ptr<keystore::KeystoreKeys> keys_;
   std::unique_ptr<kms::Kms> kms_;
   std::unique_ptr<TokenMonitor> monitor_;
+  ListenerTls tls_;
   std::unique_ptr<web::WebServer> server_;
 };
 
@@ -158,11 +167,18 @@ Status Daemon::Start() {
   if (o_.kms_identity) config.kms_identity = *o_.kms_identity;
   if (o_.listen) config.listen.ua = *o_.listen;
   if (o_.admin_listen) config.listen.admin = *o_.admin_listen;
+  if (o_.tls_listen) config.listen.ua_tls = *o_.tls_listen;
+  if (o_.dev) {
+    if (!o_.tls_listen) config.listen.ua_tls = "127.0.0.1:8443";
+    TKMS_RETURN_IF_ERROR(PrepareDevTls(*setup_.keystore, *o_.state_dir, config));
+  }
+  // Again after the command line's overrides (--dev allows plaintext Ua anywhere).
+  TKMS_RETURN_IF_ERROR(provisioning::CheckListenSecurity(config, /*allow_plaintext_ua=*/o_.dev));
   TKMS_RETURN_IF_ERROR(o_.bundle_file ? LoadBundleMode() : LoadPlainMode());
   const size_t users = initial_->users->size();
   TKMS_RETURN_IF_ERROR(StartService());
   LogStarted(users);
-  if (o_.ready_file) TKMS_RETURN_IF_ERROR(WriteReadyFile(*o_.ready_file, server_->ua_port(), server_->admin_port()));
+  if (o_.ready_file) TKMS_RETURN_IF_ERROR(WriteReadyFile(*o_.ready_file, *server_));
   return Status::Ok();
 }
 
@@ -229,13 +245,27 @@ Status Daemon::StartService() {
   keys_->SetFailureListener([&monitor](const Status& failure) { monitor.Report(failure); });
   monitor_->Start();
 
+  auto tls = PrepareListenerTls(config, keystore, [&monitor](const Status& failure) { monitor.Report(failure); });
+  if (!tls.ok()) return tls.error();
+  tls_ = std::move(*tls);
+
   web::WebServerOptions web_options;
   web_options.ua_listen = config.listen.ua;
+  web_options.ua_tls_listen = config.listen.ua_tls;
+  web_options.ua_tls = tls_.ua;
   web_options.admin_listen = config.listen.admin;
+  web_options.admin_tls = tls_.admin;
   web_options.max_body_bytes = config.http.max_body_bytes;
   web_options.worker_threads = config.http.worker_threads;
   web_options.request_timeout_ms = config.http.request_timeout_ms;
   web_options.keep_alive_timeout_ms = config.http.keep_alive_timeout_ms;
+  web_options.max_connections = config.http.max_connections;
+  web_options.max_connections_per_source = config.http.max_connections_per_source;
+  web_options.max_pending_requests = config.http.max_pending_requests;
+  web_options.max_header_bytes = config.http.max_header_bytes;
+  web_options.max_header_fields = config.http.max_header_fields;
+  web_options.drain_timeout_ms = config.http.drain_timeout_ms;
+  web_options.reuse_port = config.http.reuse_port;
   AddBundleRoute(web_options);
   auto server = web::WebServer::Start(web_options, kms);
   if (!server.ok()) return server.error();
@@ -250,7 +280,16 @@ void Daemon::AddBundleRoute(web::WebServerOptions& options) {
   route.path = "/admin/bundle";
   route.max_body_bytes = provisioning::kMaxBundleBytes;
   provisioning::BundleApplier* a = applier_.get();
-  route.handler = [a](std::string_view body) { return BundleReply(a->ApplyPosted(body)); };
+  route.handler = [a](std::string_view body, const web::Peer& peer) {
+    provisioning::BundleApplier::PostedBy by;
+    by.address = peer.address;
+    if (peer.tls_identity) {
+      by.certificate_subject = peer.tls_identity->subject;
+      by.certificate_sha256 = HexEncode(ByteSpan(peer.tls_identity->certificate_sha256.data(),
+                                                 peer.tls_identity->certificate_sha256.size()));
+    }
+    return BundleReply(a->ApplyPosted(body, by));
+  };
   options.admin_post_routes.push_back(std::move(route));
 }
 
@@ -271,6 +310,18 @@ void Daemon::AddGauges() {
                          [a] { return static_cast<double>(a->current_version()); });
 }
 
+void Daemon::RotateTls() {
+  if (!tls_.ua && !tls_.admin) return;
+  TokenMonitor* monitor = monitor_.get();
+  const Status st = RefreshListenerTls(setup_.config, *setup_.keystore,
+                                       [monitor](const Status& failure) { monitor->Report(failure); }, tls_);
+  if (st.ok()) {
+    LogLine(LogLevel::kInfo, "tls_reloaded").Add("chain_file", setup_.config.tls.certificate_chain_file);
+  } else {
+    LogLine(LogLevel::kWarn, "tls_reload_refused").Add("error", st.message()).Add("kept", "the running certificate");
+  }
+}
+
 void Daemon::LogStarted(size_t users) const {
   const auto& config = setup_.config;
   auto ticket_key = setup_.keystore->CurrentTicketKeyId();
@@ -278,7 +329,10 @@ void Daemon::LogStarted(size_t users) const {
       .Add("mode", o_.dev ? "dev" : "config")
       .Add("bundle_version", applier_ ? applier_->current_version() : uint64_t{0})
       .Add("kms_identity", kms_->snapshot()->config.kms_identity)
-      .Add("ua", HostPort(config.listen.ua, server_->ua_port()))
+      .Add("ua", config.listen.ua.empty() ? std::string("-") : HostPort(config.listen.ua, server_->ua_port()))
+      .Add("ua_tls", config.listen.ua_tls.empty() ? std::string("-")
+                                                   : HostPort(config.listen.ua_tls, server_->ua_tls_port()))
+      .Add("admin_tls", tls_.admin != nullptr)
       .Add("admin", HostPort(config.listen.admin, server_->admin_port()))
       .Add("token", setup_.keystore->token().label)
       .Add("users", static_cast<uint64_t>(users))
@@ -297,6 +351,7 @@ void Daemon::Serve(const sigset_t& signals) {
                            provisioning::BundleVerdict::kAccepted) {
         Reload(o_, *setup_.keystore, *kms_);
       }
+      RotateTls();
       continue;
     }
     LogLine(LogLevel::kInfo, "stopping").Add("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -31,6 +31,7 @@ struct DaemonOptions {
   std::optional<std::string> kms_identity; // --kms-identity (overrides)
   std::optional<std::string> listen;       // --listen ADDR:PORT
   std::optional<std::string> admin_listen; // --admin-listen ADDR:PORT
+  std::optional<std::string> tls_listen;   // --tls-listen ADDR:PORT (HTTPS Ua; --dev default 127.0.0.1:8443)
   std::optional<std::string> ready_file;   // --ready-file: ports as JSON once serving
   std::string log_level = "info";
   // Signed configuration bundle (docs/bundles.md): the provisioned sections

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
                  "KMS identity (IDRkms); default kms.example.org in --dev");
   app.add_option("--listen", options.listen, "Ua listener ADDR:PORT (port 0 = any free port)");
   app.add_option("--admin-listen", options.admin_listen, "Admin listener ADDR:PORT (port 0 = any free port)");
+  app.add_option("--tls-listen", options.tls_listen,
+                 "HTTPS Ua listener ADDR:PORT (port 0 = any free port; --dev: default 127.0.0.1:8443)");
   app.add_option("--ready-file", options.ready_file,
                  "Write {\"ua_port\":N,\"admin_port\":M} to this file once serving");
   app.add_option("--log-level", options.log_level, "debug | info | warn | error")
