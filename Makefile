@@ -59,7 +59,8 @@ release-check: deps
 FUZZERS := mikey_codec_fuzz mikey_keydata_fuzz mikey_base_ticket_fuzz base64_fuzz \
   tkmsctl_input_fuzz tkmsctl_json_fuzz pkcs11_uri_fuzz provisioning_config_fuzz \
   kms_handle_fuzz web_annex_a_fuzz ue_response_fuzz rtp_parse_fuzz ue_sdp_fuzz \
-  provisioning_bundle_fuzz web_http_framing_fuzz ue_http_response_fuzz ue_state_fuzz ue_transfer_fuzz \
+  provisioning_bundle_fuzz web_http_framing_fuzz web_http1_head_fuzz web_chunked_fuzz \
+  ue_http_response_fuzz ue_state_fuzz ue_transfer_fuzz \
   bounded_json_fuzz
 FUZZ_SECONDS ?= 60
 
