@@ -75,7 +75,7 @@ class ChunkedTest : public ::testing::Test {
     AdminPostRoute route;
     route.path = "/admin/thing";
     route.max_body_bytes = 16;
-    route.handler = [this](std::string_view body) {
+    route.handler = [this](std::string_view body, const Peer&) {
       std::lock_guard<std::mutex> lock(mu_);
       admin_bodies_.emplace_back(body);
       return AdminPostReply{200, "{\"ok\":true}\n"};
@@ -363,9 +363,12 @@ class RecordingHandler final : public HttpHandler {
 
 TEST(PlaintextTransport, BuildsTheRequestFromTheWireOnly) {
   RecordingHandler handler;
-  ListenerConfig config{std::string("Test listener"), std::string("test"), std::string("127.0.0.1:0")};
+  ListenerConfig config;
+  config.name = "Test listener";
+  config.log_name = "test";
+  config.listen = "127.0.0.1:0";
   config.threads = 1;
-  auto listener = StartPlaintextListener(config, handler);
+  auto listener = StartListener(config, handler);
   ASSERT_TRUE(listener.ok()) << listener.error().ToString();
   HttpClient client((*listener)->port());
   // Headers a proxy would use to pass on a TLS client identity: a plaintext

@@ -224,7 +224,7 @@ TEST(AdminHandlerValues, PostRouteGetsItsCapAndBody) {
   Metrics metrics;
   std::atomic<bool> stopping{false};
   std::string seen = "untouched";
-  AdminPostRoute route{"/admin/thing", 4, [&seen](std::string_view body) {
+  AdminPostRoute route{"/admin/thing", 4, [&seen](std::string_view body, const Peer&) {
                          seen = std::string(body);
                          return AdminPostReply{200, "{}\n"};
                        }};

@@ -672,7 +672,7 @@ TEST_F(WebServerTest, AdminPostRoutesGetTheBodyAndAnswerJson) {
   AdminPostRoute route;
   route.path = "/admin/thing";
   route.max_body_bytes = 16;
-  route.handler = [&seen](std::string_view body) {
+  route.handler = [&seen](std::string_view body, const Peer&) {
     seen = std::string(body);
     if (body == "boom") throw std::runtime_error("handler failure");
     return AdminPostReply{body == "no" ? 409 : 200, "{\"ok\":true}\n"};
@@ -718,7 +718,7 @@ TEST_F(WebServerTest, AdminPostRoutesAreValidated) {
   WebServerOptions options = TestOptions();
   AdminPostRoute route;
   route.path = "/keymanagement";
-  route.handler = [](std::string_view) { return AdminPostReply{}; };
+  route.handler = [](std::string_view, const Peer&) { return AdminPostReply{}; };
   options.admin_post_routes.push_back(route);
   EXPECT_EQ(WebServer::Start(options, service_).error().code(), StatusCode::kInvalidArgument);
   options.admin_post_routes[0].path = "/admin/x";
