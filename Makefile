@@ -9,7 +9,7 @@ PACKAGES := build-essential cmake pkg-config g++ clang-14 libclang-rt-14-dev \
   libcli11-dev python3 openssl tshark softhsm2 opensc p11-kit libp11-kit-dev \
   civetweb libcivetweb-dev curl libsrtp2-dev
 
-.PHONY: all deps build release release-check test test-debug test-asan fuzz fuzz-run bench run clean
+.PHONY: all deps build release release-check test test-debug test-asan fuzz fuzz-run bench bench-hostile run clean
 
 all: build
 
@@ -85,6 +85,15 @@ fuzz-run: fuzz
 bench: release
 	./build/release/tests/bench/mikey_codec_bench
 	python3 tools/bench/kms_bench.py --build build/release
+
+# Hostile clients against tkmsd's Ua listener: the valid rate during 1,000 idle,
+# idle keep-alive, 200 slow-header and 200 slow-body connections from another
+# loopback address, whether those are cut at their deadlines, and /healthz
+# under the idle flood (docs/benchmarks.md, "Hostile clients"). A few minutes;
+# HOSTILE_ARGS=--quick for a 30-second smoke run.
+HOSTILE_ARGS ?= --request-timeout-ms 5000 --keep-alive-timeout-ms 5000
+bench-hostile: release
+	python3 tools/bench/hostile_bench.py --build build/release $(HOSTILE_ARGS)
 
 # `make run`: a development KMS on 127.0.0.1:8080 (Ua) and :8081 (admin) with
 # a fresh throw-away SoftHSM2 token and the demo users alice and bob, whose

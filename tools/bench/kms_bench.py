@@ -19,41 +19,11 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 
-
-def run_json(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def wait_ready(path, proc, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("process exited during start-up")
-        if os.path.exists(path):
-            try:
-                with open(path) as f:
-                    return json.load(f)
-            except ValueError:
-                pass
-        time.sleep(0.05)
-    raise RuntimeError("not ready after %d s" % timeout)
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+from tkmsd_harness import bench_path, run_json, start_dev, stop, user_args
 
 
 def main():
@@ -65,7 +35,7 @@ def main():
     ap.add_argument("--json-out")
     a = ap.parse_args()
     b = a.build
-    bench = os.path.join(b, "tools/bench/tkms-bench")
+    bench = bench_path(b)
     common = ["--duration", str(a.duration), "--warmup", str(a.warmup), "--json"]
     results = {}
 
@@ -83,19 +53,13 @@ def main():
         stop(echo)
 
     state = tempfile.mkdtemp(prefix="tkms-bench-")
-    ready = os.path.join(state, "ready.json")
-    log = open(os.path.join(state, "tkmsd.log"), "w")
-    print("== tkmsd --dev --state-dir %s" % state, flush=True)
-    kms = subprocess.Popen([os.path.join(b, "firmware/tkmsd/tkmsd"), "--dev", "--state-dir", os.path.join(state, "s"),
-                            "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--ready-file", ready],
-                           stderr=log)  # the per-request log is on, as in production
+    dev_dir = os.path.join(state, "s")
+    print("== tkmsd --dev --state-dir %s" % dev_dir, flush=True)
+    # the per-request log is on (to a file), as in production
+    kms = start_dev(b, dev_dir, os.path.join(state, "ready.json"), os.path.join(state, "tkmsd.log"))
     try:
-        ports = wait_ready(ready, kms)
-        url = "http://127.0.0.1:%d" % ports["ua_port"]
-        ue = os.path.join(state, "s", "ue")
-        users = ["--initiator", "sip:alice@example.org", "--initiator-psk", os.path.join(ue, "alice.psk"),
-                 "--responder", "sip:bob@example.org", "--responder-psk", os.path.join(ue, "bob.psk"),
-                 "--tgk-bytes", "0"]
+        url = "http://127.0.0.1:%d" % kms.ua_port
+        users = user_args(dev_dir) + ["--tgk-bytes", "0"]
         for mode in ("request", "resolve"):
             print("== tkmsd %s: saturating (%d connections)" % (mode, a.connections), flush=True)
             sat = run_json([bench, "--url", url, "--mode", mode, "--connections", str(a.connections)] + users + common)
@@ -105,8 +69,7 @@ def main():
                                 "--rate", "%.0f" % half] + users + common)
             results[mode] = {"saturating": sat, "half_rate": at_half}
     finally:
-        stop(kms)
-        log.close()
+        kms.stop()
         shutil.rmtree(state, ignore_errors=True)
 
     echo_rate = results["echo"]["requests_per_second"]
