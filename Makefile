@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 PACKAGES := build-essential cmake pkg-config g++ clang-14 libclang-rt-14-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libmbedtls-dev nlohmann-json3-dev \
   libcli11-dev python3 openssl tshark softhsm2 opensc p11-kit libp11-kit-dev \
-  civetweb libcivetweb-dev curl libsrtp2-dev
+  curl libsrtp2-dev
 
 .PHONY: all deps build release release-check test test-debug test-asan fuzz fuzz-run bench bench-hostile run clean
 
@@ -95,9 +95,11 @@ HOSTILE_ARGS ?= --request-timeout-ms 5000 --keep-alive-timeout-ms 5000
 bench-hostile: release
 	python3 tools/bench/hostile_bench.py --build build/release $(HOSTILE_ARGS)
 
-# `make run`: a development KMS on 127.0.0.1:8080 (Ua) and :8081 (admin) with
-# a fresh throw-away SoftHSM2 token and the demo users alice and bob, whose
-# PSK copies are written to $(RUN_DIR)/ue/. Ctrl-C stops it.
+# `make run`: a development KMS on 127.0.0.1:8080 (Ua, plain HTTP), :8443 (Ua,
+# HTTPS with a development CA whose certificate is $(RUN_DIR)/dev-ca.pem; the
+# TLS key and the CA key are in the token) and :8081 (admin) with a fresh
+# throw-away SoftHSM2 token and the demo users alice and bob, whose PSK copies
+# are written to $(RUN_DIR)/ue/. Ctrl-C stops it.
 RUN_DIR ?= build/run
 TKMSD := ./build/debug/firmware/tkmsd/tkmsd
 run: build
@@ -109,6 +111,12 @@ run: build
 	@echo "       --initiator sip:alice@example.org --initiator-psk $(RUN_DIR)/ue/alice.psk \\"
 	@echo "       --responder sip:bob@example.org --responder-psk $(RUN_DIR)/ue/bob.psk --duration 2"
 	@echo "     curl -s http://127.0.0.1:8081/metrics | grep '^tkms_requests_total'"
+	@echo "   HTTPS (the development CA is written to $(RUN_DIR)/dev-ca.pem at start):"
+	@echo "     curl --cacert $(RUN_DIR)/dev-ca.pem -sS -X POST -H 'Content-Type: application/mikey' --data-binary AAAA \\"
+	@echo "       'https://localhost:8443/keymanagement?requesttype=ticketrequest'   # a MIKEY Error: the TLS works"
+	@echo "     ./build/debug/tools/bench/tkms-bench --url https://localhost:8443 --cacert $(RUN_DIR)/dev-ca.pem --mode request \\"
+	@echo "       --initiator sip:alice@example.org --initiator-psk $(RUN_DIR)/ue/alice.psk \\"
+	@echo "       --responder sip:bob@example.org --responder-psk $(RUN_DIR)/ue/bob.psk --duration 2"
 	@echo "     SOFTHSM2_CONF=$(RUN_DIR)/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --list-objects --login   # PIN: $(RUN_DIR)/token.pin"
 	$(TKMSD) --dev --state-dir $(RUN_DIR)
 

@@ -1,6 +1,7 @@
 #include "firmware/tkmsd/daemon.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -105,6 +106,18 @@ web::AdminPostReply BundleReply(const provisioning::BundleOutcome& out) {
     }
   }
   return {status, provisioning::BundleAnswerJson(out)};
+}
+
+// Every connection is a descriptor: use the hard limit the service was
+// given (the listeners' caps are what bounds connections, docs/http.md).
+void RaiseDescriptorLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  const rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    LogLine(LogLevel::kDebug, "descriptor_limit").Add("before", uint64_t{before}).Add("now", uint64_t{limit.rlim_cur});
+  }
 }
 
 LogLevel ParseLevel(const std::string& s) {
@@ -372,6 +385,7 @@ int RunDaemon(const DaemonOptions& o) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+  RaiseDescriptorLimit();
   {
     Daemon daemon(o);
     if (Status s = daemon.Start(); !s.ok()) {
