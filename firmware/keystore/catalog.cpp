@@ -100,6 +100,24 @@ Status DescribeEcCurve(Session& session, CK_OBJECT_HANDLE handle, KeyInfo& info)
   return Status::Ok();
 }
 
+// KeyInfo::type and bits of an RSA key from its CKA_MODULUS (an attribute
+// of both halves, never sensitive).
+Status DescribeRsaModulus(Session& session, CK_OBJECT_HANDLE handle, KeyInfo& info) {
+  auto modulus = ReadBytesAttribute(session, handle, CKA_MODULUS);
+  if (!modulus.ok()) return modulus.error();
+  if (!modulus->has_value()) return Status::Ok();
+  const std::vector<uint8_t>& n = **modulus;
+  size_t first = 0;
+  while (first < n.size() && n[first] == 0) ++first;
+  size_t bits = (n.size() - first) * 8;
+  if (first < n.size()) {
+    for (uint8_t top = n[first]; (top & 0x80) == 0; top = static_cast<uint8_t>(top << 1)) --bits;
+  }
+  info.bits = bits;
+  if (bits == 2048) info.type = KeyType::kRsa2048;
+  return Status::Ok();
+}
+
 }  // namespace
 
 // ---- identities --------------------------------------------------------------
@@ -155,6 +173,8 @@ Result<std::optional<KeyEntry>> ReadEntry(Session& session, CK_OBJECT_HANDLE han
     DescribeSecretLength(e, raw->value_len, info);
   } else if (e.ck_type == CKK_EC) {
     TKMS_RETURN_IF_ERROR(DescribeEcCurve(session, handle, info));
+  } else if (e.ck_type == CKK_RSA) {
+    TKMS_RETURN_IF_ERROR(DescribeRsaModulus(session, handle, info));
   }
   if (const std::optional<uint32_t> n = ParseTicketKeyLabel(info.label);
       n.has_value() && info.id == TicketKeyId(*n)) {

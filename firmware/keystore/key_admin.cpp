@@ -41,6 +41,12 @@ Result<KeyInfo> Keystore::GenerateSigningKeyPairLocked(const std::string& label,
 Result<KeyInfo> Keystore::GenerateLocked(KeyType type, KeyUsage usage, std::string label, Bytes id) {
   TKMS_RETURN_IF_ERROR(module_->CheckProcess());
   TKMS_RETURN_IF_ERROR(CheckNewKeyLocked(label, id, usage));
+  if (usage == KeyUsage::kTlsServer || type == KeyType::kRsa2048) {
+    if (usage != KeyUsage::kTlsServer || type != KeyType::kRsa2048) {
+      return InvalidArgument("TLS server keys are rsa-2048 key pairs, and rsa-2048 is for TLS server keys");
+    }
+    return GenerateTlsKeyPairLocked(label, id);
+  }
   if (usage == KeyUsage::kSigning || type == KeyType::kEcP256) {
     if (usage != KeyUsage::kSigning || type != KeyType::kEcP256) {
       return InvalidArgument("signing keys are ec-p256 key pairs, and ec-p256 is for signing");
@@ -91,8 +97,9 @@ Result<KeyInfo> Keystore::ImportSecret(KeyUsage usage, std::string label, Bytes 
       return InvalidArgument("the provisioning counter key is generated in the token, never imported");
     }
     if (!type.has_value()) type = DefaultImportType(usage, value.size());
-    if (usage == KeyUsage::kSigning || !type.has_value() || *type == KeyType::kEcP256) {
-      return InvalidArgument("importing EC keys is not supported; generate them in the token");
+    if (usage == KeyUsage::kSigning || !type.has_value() || *type == KeyType::kEcP256 ||
+        *type == KeyType::kRsa2048) {
+      return InvalidArgument("importing EC or RSA keys is not supported; generate them in the token");
     }
     Result<Policy> policy = PolicyFor(*type, usage);
     if (!policy.ok()) return policy.error();

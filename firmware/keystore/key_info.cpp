@@ -10,6 +10,7 @@ std::string_view KeyTypeName(KeyType type) {
     case KeyType::kHmacSha256: return "hmac-sha256";
     case KeyType::kHmacSha1: return "hmac-sha1";
     case KeyType::kEcP256: return "ec-p256";
+    case KeyType::kRsa2048: return "rsa-2048";
   }
   return "unknown";
 }
@@ -22,6 +23,7 @@ std::string_view KeyUsageName(KeyUsage usage) {
     case KeyUsage::kSigning: return "signing";
     case KeyUsage::kGeneric: return "generic";
     case KeyUsage::kProvisioningCounter: return "provisioning-counter";
+    case KeyUsage::kTlsServer: return "tls-server";
   }
   return "unknown";
 }
@@ -61,6 +63,11 @@ std::optional<uint32_t> ParseTicketKeyLabel(std::string_view label) {
   }
   if (value > UINT32_MAX) return std::nullopt;
   return static_cast<uint32_t>(value);
+}
+
+bool IsTlsKeyLabel(std::string_view label) {
+  return label.size() > kTlsKeyLabelPrefix.size() && label.size() <= 128 &&
+         label.substr(0, kTlsKeyLabelPrefix.size()) == kTlsKeyLabelPrefix;
 }
 
 }  // namespace tkms::keystore

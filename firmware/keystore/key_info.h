@@ -25,16 +25,20 @@ using Bytes = std::vector<uint8_t>;
 using pkcs11::KeySelector;
 using pkcs11::KeySelectorFromUri;
 
-enum class KeyType : uint8_t { kAes256, kHmacSha256, kHmacSha1, kEcP256 };
+enum class KeyType : uint8_t { kAes256, kHmacSha256, kHmacSha1, kEcP256, kRsa2048 };
 // kProvisioningCounter: the HMAC-SHA-256 key that authenticates the bundle
 // version counter (provisioning_store.h); only ever labelled kCounterKeyLabel.
-enum class KeyUsage : uint8_t { kTicket, kUserPsk, kWrapping, kSigning, kGeneric, kProvisioningCounter };
+// kTlsServer: the RSA-2048 key pair of the KMS's TLS server certificate
+// (docs/tls.md); only ever labelled kTlsKeyLabelPrefix + name.
+enum class KeyUsage : uint8_t { kTicket, kUserPsk, kWrapping, kSigning, kGeneric, kProvisioningCounter, kTlsServer };
 enum class KeyClass : uint8_t { kSecretKey, kPrivateKey, kPublicKey };
 // Non-key objects the keystore stores (see Keystore::ReadObjectValue).
 enum class TokenObjectKind : uint8_t { kPrivateData, kCertificate };
 
-std::string_view KeyTypeName(KeyType type);     // "aes-256", "hmac-sha256", "hmac-sha1", "ec-p256"
-// "ticket", "user-psk", "wrapping", "signing", "generic", "provisioning-counter"
+// "aes-256", "hmac-sha256", "hmac-sha1", "ec-p256", "rsa-2048"
+std::string_view KeyTypeName(KeyType type);
+// "ticket", "user-psk", "wrapping", "signing", "generic", "provisioning-counter",
+// "tls-server"
 std::string_view KeyUsageName(KeyUsage usage);
 std::string_view KeyClassName(KeyClass key_class);  // "secret-key", "private-key", "public-key"
 
@@ -54,6 +58,14 @@ inline constexpr const char* kCounterKeyLabel = "tkms-counter-key";
 // The label of the decoy key (Keystore::DecoyKey): a session object only,
 // never on the token.
 inline constexpr const char* kDecoyKeyLabel = "tkms-decoy";
+// TLS server keys (KeyUsage::kTlsServer): both halves of the RSA key pair
+// are labelled "tkms-tls-<name>" and share one CKA_ID. The prefix is
+// reserved for them, and they have no other labels. tkmsctl and tkmsd use
+// kDefaultTlsKeyLabel unless told otherwise.
+inline constexpr std::string_view kTlsKeyLabelPrefix = "tkms-tls-";
+inline constexpr const char* kDefaultTlsKeyLabel = "tkms-tls-server";
+// A label of 1..128 bytes starting with kTlsKeyLabelPrefix and longer than it.
+bool IsTlsKeyLabel(std::string_view label);
 
 // What the token says about a key object. Never a value.
 struct KeyAttributes {
@@ -76,14 +88,15 @@ struct KeyInfo {
   KeyClass key_class = KeyClass::kSecretKey;
   std::optional<KeyType> type;  // nullopt: a key type tkms does not use
   std::string ck_key_type;      // "CKK_AES", "CKK_GENERIC_SECRET", "CKK_EC", ...
-  size_t bits = 0;              // secret: CKA_VALUE_LEN * 8; EC: curve size
+  size_t bits = 0;              // secret: CKA_VALUE_LEN * 8; EC: curve size; RSA: modulus
   // False when the token did not record CKA_VALUE_LEN (SoftHSM2 2.6.1 leaves
   // it 0 on keys made by C_UnwrapKey and refuses it in the unwrap template).
   // tkms then assumes 32 bytes: the only length it unwraps (ImportWrapped
   // checks the RFC 3394 blob is 40 bytes).
   bool length_reported = true;
   KeyAttributes attributes;
-  // Inferred from the attributes and reserved labels: EC -> kSigning;
+  // Inferred from the attributes and reserved labels: EC -> kSigning; RSA
+  // labelled "tkms-tls-..." -> kTlsServer (other RSA keys: nullopt);
   // WRAP_WITH_TRUSTED with a ticket label -> kTicket; AES with WRAP/UNWRAP ->
   // kWrapping; HMAC (generic secret) non-extractable with SIGN ->
   // kProvisioningCounter if labelled kCounterKeyLabel, else kUserPsk; else

@@ -76,6 +76,8 @@ Result<Policy> PolicyFor(KeyType type, KeyUsage usage) {
       return p;
     case KeyUsage::kSigning:
       return InvalidArgument("signing keys are ec-p256 key pairs");
+    case KeyUsage::kTlsServer:
+      return InvalidArgument("TLS server keys are rsa-2048 key pairs");
   }
   return InvalidArgument("unknown key usage");
 }
@@ -90,6 +92,7 @@ std::optional<KeyType> DefaultImportType(KeyUsage usage, size_t value_bytes) {
       return KeyType::kAes256;
     case KeyUsage::kSigning:
     case KeyUsage::kProvisioningCounter:
+    case KeyUsage::kTlsServer:
       return std::nullopt;
   }
   return std::nullopt;
@@ -147,6 +150,39 @@ KeyPairTemplates SigningKeyPairTemplates(const std::string& label, const Bytes& 
   return t;
 }
 
+KeyPairTemplates TlsKeyPairTemplates(const std::string& label, const Bytes& id) {
+  KeyPairTemplates t;
+  t.public_key.Ulong(CKA_CLASS, CKO_PUBLIC_KEY)
+      .Ulong(CKA_KEY_TYPE, CKK_RSA)
+      .Bool(CKA_TOKEN, true)
+      .Bool(CKA_PRIVATE, false)
+      .Bool(CKA_MODIFIABLE, false)
+      .Bool(CKA_VERIFY, true)
+      .Bool(CKA_VERIFY_RECOVER, false)
+      .Bool(CKA_ENCRYPT, false)
+      .Bool(CKA_WRAP, false)
+      .Bool(CKA_DERIVE, false)
+      .Ulong(CKA_MODULUS_BITS, kTlsKeyModulusBits)
+      .Bytes(CKA_PUBLIC_EXPONENT, kTlsKeyPublicExponent)
+      .Text(CKA_LABEL, label)
+      .Bytes(CKA_ID, id);
+  t.private_key.Ulong(CKA_CLASS, CKO_PRIVATE_KEY)
+      .Ulong(CKA_KEY_TYPE, CKK_RSA)
+      .Bool(CKA_TOKEN, true)
+      .Bool(CKA_PRIVATE, true)
+      .Bool(CKA_SENSITIVE, true)
+      .Bool(CKA_EXTRACTABLE, false)
+      .Bool(CKA_MODIFIABLE, false)
+      .Bool(CKA_SIGN, true)
+      .Bool(CKA_SIGN_RECOVER, false)
+      .Bool(CKA_DECRYPT, false)
+      .Bool(CKA_UNWRAP, false)
+      .Bool(CKA_DERIVE, false)
+      .Text(CKA_LABEL, label)
+      .Bytes(CKA_ID, id);
+  return t;
+}
+
 AttributeTemplate TrustedWrappingKeyTemplate(const std::string& label, const Bytes& id,
                                              const SecretBytes& value) {
   AttributeTemplate t;
@@ -191,12 +227,25 @@ Status CheckNewKeyName(const std::string& label, const Bytes& id, KeyUsage usage
                            "' is reserved for the provisioning counter key, and that key has no "
                            "other label");
   }
+  if (IsTlsKeyLabel(label) != (usage == KeyUsage::kTlsServer) ||
+      (label.substr(0, kTlsKeyLabelPrefix.size()) == kTlsKeyLabelPrefix && !IsTlsKeyLabel(label))) {
+    return InvalidArgument("labels starting with '" + std::string(kTlsKeyLabelPrefix) +
+                           "' are reserved for TLS server keys, and those keys have no other label "
+                           "(e.g. '" + std::string(kDefaultTlsKeyLabel) + "')");
+  }
+  if (usage == KeyUsage::kTlsServer && id.empty()) {
+    return InvalidArgument("a TLS server key pair needs a CKA_ID shared by its two halves");
+  }
   return Status::Ok();
 }
 
 std::optional<KeyUsage> InferUsage(const KeyEntry& e) {
   const KeyAttributes& a = e.info.attributes;
   if (e.ck_type == CKK_EC) return KeyUsage::kSigning;
+  if (e.ck_type == CKK_RSA) {
+    if (IsTlsKeyLabel(e.info.label)) return KeyUsage::kTlsServer;
+    return std::nullopt;  // not a key tkms makes
+  }
   if (e.ck_class != CKO_SECRET_KEY) return std::nullopt;
   if (a.wrap_with_trusted && e.info.ticket_key_id.has_value()) return KeyUsage::kTicket;
   if (e.ck_type == CKK_AES && (a.wrap || a.unwrap)) return KeyUsage::kWrapping;
@@ -213,6 +262,29 @@ Status CheckProtected(const KeyEntry& e) {
     return FailedPrecondition("key '" + e.info.label +
                               "' is not protected by the token (it must be private, sensitive, "
                               "and non-extractable or wrap-with-trusted): refusing to use it");
+  }
+  return Status::Ok();
+}
+
+Status CheckTlsServerKey(const KeyEntry& e) {
+  const KeyAttributes& a = e.info.attributes;
+  const std::string name = "key '" + e.info.label + "'";
+  if (e.ck_class != CKO_PRIVATE_KEY || e.ck_type != CKK_RSA || e.info.type != KeyType::kRsa2048) {
+    return FailedPrecondition(name + " is not an RSA-2048 private key (" + e.info.ck_key_type + ", " +
+                              std::to_string(e.info.bits) + " bits)");
+  }
+  if (!IsTlsKeyLabel(e.info.label)) {
+    return FailedPrecondition(name + " is not labelled as a TLS server key ('" + std::string(kTlsKeyLabelPrefix) +
+                              "...')");
+  }
+  if (!a.token || !a.is_private || !a.sensitive || a.extractable || !a.always_sensitive || !a.never_extractable) {
+    return FailedPrecondition(name +
+                              " is not protected by the token (it must be a private token object, sensitive, "
+                              "never extractable and always sensitive): refusing to use it for TLS");
+  }
+  if (!a.sign || a.decrypt || a.unwrap || a.derive) {
+    return FailedPrecondition(name + " must be able to sign and nothing else (no decrypt, unwrap or derive): "
+                              "refusing to use it for TLS");
   }
   return Status::Ok();
 }

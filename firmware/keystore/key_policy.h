@@ -64,6 +64,15 @@ struct KeyPairTemplates {
 };
 KeyPairTemplates SigningKeyPairTemplates(const std::string& label, const Bytes& id);
 
+// RSA-2048 with public exponent 65537 (F4) for the TLS server key.
+inline constexpr CK_ULONG kTlsKeyModulusBits = 2048;
+inline constexpr uint8_t kTlsKeyPublicExponent[] = {0x01, 0x00, 0x01};
+// The templates of the TLS server key pair (CKM_RSA_PKCS_KEY_PAIR_GEN): a
+// public VERIFY-only key (a public object, like the EC signing key's) and a
+// private, sensitive, never-extractable, non-modifiable key that can SIGN
+// and nothing else (no DECRYPT, SIGN_RECOVER, UNWRAP or DERIVE).
+KeyPairTemplates TlsKeyPairTemplates(const std::string& label, const Bytes& id);
+
 // The Security Officer's trusted wrapping key: a PUBLIC (an SO session cannot
 // create private objects), CKA_TRUSTED, wrap-only, sensitive, non-extractable,
 // non-modifiable AES-256 key holding `value`.
@@ -73,7 +82,9 @@ pkcs11::AttributeTemplate TrustedWrappingKeyTemplate(const std::string& label, c
 // A new key's label and id: lengths (label 1..128, id 0..64 bytes) and the
 // reserved names (ticket labels for ticket keys with the matching id only;
 // kCounterKeyLabel for the provisioning counter key only, and that key only
-// under that label). Uniqueness is the catalogue's business.
+// under that label; "tkms-tls-..." labels for TLS server keys only, and those
+// keys only under such labels and with a non-empty id). Uniqueness is the
+// catalogue's business.
 Status CheckNewKeyName(const std::string& label, const Bytes& id, KeyUsage usage);
 
 // The usage a key was created for, read back from its attributes and label
@@ -84,5 +95,13 @@ std::optional<KeyUsage> InferUsage(const KeyEntry& entry);
 // sensitive, and non-extractable or extractable only wrapped by a trusted
 // key). kFailedPrecondition otherwise, whoever created the key.
 Status CheckProtected(const KeyEntry& entry);
+
+// The private keys tkms agrees to sign TLS handshakes with: an RSA-2048
+// private key labelled "tkms-tls-...", on the token, private, sensitive,
+// never extractable and always sensitive (generated in the token), with
+// CKA_SIGN and without CKA_DECRYPT, CKA_UNWRAP or CKA_DERIVE.
+// kFailedPrecondition naming what is wrong otherwise, whoever created the
+// key.
+Status CheckTlsServerKey(const KeyEntry& private_key);
 
 }  // namespace tkms::keystore

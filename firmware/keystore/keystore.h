@@ -25,6 +25,11 @@
 //                                      EXTRACTABLE = FALSE
 //   kProvisioningCounter HMAC-SHA-256  as a generic HMAC key; label reserved
 //                                      ("tkms-counter-key", provisioning_store.h)
+//   kTlsServer RSA-2048 (e = 65537)    private: SIGN only (no DECRYPT,
+//                                      SIGN_RECOVER, UNWRAP), EXTRACTABLE =
+//                                      FALSE, MODIFIABLE = FALSE; public:
+//                                      VERIFY; labels "tkms-tls-..." reserved
+//                                      (docs/tls.md)
 //
 // Keys that get session copies (ticket, PSK, generic) are CKA_MODIFIABLE =
 // TRUE on the token because SoftHSM2 2.6.1 refuses C_CopyObject with
@@ -66,6 +71,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -82,6 +88,7 @@
 #include "firmware/base/status.h"
 #include "firmware/keystore/key_info.h"
 #include "firmware/mikey/crypto/provider.h"
+#include "firmware/pki/pk.h"
 #include "pkcs11/module.h"
 #include "pkcs11/session.h"
 #include "pkcs11/token.h"
@@ -101,6 +108,7 @@ struct KeystoreOptions {
 
 struct KeyEntry;
 class Catalog;
+class TokenRsaSigner;
 class Pkcs11CryptoProvider;
 class TokenSecretKey;
 
@@ -220,6 +228,39 @@ class Keystore final {
   // The uncompressed public point (65 bytes, 0x04 || X || Y) of an EC key.
   Result<Bytes> PublicKeyEcPoint(const KeySelector& key);
 
+  // --- the TLS server key (tls_key.cpp, docs/tls.md) ---
+  // An RSA-2048 key pair generated in the token (CKM_RSA_PKCS_KEY_PAIR_GEN)
+  // with the kTlsServer policy: both halves labelled `label` (reserved
+  // prefix "tkms-tls-", IsTlsKeyLabel) with one new random 8-byte CKA_ID.
+  // Returns the private key's KeyInfo. kFailedPrecondition if a key with
+  // that label exists; kInvalidArgument for a label without the prefix.
+  Result<KeyInfo> CreateTlsKey(std::string label);
+  // The public half of the TLS key `label`: modulus and public exponent
+  // (big-endian, as CKA_MODULUS / CKA_PUBLIC_EXPONENT), for
+  // pki::PkContext::RsaPublicKey. kNotFound if there is no such key pair;
+  // kFailedPrecondition if its private half fails CheckTlsServerKey.
+  struct RsaPublicKey {
+    Bytes modulus;
+    Bytes exponent;
+  };
+  Result<RsaPublicKey> TlsKeyPublic(std::string_view label);
+  // A signer for pki::PkContext::RsaAlt that signs with the private TLS key
+  // `label` in the token: RSASSA-PKCS1-v1_5, the DigestInfo (RFC 8017 §9.2
+  // note 1) built here and signed by C_Sign with CKM_RSA_PKCS on a pooled
+  // session. Thread-safe. Refused (kFailedPrecondition) unless the private
+  // key passes the custody check (key_policy.h CheckTlsServerKey: RSA-2048,
+  // sensitive, never extractable, sign only), which every signature
+  // repeats. Like a SecretKey, the signer names the catalogue entry of the
+  // key it was made for: after Reconnect it follows the key's new handle,
+  // and once the key is destroyed it fails (kNotFound) rather than signing
+  // with another key of the same label. Token failures (kUnavailable, e.g.
+  // the device went away during a handshake) are also given to
+  // `on_token_failure` (e.g. KeystoreKeys' failure listener, tkmsd's token
+  // monitor) if set. The signer refers to this Keystore, which must outlive
+  // it (and every PkContext holding it).
+  Result<std::shared_ptr<pki::RsaSigner>> TlsSigner(
+      std::string_view label, std::function<void(const Status&)> on_token_failure = nullptr);
+
   // --- non-key token objects (admin; token_objects.cpp) ---
   // The appliance keeps integrity-critical state that is not a key in the
   // token too: the provisioning trust anchor (a CKO_CERTIFICATE, X.509,
@@ -239,6 +280,7 @@ class Keystore final {
 
  private:
   friend class Pkcs11CryptoProvider;
+  friend class TokenRsaSigner;
 
   Keystore(std::shared_ptr<pkcs11::Module> module, pkcs11::TokenInfo token, const KeystoreOptions& options,
            pkcs11::TokenLogin login);
@@ -248,6 +290,8 @@ class Keystore final {
                    std::span<const ByteSpan> parts, std::span<uint8_t> out);
   Status TokenAesCtr(const TokenSecretKey& key, std::span<const uint8_t, 16> iv, ByteSpan in,
                      std::span<uint8_t> out);
+  // CKM_RSA_PKCS over `digest_info` with the private key `entry` (tls_key.cpp).
+  Result<Bytes> TokenRsaSign(const KeyEntry& entry, ByteSpan digest_info, size_t modulus_bytes);
 
   // Helpers; the *Locked ones expect state_mutex_ held exclusively.
   std::shared_lock<std::shared_mutex> ReadLock() const;
@@ -258,6 +302,7 @@ class Keystore final {
   Status CheckNewKeyLocked(const std::string& label, const Bytes& id, KeyUsage usage) const;
   Result<KeyInfo> GenerateLocked(KeyType type, KeyUsage usage, std::string label, Bytes id);
   Result<KeyInfo> GenerateSigningKeyPairLocked(const std::string& label, const Bytes& id);
+  Result<KeyInfo> GenerateTlsKeyPairLocked(const std::string& label, const Bytes& id);
   // kInvalidArgument unless `length` is within the token's HMAC key lengths.
   Status CheckHmacKeyLength(KeyType type, size_t length) const;
   // The SO path of ImportTrustedWrappingKey: logs the user out and the SO

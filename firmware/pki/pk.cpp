@@ -2,12 +2,16 @@
 #include "firmware/pki/pk.h"
 
 #include <mbedtls/platform_util.h>
+#include <mbedtls/rsa.h>
 
+#include <algorithm>
 #include <array>
+#include <cstring>
 #include <optional>
 #include <utility>
 
 #include "firmware/base/printable.h"
+#include "firmware/pki/contexts.h"
 #include "firmware/pki/mbedtls_error.h"
 
 namespace tkms::pki {
@@ -65,7 +69,12 @@ void PkContext::Free::operator()(mbedtls_pk_context* pk) const {
 PkContext::PkContext() : pk_(new mbedtls_pk_context) { mbedtls_pk_init(pk_.get()); }
 PkContext::~PkContext() = default;
 PkContext::PkContext(PkContext&& other) noexcept = default;
-PkContext& PkContext::operator=(PkContext&& other) noexcept = default;
+PkContext& PkContext::operator=(PkContext&& other) noexcept {
+  // The context first: an rsa_alt context must not outlive its signer.
+  pk_ = std::move(other.pk_);
+  signer_ = std::move(other.signer_);
+  return *this;
+}
 
 bool PkContext::has_key() const { return pk_ && mbedtls_pk_get_type(pk_.get()) != MBEDTLS_PK_NONE; }
 
@@ -99,6 +108,36 @@ Result<PkContext> PkContext::ParsePublicKey(std::string_view pem_or_der) {
   return key;
 }
 
+Result<PkContext> PkContext::RsaPublicKey(ByteSpan modulus, ByteSpan exponent) {
+  if (modulus.empty() || exponent.empty() || modulus.size() > 1024 || exponent.size() > 1024) {
+    return InvalidArgument("an RSA public key needs a modulus and an exponent of 1 to 1024 bytes");
+  }
+  PkContext key;
+  if (mbedtls_pk_setup(key.native(), mbedtls_pk_info_from_type(MBEDTLS_PK_RSA)) != 0) {
+    return Internal("mbedTLS cannot set up an RSA key");
+  }
+  mbedtls_rsa_context* rsa = mbedtls_pk_rsa(*key.native());
+  if (mbedtls_rsa_import_raw(rsa, modulus.data(), modulus.size(), nullptr, 0, nullptr, 0, nullptr, 0,
+                             exponent.data(), exponent.size()) != 0 ||
+      mbedtls_rsa_complete(rsa) != 0 || mbedtls_rsa_check_pubkey(rsa) != 0) {
+    return InvalidArgument("not an RSA public key (modulus and exponent refused by mbedTLS)");
+  }
+  const size_t bits = mbedtls_pk_get_bitlen(key.native());
+  if (bits < 2048 || bits > 4096) {
+    return InvalidArgument("an RSA key of " + std::to_string(bits) + " bits; 2048 to 4096 expected");
+  }
+  return key;
+}
+
+Result<Bytes> PkContext::PublicKeyDer() {
+  if (!has_key()) return FailedPrecondition("no key");
+  std::array<unsigned char, 4096> der{};
+  const int ret = mbedtls_pk_write_pubkey_der(pk_.get(), der.data(), der.size());
+  if (ret <= 0) return InvalidArgument("cannot write the public key: " + MbedtlsError(ret));
+  // mbedTLS writes at the end of the buffer.
+  return Bytes(der.end() - ret, der.end());
+}
+
 Result<std::string> PkContext::PublicKeyPem() {
   if (!has_key()) return FailedPrecondition("no key");
   std::array<unsigned char, 4096> pem{};
@@ -110,6 +149,35 @@ Result<std::string> PkContext::PublicKeyPem() {
 bool PkContext::Verify(mbedtls_md_type_t md, ByteSpan digest, ByteSpan signature) {
   return has_key() &&
          mbedtls_pk_verify(pk_.get(), md, digest.data(), digest.size(), signature.data(), signature.size()) == 0;
+}
+
+Result<bool> CertificateMatchesKey(CertificateRef certificate, PkContext& public_key) {
+  Result<Bytes> ours = public_key.PublicKeyDer();
+  if (!ours.ok()) return ours.error();
+  std::array<unsigned char, 4096> der{};
+  // mbedTLS 2.28 takes a non-const context; writing does not change it.
+  auto* pk = const_cast<mbedtls_pk_context*>(&certificate.native().pk);
+  const int ret = mbedtls_pk_write_pubkey_der(pk, der.data(), der.size());
+  if (ret <= 0) return InvalidArgument("cannot write the certificate's public key: " + MbedtlsError(ret));
+  const ByteSpan theirs(der.end() - ret, der.end());
+  return theirs.size() == ours->size() && std::equal(theirs.begin(), theirs.end(), ours->begin());
+}
+
+Status CheckKeyPair(PkContext& private_key, PkContext& public_key) {
+  if (!private_key.has_key() || !public_key.has_key()) return FailedPrecondition("no key");
+  Sha256 sha;
+  sha.Update(std::string_view("tkms key pair check"));
+  const std::array<uint8_t, 32> digest = sha.Finish();
+  std::array<unsigned char, MBEDTLS_PK_SIGNATURE_MAX_SIZE> signature{};
+  size_t length = 0;
+  const int ret = mbedtls_pk_sign(private_key.native(), MBEDTLS_MD_SHA256, digest.data(), digest.size(),
+                                  signature.data(), &length, nullptr, nullptr);
+  if (ret != 0) return Unavailable("the private key cannot sign: " + MbedtlsError(ret));
+  if (!public_key.Verify(MBEDTLS_MD_SHA256, digest, ByteSpan(signature.data(), length))) {
+    return FailedPrecondition("the keys do not form a pair (" + private_key.description() + " / " +
+                              public_key.description() + ")");
+  }
+  return Status::Ok();
 }
 
 }  // namespace tkms::pki

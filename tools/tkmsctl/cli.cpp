@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "firmware/keystore/key_info.h"
 #include "tools/tkmsctl/bundle_commands.h"
 #include "tools/tkmsctl/input_format.h"
 #include "tools/tkmsctl/keystore_commands.h"
@@ -54,6 +55,8 @@ struct KeystoreCli {
   UserAddOptions add;
   std::string remove_who;
   std::optional<std::string> anchor_pin;
+  TlsKeyOptions tls_key;
+  TlsCsrOptions tls_csr;
   Action action;
 };
 
@@ -165,6 +168,29 @@ void AddKeystoreCommands(CLI::App& app, KeystoreCli& c) {
   AddKeystoreOptions(user_remove, ks);
   user_remove->add_option("user", remove_who, "An identity URI of the user, or psk:HEX")->required();
   user_remove->callback([&] { action = [&] { return RunUserRemove(ks, remove_who); }; });
+
+  CLI::App* tls = app.add_subcommand("tls", "The KMS's TLS server key in the token and its certificate request");
+  tls->require_subcommand(1);
+  CLI::App* tls_key = tls->add_subcommand("key", "Create or show the TLS server key (RSA-2048, never leaves the token)");
+  tls_key->require_subcommand(1);
+  TlsKeyOptions& tk = c.tls_key;
+  const std::string label_help = std::string("CKA_LABEL of the key pair, tkms-tls-... (default ") +
+                                 keystore::kDefaultTlsKeyLabel + ")";
+  CLI::App* tls_key_create = tls_key->add_subcommand("create", "Generate the key pair in the token; print the public key PEM");
+  AddKeystoreOptions(tls_key_create, ks);
+  tls_key_create->add_option("--label", tk.label, label_help);
+  tls_key_create->callback([&] { action = [&] { return RunTlsKeyCreate(ks, tk); }; });
+  CLI::App* tls_key_show = tls_key->add_subcommand("show", "Print the public key PEM of the TLS key");
+  AddKeystoreOptions(tls_key_show, ks);
+  tls_key_show->add_option("--label", tk.label, label_help);
+  tls_key_show->callback([&] { action = [&] { return RunTlsKeyShow(ks, tk); }; });
+  TlsCsrOptions& tc = c.tls_csr;
+  CLI::App* tls_csr = tls->add_subcommand("csr", "Print a PKCS#10 request (PEM, SHA-256) signed by the TLS key in the token");
+  AddKeystoreOptions(tls_csr, ks);
+  tls_csr->add_option("--label", tc.label, label_help);
+  tls_csr->add_option("--subject", tc.subject, "Subject, e.g. \"CN=kms.example.org,O=Example\"")->required();
+  tls_csr->add_option("--dns", tc.dns_names, "subjectAltName dNSName (repeatable)");
+  tls_csr->callback([&] { action = [&] { return RunTlsCsr(ks, tc); }; });
 }
 
 int Run(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {

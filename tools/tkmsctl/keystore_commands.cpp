@@ -16,6 +16,8 @@
 
 #include "firmware/base/big_endian.h"
 #include "firmware/base/encoding.h"
+#include "firmware/pki/csr.h"
+#include "firmware/pki/pk.h"
 #include "firmware/pki/x509.h"
 #include "firmware/base/secret_files.h"
 #include "firmware/keystore/keystore.h"
@@ -546,6 +548,88 @@ CommandOutput RunUserRemove(const KeystoreCommandOptions& ks, const std::string&
     return Ok("removed user psk:" + HexEncode(u.psk_id) + " and its PSK\n");
   }
   return Fail("no user " + Quote(who));
+}
+
+// ---------------------------------------------------------------------------
+// tls
+
+namespace {
+
+std::string TlsLabel(const std::string& label) {
+  return label.empty() ? std::string(keystore::kDefaultTlsKeyLabel) : label;
+}
+
+Status CheckTlsLabel(const std::string& label) {
+  if (!keystore::IsTlsKeyLabel(label)) {
+    return InvalidArgument("--label " + Quote(label) + ": TLS key labels start with '" +
+                           std::string(keystore::kTlsKeyLabelPrefix) + "' (default " +
+                           Quote(keystore::kDefaultTlsKeyLabel) + ")");
+  }
+  return Status::Ok();
+}
+
+// The public key of the TLS key `label` as an mbedTLS context, with a
+// message that says how to make the key when there is none.
+Result<pki::PkContext> TlsPublicKey(Keystore& keystore, const std::string& label) {
+  auto pub = keystore.TlsKeyPublic(label);
+  if (!pub.ok()) {
+    if (pub.error().code() == StatusCode::kNotFound) {
+      return NotFound("the token has no TLS key " + Quote(label) + " (create it with: tkmsctl tls key create --label " +
+                      label + ")");
+    }
+    return Status(pub.error().code(), "TLS key " + Quote(label) + ": " + pub.error().message());
+  }
+  return pki::PkContext::RsaPublicKey(pub->modulus, pub->exponent);
+}
+
+Result<std::string> TlsPublicKeyPem(Keystore& keystore, const std::string& label) {
+  auto pk = TlsPublicKey(keystore, label);
+  if (!pk.ok()) return pk.error();
+  return pk->PublicKeyPem();
+}
+
+}  // namespace
+
+CommandOutput RunTlsKeyCreate(const KeystoreCommandOptions& ks, const TlsKeyOptions& key) {
+  const std::string label = TlsLabel(key.label);
+  if (auto s = CheckTlsLabel(label); !s.ok()) return Fail(s.message(), kExitUsage);
+  auto keystore = OpenKeystore(ks);
+  if (!keystore.ok()) return Fail(keystore.error().message());
+  auto info = (*keystore)->CreateTlsKey(label);
+  if (!info.ok()) return Fail("cannot create TLS key " + Quote(label) + ": " + info.error().message());
+  auto pem = TlsPublicKeyPem(**keystore, label);
+  if (!pem.ok()) return Fail("created TLS key " + Quote(label) + ", but: " + pem.error().message());
+  return CommandOutput{kExitOk, *pem, "tkmsctl: created " + KeyLine(*info) + "\n"};
+}
+
+CommandOutput RunTlsKeyShow(const KeystoreCommandOptions& ks, const TlsKeyOptions& key) {
+  const std::string label = TlsLabel(key.label);
+  if (auto s = CheckTlsLabel(label); !s.ok()) return Fail(s.message(), kExitUsage);
+  auto keystore = OpenKeystore(ks);
+  if (!keystore.ok()) return Fail(keystore.error().message());
+  auto pem = TlsPublicKeyPem(**keystore, label);
+  if (!pem.ok()) return Fail(pem.error().message());
+  return Ok(*pem);
+}
+
+CommandOutput RunTlsCsr(const KeystoreCommandOptions& ks, const TlsCsrOptions& csr) {
+  const std::string label = TlsLabel(csr.label);
+  if (auto s = CheckTlsLabel(label); !s.ok()) return Fail(s.message(), kExitUsage);
+  if (csr.subject.empty()) return Fail("--subject is empty (e.g. \"CN=kms.example.org,O=Example\")", kExitUsage);
+  for (const std::string& name : csr.dns_names) {
+    if (auto s = pki::CheckDnsName(name); !s.ok()) return Fail("--dns: " + s.message());
+  }
+  auto keystore = OpenKeystore(ks);
+  if (!keystore.ok()) return Fail(keystore.error().message());
+  auto pub = TlsPublicKey(**keystore, label);
+  if (!pub.ok()) return Fail(pub.error().message());
+  auto signer = (*keystore)->TlsSigner(label);
+  if (!signer.ok()) return Fail("TLS key " + Quote(label) + ": " + signer.error().message());
+  auto alt = pki::PkContext::RsaAlt(*signer);
+  if (!alt.ok()) return Fail(alt.error().message());
+  auto pem = pki::WriteCsrPem(*alt, *pub, csr.subject, csr.dns_names);
+  if (!pem.ok()) return Fail("cannot make the request: " + pem.error().message());
+  return Ok(*pem);
 }
 
 }  // namespace tkms::tkmsctl

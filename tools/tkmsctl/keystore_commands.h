@@ -3,6 +3,7 @@
 //   tkmsctl key generate | list | destroy | rotate | export-wrapped |
 //               import-wrapped | import-wrapping-key
 //   tkmsctl user add | list | remove
+//   tkmsctl tls key create | show, tls csr   (the TLS server key, docs/tls.md)
 //
 // Why: operators create and inspect the appliance's long-term secrets only
 // through the keystore (firmware/keystore/keystore.h), so every key tkmsctl
@@ -96,6 +97,25 @@ CommandOutput RunUserAdd(const KeystoreCommandOptions& ks, const UserAddOptions&
 CommandOutput RunUserList(const KeystoreCommandOptions& ks);
 // `who` is an identity URI or "psk:HEX" (the PSK id).
 CommandOutput RunUserRemove(const KeystoreCommandOptions& ks, const std::string& who);
+
+// The KMS's TLS server key (docs/tls.md): an RSA-2048 key pair made in the
+// token (labels "tkms-tls-...", reserved), its public key as PEM, and a
+// PKCS#10 request the token signs (SHA-256, subjectAltName dNSNames).
+struct TlsKeyOptions {
+  std::string label;  // default keystore::kDefaultTlsKeyLabel
+};
+// Creates the key pair; prints the public key PEM (stdout) and a summary
+// (stderr). Refused if a key with the label exists.
+CommandOutput RunTlsKeyCreate(const KeystoreCommandOptions& ks, const TlsKeyOptions& key);
+// Prints the public key PEM of an existing TLS key.
+CommandOutput RunTlsKeyShow(const KeystoreCommandOptions& ks, const TlsKeyOptions& key);
+struct TlsCsrOptions {
+  std::string label;                   // default keystore::kDefaultTlsKeyLabel
+  std::string subject;                 // "CN=kms.example.org,O=Example"
+  std::vector<std::string> dns_names;  // subjectAltName dNSNames
+};
+// Prints the PEM CSR signed by the token key.
+CommandOutput RunTlsCsr(const KeystoreCommandOptions& ks, const TlsCsrOptions& csr);
 
 // Bytes of a generated PSK.
 inline constexpr size_t kPskBytes = 32;
