@@ -634,7 +634,7 @@ class TlsFiles {
 
   std::string Path(const std::string& name) const { return dir_ + "/" + name; }
 
-  std::shared_ptr<TlsServer> Server(bool client_auth) const {
+  std::shared_ptr<TlsServer> Server(bool client_auth, bool with_anchor = true) const {
     auto key = test_pki::ParsePrivateKey(server_key_.PrivateKeyPem());
     EXPECT_TRUE(key.ok());
     TlsServerSettings settings;
@@ -642,7 +642,7 @@ class TlsFiles {
     settings.key = std::move(*key);
     if (client_auth) {
       settings.client_auth.required = true;
-      settings.client_auth.trust_anchors_der = {ca_.der};
+      if (with_anchor) settings.client_auth.trust_anchors_der = {ca_.der};
       settings.client_auth.pinned = {FingerprintOf(pinned_.der), FingerprintOf(expired_.der)};
     }
     auto credentials = TlsCredentials::Build(std::move(settings));
@@ -675,10 +675,10 @@ class ListenerTls : public ::testing::Test {
     files_ = nullptr;
   }
 
-  void StartTls(bool client_auth) {
+  void StartTls(bool client_auth, bool with_anchor = true) {
     ListenerConfig config = SmallConfig();
     config.request_timeout_ms = 3000;  // TLS handshakes of subprocesses
-    config.tls = files_->Server(client_auth);
+    config.tls = files_->Server(client_auth, with_anchor);
     listener_ = Start(config, handler_);
     ASSERT_NE(listener_, nullptr);
   }
@@ -798,6 +798,19 @@ TEST_F(ListenerTls, ClientCertificates) {
   EXPECT_NE(status, 0) << out;
   EXPECT_TRUE(Eventually([&] { return HandshakeFailures() == 3; }));
   EXPECT_EQ(handler_.requests().size(), 2u);
+}
+
+TEST_F(ListenerTls, PinnedCertificatesWithoutACa) {
+  StartTls(true, /*with_anchor=*/false);
+  int status = 0;
+  std::string out = Curl("--cert " + files_->Path("pinned.pem") + " --key " + files_->Path("pinned.key"), &status);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "hello 200");
+  out = Curl("--cert " + files_->Path("expired.pem") + " --key " + files_->Path("expired.key"), &status);
+  EXPECT_NE(status, 0) << out;
+  out = Curl("--cert " + files_->Path("client.pem") + " --key " + files_->Path("client.key"), &status);
+  EXPECT_NE(status, 0) << out;
+  EXPECT_EQ(handler_.requests().size(), 1u);
 }
 
 TEST_F(ListenerTls, PlaintextOnTheTlsPortIsClosed) {
