@@ -1,4 +1,4 @@
-// Chunked request bodies (RFC 7230 §4.1) and body framing (§3.3.3) end to
+// Chunked request bodies (RFC 9112 §7.1) and body framing (§6.3) end to
 // end: a real WebServer on 127.0.0.1 (kernel-chosen ports) with a fake
 // KmsService, driven by curl as a subprocess and by a raw-socket client; and
 // the plaintext transport's HttpRequest, seen by a recording handler. Every
@@ -167,16 +167,19 @@ TEST_F(ChunkedTest, ManySmallChunksUpToTheLimitSucceed) {
   auto reply = client.ReadReply();
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(reply->status, 200);
-  EXPECT_EQ(reply->header("Connection"), "close");
+  // The body was read to its last chunk: the connection carries the next
+  // request (coding name case-insensitive, leading zeros, extensions, §7.1.1).
+  EXPECT_EQ(reply->header("Connection"), "keep-alive");
   ASSERT_EQ(service_.calls().size(), 1u);
   EXPECT_EQ(service_.calls()[0].mikey, bytes);
 
-  HttpClient hex(ua());
-  ASSERT_TRUE(hex.SendRaw(std::string(kHead) +
-                          "Transfer-Encoding: Chunked\r\n\r\n0004\r\nAQID\r\n4\r\n/w==\r\n000\r\n\r\n"));
-  auto second = hex.ReadReply();
+  ASSERT_TRUE(client.SendRaw(std::string(kHead) +
+                             "Transfer-Encoding: Chunked\r\n\r\n0004;a=b\r\nAQID\r\n4 ; x = \"q\\\"\"\r\n/w==\r\n"
+                             "000;last\r\n\r\n"));
+  auto second = client.ReadReply();
   ASSERT_TRUE(second.has_value());
   EXPECT_EQ(second->status, 200);
+  EXPECT_EQ(client.connects(), 1);
   ASSERT_EQ(service_.calls().size(), 2u);
   EXPECT_EQ(service_.calls()[1].mikey, kValidBytes);
 }
@@ -188,14 +191,21 @@ TEST_F(ChunkedTest, ExpectContinueAndTrailerAreHandled) {
   auto interim = client.ReadReply();
   ASSERT_TRUE(interim.has_value());
   EXPECT_EQ(interim->status, 100);
-  // A trailer section is discarded (RFC 7230 §4.1.2); the connection closes.
+  // A trailer section is discarded (RFC 9112 §7.1.2); the body is complete,
+  // so the connection stays open, and the bytes after the trailer section
+  // are the next request.
   ASSERT_TRUE(client.SendRaw("8\r\nAQID/w==\r\n0\r\nX-Trailer: 1\r\n\r\n"));
   auto reply = client.ReadReply();
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(reply->status, 200);
-  EXPECT_EQ(reply->header("Connection"), "close");
-  EXPECT_TRUE(client.WaitForClose());
-  ASSERT_EQ(service_.calls().size(), 1u);
+  EXPECT_EQ(reply->header("Connection"), "keep-alive");
+  EXPECT_FALSE(reply->has_header("X-Trailer"));
+  ASSERT_TRUE(client.SendRaw(std::string(kHead) + "Content-Length: 8\r\n\r\nAQID/w=="));
+  auto next = client.ReadReply();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->status, 200);
+  EXPECT_EQ(client.connects(), 1);
+  ASSERT_EQ(service_.calls().size(), 2u);
   EXPECT_EQ(service_.calls()[0].mikey, kValidBytes);
 }
 
@@ -217,14 +227,31 @@ TEST_F(ChunkedTest, DecodedBodyAboveTheLimitIs413) {
 }
 
 TEST_F(ChunkedTest, HugeChunkSizeIsStoppedAtTheLimit) {
-  // 2^63: CivetWeb would read this chunk until the peer closes; the cap
-  // answers 413 once max_body_bytes + 1 bytes arrived, with the socket open.
+  // 2^63 - 1, the largest chunk-size the decoder takes (http1_parser.h): the
+  // cap answers 413 as soon as max_body_bytes + 1 data bytes arrived, while
+  // the client still holds the socket open (the decoder never appends more
+  // than cap + 1 bytes: Http1Chunked.* checks that on the decoder itself).
   HttpClient client(ua());
   ASSERT_TRUE(client.SendRaw(std::string(kHead) + "Transfer-Encoding: chunked\r\n\r\n" +
-                             "8000000000000000\r\n" + std::string(kMaxBody + 1, 'A')));
+                             "7fffffffffffffff\r\n" + std::string(kMaxBody + 1, 'A')));
   auto reply = client.ReadReply(3000);
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(reply->status, 413);
+  EXPECT_EQ(reply->header("Connection"), "close");
+  EXPECT_TRUE(client.WaitForClose(3000));
+  // Exactly the cap is not enough for a 413: the server waits for more.
+  HttpClient at_cap(ua());
+  ASSERT_TRUE(at_cap.SendRaw(std::string(kHead) + "Transfer-Encoding: chunked\r\n\r\n" +
+                             "7fffffffffffffff\r\n" + std::string(kMaxBody, 'A')));
+  EXPECT_FALSE(at_cap.ReadReply(300).has_value());
+  // 2^63 and above are not a chunk-size at all: 400 from the size line
+  // alone, before any data byte.
+  auto above = ExpectClosedWith(std::string(kHead) + "Transfer-Encoding: chunked\r\n\r\n" +
+                                    "8000000000000000\r\n", 400);
+  ASSERT_TRUE(above.has_value());
+  EXPECT_EQ(above->body, "malformed or incomplete chunked body\n");
+  EXPECT_EQ(metrics().rejections(413), 1u);
+  EXPECT_EQ(metrics().rejections(400), 1u);
   EXPECT_TRUE(service_.calls().empty());
   ExpectValidRequestSucceeds();
 }
@@ -235,7 +262,8 @@ TEST_F(ChunkedTest, MalformedChunksAre400) {
   const std::string te = std::string(kHead) + "Transfer-Encoding: chunked\r\n\r\n";
   const std::vector<std::string> bad = {
       "zz\r\nAQID\r\n0\r\n\r\n",                                   // not hex
-      "4;ext=1\r\nAQID\r\n0\r\n\r\n",                              // chunk extension
+      "4;\r\nAQID\r\n0\r\n\r\n",                                   // extension without a name
+      "4;a=\"x\r\nAQID\r\n0\r\n\r\n",                             // unterminated quoted value
       "4 \r\nAQID\r\n0\r\n\r\n",                                   // space after the size
       "4\nAQID\r\n0\r\n\r\n",                                      // bare LF
       "4\r\nAQIDX\r\n0\r\n\r\n",                                   // no CRLF after the data
@@ -243,7 +271,8 @@ TEST_F(ChunkedTest, MalformedChunksAre400) {
       "-4\r\nAQID\r\n0\r\n\r\n",                                   // sign
       "10000000000000000\r\nAQID\r\n0\r\n\r\n",                    // 2^64: overflow
       "ffffffffffffffff\r\nAQID\r\n0\r\n\r\n",                     // 2^64 - 1
-      std::string(62, '0') + "4\r\nAQID\r\n0\r\n\r\n",             // size line over 63 bytes
+      std::string(62, '0') + "4\r\nAQID\r\n0\r\n\r\n",             // more than 16 HEXDIG
+      "4\r\nAQID\r\n0\r\nBad Trailer: 1\r\n\r\n",                 // malformed trailer field
   };
   for (const std::string& chunks : bad) {
     auto reply = ExpectClosedWith(te + chunks, 400);
@@ -282,7 +311,7 @@ TEST_F(ChunkedTest, ContentLengthWithTransferEncodingIs400) {
 }
 
 TEST_F(ChunkedTest, OtherTransferCodingsAre400) {
-  // Ours: two Transfer-Encoding fields (CivetWeb would use the first).
+  // Two Transfer-Encoding fields: the list is "chunked, gzip", not chunked last.
   auto ours = ExpectClosedWith(std::string(kHead) +
                                    "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n"
                                    "8\r\nAQID/w==\r\n0\r\n\r\n",
@@ -290,11 +319,16 @@ TEST_F(ChunkedTest, OtherTransferCodingsAre400) {
   ASSERT_TRUE(ours.has_value());
   EXPECT_EQ(ours->body, "only Transfer-Encoding: chunked is accepted\n");
   EXPECT_EQ(metrics().rejections(400), 1u);
-  // CivetWeb's parser answers these before any handler: a protocol error.
+  // The head parser does not judge transfer codings; DecideBodyFraming does,
+  // and the Ua handler words the refusal (a rejection, not a protocol error).
   for (const char* coding : {"gzip", "gzip, chunked", "chunked, gzip"}) {
-    ExpectClosedWith(std::string(kHead) + "Transfer-Encoding: " + coding + "\r\n\r\n0\r\n\r\n", 400);
+    auto reply =
+        ExpectClosedWith(std::string(kHead) + "Transfer-Encoding: " + coding + "\r\n\r\n0\r\n\r\n", 400);
+    ASSERT_TRUE(reply.has_value());
+    EXPECT_EQ(reply->body, "only Transfer-Encoding: chunked is accepted\n") << coding;
   }
-  EXPECT_EQ(metrics().protocol_errors(400), 3u);
+  EXPECT_EQ(metrics().rejections(400), 4u);
+  EXPECT_EQ(metrics().protocol_errors(400), 0u);
   EXPECT_TRUE(service_.calls().empty());
   ExpectValidRequestSucceeds();
 }
@@ -310,12 +344,29 @@ TEST_F(ChunkedTest, MalformedContentLengthIs400) {
   ExpectValidRequestSucceeds();
 }
 
-TEST_F(ChunkedTest, SixtyFourHeaderFieldsAre431) {
-  std::string many = kHead;
-  for (int i = 0; i < 70; ++i) many += "X-Filler-" + std::to_string(i) + ": 1\r\n";
-  ExpectClosedWith(many + "Content-Length: 8\r\n\r\nAQID/w==", 431);
+// max_header_fields (100 by default) bounds the head; below it nothing is
+// dropped, so a framing field after the 64th is still seen.
+TEST_F(ChunkedTest, MoreThanMaxHeaderFieldsIs431) {
+  // kHead has 2 fields (Host, Content-Type); with Content-Length, 100 in all.
+  std::string hundred = kHead;
+  for (int i = 0; i < 97; ++i) hundred += "X-Filler-" + std::to_string(i) + ": 1\r\n";
+  HttpClient client(ua());
+  auto first = client.Post("/keymanagement?requesttype=ticketrequest", "AQID/w==");
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->status, 200);
+  ASSERT_TRUE(client.SendRaw(hundred + "Content-Length: 8\r\n\r\nAQID/w=="));
+  auto reply = client.ReadReply();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->status, 200);
+  EXPECT_EQ(reply->header("Connection"), "keep-alive");
+  EXPECT_EQ(client.connects(), 1);
+  ASSERT_EQ(service_.calls().size(), 2u);
+  EXPECT_EQ(service_.calls()[1].mikey, kValidBytes);
+  // One more field: 431, the connection closes, nothing reaches the service.
+  auto refused = ExpectClosedWith(hundred + "X-One-Too-Many: 1\r\nContent-Length: 8\r\n\r\nAQID/w==", 431);
+  ASSERT_TRUE(refused.has_value());
   EXPECT_EQ(metrics().protocol_errors(431), 1u);
-  EXPECT_TRUE(service_.calls().empty());
+  EXPECT_EQ(service_.calls().size(), 2u);
   ExpectValidRequestSucceeds();
 }
 
