@@ -79,7 +79,6 @@ class Stream {
   virtual IoResult Read(char* buf, size_t cap, size_t* n) = 0;
   virtual IoResult Write(const char* buf, size_t len, size_t* n) = 0;
   virtual void CloseNotify() = 0;
-  virtual bool HasBufferedData() const = 0;
   virtual std::optional<PeerIdentity> identity() const = 0;
   virtual std::string error() const = 0;
 };
@@ -116,7 +115,6 @@ class PlainStream final : public Stream {
     }
   }
   void CloseNotify() override {}
-  bool HasBufferedData() const override { return false; }
   std::optional<PeerIdentity> identity() const override { return std::nullopt; }
   std::string error() const override { return error_; }
 
@@ -132,7 +130,6 @@ class TlsStream final : public Stream {
   IoResult Read(char* buf, size_t cap, size_t* n) override { return tls_.Read(buf, cap, n); }
   IoResult Write(const char* buf, size_t len, size_t* n) override { return tls_.Write(buf, len, n); }
   void CloseNotify() override { tls_.CloseNotify(); }
-  bool HasBufferedData() const override { return tls_.HasBufferedData(); }
   std::optional<PeerIdentity> identity() const override { return tls_.identity(); }
   std::string error() const override { return tls_.error(); }
 
@@ -423,8 +420,14 @@ void EventListener::Loop() {
     }
     UpdateReadiness();
   }
-  // Drain time is over: whatever is left is closed; handlers still running
-  // get on_written(false) when they finish (Stop()).
+  // Drain time is over: requests still queued are dropped unhandled (their
+  // connections close now: no ticket is issued for a client that is gone),
+  // whatever is left is closed; handlers still running get
+  // on_written(false) when they finish (Stop()).
+  {
+    std::lock_guard<std::mutex> lock(jobs_mu_);
+    jobs_.clear();
+  }
   std::vector<uint64_t> rest;
   for (auto& [id, c] : connections_) rest.push_back(id);
   for (uint64_t id : rest) {
@@ -486,12 +489,10 @@ void EventListener::AcceptAll(TimePoint now) {
       RefuseAtAccept(fd, source, ConnectionEvent::kRefusedListenerLimit, "connection limit of the listener reached", now);
       continue;
     }
-    size_t& from_source = per_source_[source];
-    if (from_source >= config_.max_connections_per_source) {
+    if (auto it = per_source_.find(source); it != per_source_.end() && it->second >= config_.max_connections_per_source) {
       RefuseAtAccept(fd, source, ConnectionEvent::kRefusedSourceLimit, "connection limit per source address reached", now);
       continue;
     }
-    ++from_source;
     const int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // the Nagle trap, docs/http.md
 
@@ -512,10 +513,10 @@ void EventListener::AcceptAll(TimePoint now) {
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.u64 = c.id;
     if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      --from_source;
       close(fd);
       continue;
     }
+    ++per_source_[source];
     connections_.emplace(c.id, std::move(conn));
     SetDeadline(c, now + Millis(config_.request_timeout_ms));
     Advance(c, now);
@@ -527,6 +528,8 @@ void EventListener::RefuseAtAccept(int fd, const std::string& source, Connection
   handler_.OnConnectionEvent(event);
   if (!config_.tls) {
     // Best effort, one non-blocking send: a plain HTTP client learns why.
+    // No lingering here: a cap exists so that no more is spent on this
+    // connection (a client that already sent its request may see a reset).
     static const std::string kBusy = SerializeResponse(TextResponse(503, "busy"), "-", false);
     [[maybe_unused]] ssize_t w = send(fd, kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     shutdown(fd, SHUT_WR);
@@ -631,7 +634,13 @@ void EventListener::Advance(Connection& c, TimePoint now) {
 bool EventListener::ReadMore(Connection& c, TimePoint now) {
   // Never buffer more than a head can be (plus one read), nor read ahead
   // while a body is framed by Content-Length beyond what it needs.
-  if (c.in.size() > config_.max_header_bytes + kReadChunk) return false;
+  if (c.in.size() > config_.max_header_bytes + kReadChunk) {
+    // Unreachable by construction (a head is refused at max_header_bytes,
+    // bodies are consumed as they arrive); if it ever happens, refuse
+    // rather than stop reading an edge-triggered socket.
+    Refuse(c, 431, "buffer_limit", "request larger than the listener buffers", now);
+    return true;
+  }
   char buf[kReadChunk];
   size_t n = 0;
   const IoResult r = c.stream->Read(buf, sizeof buf, &n);

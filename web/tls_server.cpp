@@ -264,10 +264,6 @@ void TlsConnection::CloseNotify() {
   mbedtls_ssl_close_notify(&ssl_);  // best effort: a WANT_WRITE here is not retried
 }
 
-bool TlsConnection::HasBufferedData() const {
-  return mbedtls_ssl_get_bytes_avail(&ssl_) > 0 || mbedtls_ssl_check_pending(&ssl_) != 0;
-}
-
 std::string TlsConnection::Describe() const {
   return std::string(mbedtls_ssl_get_version(&ssl_)) + " " + mbedtls_ssl_get_ciphersuite(&ssl_);
 }

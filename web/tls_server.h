@@ -128,8 +128,6 @@ class TlsConnection {
   IoResult Write(const char* buf, size_t len, size_t* n);
   // Sends close_notify (best effort, once).
   void CloseNotify();
-  // Decrypted application data that is already buffered.
-  bool HasBufferedData() const;
 
   const std::optional<PeerIdentity>& identity() const { return identity_; }
   // Why the handshake or a record failed: "client certificate not trusted
