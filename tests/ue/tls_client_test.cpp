@@ -114,6 +114,24 @@ TEST_F(TlsClientTest, SucceedsAgainstTheRightCaAndKeepsOneSessionAlive) {
   EXPECT_TRUE(server->WaitForLog("connection 0: close_notify received after 3 requests")) << server->Log();
 }
 
+TEST_F(TlsClientTest, IdleConnectionClosedByTheServerIsReplacedTransparently) {
+  // The server sends close_notify and closes after every answer: each next
+  // request finds the idle connection closed and makes a new TLS session.
+  auto server = Server("server", {"--close-after", "1"});
+  ASSERT_NE(server, nullptr);
+  auto client = Client(server->url(), Ca());
+  ASSERT_TRUE(client.ok()) << client.error().ToString();
+  for (int i = 0; i < 3; ++i) {
+    if (i > 0) {
+      ASSERT_TRUE(server->WaitForLog("connection " + std::to_string(i - 1) + ": closing")) << server->Log();
+    }
+    auto resp = client->Post("/keymanagement?requesttype=ticketrequest", "application/mikey", "AAAA");
+    ASSERT_TRUE(resp.ok()) << i << ": " << resp.error().ToString() << "\n" << server->Log();
+    EXPECT_EQ(resp->body.rfind("ok conn=" + std::to_string(i) + " req=0 ", 0), 0u) << resp->body;
+  }
+  EXPECT_EQ(client->connections_opened(), 3u);
+}
+
 TEST_F(TlsClientTest, CaFileWithSeveralCertificates) {
   auto server = Server("server");
   ASSERT_NE(server, nullptr);

@@ -9,6 +9,8 @@ Two modes:
                     "ok conn=<n> req=<k> peer=<client CN or -> version=<TLS version>
                     cipher=<suite>", keeping the connection alive, so a test sees
                     keep-alive reuse and whether its client certificate arrived;
+                    with --close-after N the server closes each connection
+                    (close_notify) after N answers, while the client idles;
   --forward H:P     a TLS-terminating proxy: the decrypted bytes of each
                     connection go to a plain TCP connection to H:P (a real
                     tkmsd's Ua listener) and back.
@@ -94,7 +96,7 @@ def read_request(conn, buf):
     return head, body
 
 
-def serve_canned(conn, index):
+def serve_canned(conn, index, close_after):
     buf = bytearray()
     req = 0
     while True:
@@ -107,6 +109,9 @@ def serve_canned(conn, index):
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/mikey\r\nContent-Length: %d\r\n\r\n%s" %
                      (len(body), body))
         req += 1
+        if close_after and req >= close_after:
+            log("connection %d: closing after %d requests" % (index, req))
+            break
 
 
 def pump(src, dst):
@@ -148,7 +153,7 @@ def handle(ctx, raw, index, a):
         if a.forward:
             serve_forward(conn, a.forward)
         else:
-            serve_canned(conn, index)
+            serve_canned(conn, index, a.close_after)
         try:
             conn.unwrap()  # answer the client's close_notify with ours
         except (ssl.SSLError, OSError, ValueError):
@@ -169,6 +174,7 @@ def main():
     ap.add_argument("--max-tls", choices=["1.1", "1.2"], default="1.2")
     ap.add_argument("--ciphers")
     ap.add_argument("--forward")
+    ap.add_argument("--close-after", type=int, default=0)
     a = ap.parse_args()
     if a.max_tls == "1.1":
         a.min_tls = "1.1"
