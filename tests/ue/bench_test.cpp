@@ -141,7 +141,7 @@ TEST_F(Bench, MisconfigurationFailsBeforeMeasuring) {
   c.connections = 0;
   EXPECT_FALSE(RunBench(c).ok());
   c = Config(server, BenchMode::kRequest);
-  c.url = "https://x";
+  c.url = "https://x";  // https without a CA file
   EXPECT_FALSE(RunBench(c).ok());
   // A KMS that refuses: the trial request fails with the reason.
   TestHttpServer refusing([](const ServerRequest&) {

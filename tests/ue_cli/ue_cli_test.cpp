@@ -29,6 +29,7 @@
 
 #include "firmware/mikey/codec.h"
 #include "tests/integration/tkmsd_process.h"
+#include "tests/ue/tls_test_server.h"
 #include "tools/ue/http_client.h"
 #include "tools/ue/sdp.h"
 #include "tools/ue_cli/call.h"
@@ -771,6 +772,86 @@ TEST(UeCliDefaults, KmsIdentity) {
   EXPECT_EQ(*ue_cli::DefaultKmsIdentity("http://localhost:8080"), "kms.example.org");
   EXPECT_EQ(*ue_cli::DefaultKmsIdentity("http://kms.operator.net:80"), "kms.operator.net");
   EXPECT_FALSE(ue_cli::DefaultKmsIdentity("ftp://x").ok());
+}
+
+// https:// KMS URLs end to end: until tkmsd has its own HTTPS listener, a
+// TLS-terminating proxy (tests/ue/tls/tls_test_server.py --forward, OpenSSL)
+// that requires a client certificate stands in front of the daemon's Ua port.
+// call, offer / answer / finish and tkms-bench (request and resolve) run
+// through it with --cacert / --cert / --key; a wrong CA and a missing client
+// certificate fail with their causes, and reach no KMS.
+TEST_F(UeCliTest, HttpsThroughATlsProxyWithClientCertificates) {
+  ue::testing::TlsTestPki pki;
+  ASSERT_TRUE(pki.ok()) << "make_test_pki.sh failed";
+  auto proxy = ue::testing::TlsTestServer::Start(
+      {"--cert", pki.File("server.pem"), "--key", pki.File("server.key"), "--verify", "required", "--cafile",
+       pki.File("ca.pem"), "--forward", "127.0.0.1:" + std::to_string(kms_->ua_port())},
+      dir_.path() + "/proxy.log");
+  ASSERT_NE(proxy, nullptr);
+  const std::string url = proxy->url();  // https://localhost:PORT
+  const std::vector<std::string> tls{"--cacert", pki.File("ca.pem"), "--cert", pki.File("client.pem"), "--key",
+                                     pki.File("client.key")};
+  const auto with = [](std::vector<std::string> args, const std::vector<std::string>& extra) {
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+
+  auto [cc, cout_] = Ue(with({"call", "--kms", url, "--initiator", kAlice, "--initiator-psk", Psk("alice"),
+                              "--responder", kBob, "--responder-psk", Psk("bob"), "--packets", "3"},
+                             tls));
+  EXPECT_EQ(cc, 0) << cout_ << proxy->Log();
+  EXPECT_NE(cout_.find("call: keys agree"), std::string::npos) << cout_;
+
+  const std::string d = dir_.path();
+  auto [oc, oout] = Ue(with({"offer", "--kms", url, "--initiator", kAlice, "--initiator-psk", Psk("alice"),
+                             "--responder", kBob, "--sdp-out", d + "/tls-offer.sdp", "--state-out", d + "/tls.state"},
+                            tls));
+  ASSERT_EQ(oc, 0) << oout;
+  auto [ac, aout] = Ue(with({"answer", "--kms", url, "--responder", kBob, "--responder-psk", Psk("bob"), "--sdp-in",
+                             d + "/tls-offer.sdp", "--sdp-out", d + "/tls-answer.sdp"},
+                            tls));
+  ASSERT_EQ(ac, 0) << aout;
+  auto [fc, fout] = Finish(d + "/tls.state", d + "/tls-answer.sdp");
+  EXPECT_EQ(fc, 0) << fout;
+
+  // A CA that did not issue the proxy's certificate; no client certificate.
+  auto [wc, wout] = Ue({"offer", "--kms", url, "--initiator", kAlice, "--initiator-psk", Psk("alice"), "--responder",
+                        kBob, "--sdp-out", d + "/x.sdp", "--state-out", d + "/x.state", "--cacert",
+                        pki.File("other-ca.pem")});
+  EXPECT_NE(wc, 0) << wout;
+  EXPECT_NE(wout.find("certificate not trusted"), std::string::npos) << wout;
+  auto [nc, nout] = Ue({"answer", "--kms", url, "--responder", kBob, "--responder-psk", Psk("bob"), "--sdp-in",
+                        d + "/tls-offer.sdp", "--sdp-out", d + "/y.sdp", "--cacert", pki.File("ca.pem")});
+  EXPECT_NE(nc, 0) << nout;
+  EXPECT_NE(nout.find("requires a client certificate"), std::string::npos) << nout;
+  // https without --cacert, and --cert without --key, are usage errors.
+  auto [uc, uout] = Ue({"answer", "--kms", url, "--responder", kBob, "--responder-psk", Psk("bob"), "--sdp-in",
+                        d + "/tls-offer.sdp", "--sdp-out", d + "/y.sdp"});
+  EXPECT_NE(uc, 0) << uout;
+  EXPECT_NE(uout.find("--cacert"), std::string::npos) << uout;
+  auto [kc, kout] = Ue({"answer", "--kms", url, "--responder", kBob, "--responder-psk", Psk("bob"), "--sdp-in",
+                        d + "/tls-offer.sdp", "--sdp-out", d + "/y.sdp", "--cacert", pki.File("ca.pem"), "--cert",
+                        pki.File("client.pem")});
+  EXPECT_NE(kc, 0) << kout;
+
+  // Exactly the exchanges above reached the KMS: call (1 request, 1 resolve),
+  // offer / answer (1 + 1); the refused ones none.
+  EXPECT_EQ(Metric("tkms_requests_total{type=\"ticketrequest\",outcome=\"ok\"}"), 2);
+  EXPECT_EQ(Metric("tkms_requests_total{type=\"ticketresolve\",outcome=\"ok\"}"), 2);
+
+  // tkms-bench, both KMS modes, over the same proxy.
+  for (const char* mode : {"request", "resolve"}) {
+    auto [bc, bout] = RunCommand(with({TKMS_BENCH_PATH, "--url", url, "--mode", mode, "--initiator", kAlice,
+                                       "--initiator-psk", Psk("alice"), "--responder", kBob, "--responder-psk",
+                                       Psk("bob"), "--connections", "2", "--duration", "0.5", "--warmup", "0.1",
+                                       "--json"},
+                                      tls));
+    ASSERT_EQ(bc, 0) << mode << ": " << bout;
+    auto report = nlohmann::json::parse(bout.substr(bout.find('{')));
+    EXPECT_GT(report["ok"].get<int>(), 0) << bout;
+    EXPECT_EQ(report["errors"].get<int>(), 0) << bout;
+    EXPECT_EQ(report["tls"].get<std::string>().rfind("TLSv1.2 TLS-ECDHE-RSA-", 0), 0u) << bout;
+  }
 }
 
 }  // namespace

@@ -120,6 +120,7 @@ ue::ResolveInitParams ResolveParams(const BenchConfig& c, const mikey::TicketPay
 Result<ue::HttpClient> Client(const BenchConfig& c) {
   ue::HttpClientOptions options;
   options.timeout = c.timeout;
+  options.tls = c.tls;
   return ue::HttpClient::FromUrl(c.url, options);
 }
 
@@ -292,6 +293,9 @@ Result<BenchReport> RunBench(const BenchConfig& config) {
     max_lag = std::max(max_lag, r.max_lag_ns);
     all.insert(all.end(), r.latencies_ns.begin(), r.latencies_ns.end());
     report.connections_opened += clients[i]->http().connections_opened();
+    if (report.tls.empty() && !clients[i]->http().tls_version().empty()) {
+      report.tls = clients[i]->http().tls_version() + " " + clients[i]->http().tls_cipher_suite();
+    }
   }
   report.ok_per_s = static_cast<double>(report.ok) / report.measured_s;
   report.attempts_per_s = static_cast<double>(report.ok + report.errors) / report.measured_s;
@@ -320,8 +324,9 @@ std::string FormatText(const BenchReport& r) {
     std::snprintf(line, sizeof line, "open loop: latest send %.3f ms after its schedule\n", r.max_send_lag_ms);
     out += line;
   }
-  std::snprintf(line, sizeof line, "connections opened: %llu\n",
-                static_cast<unsigned long long>(r.connections_opened));
+  std::snprintf(line, sizeof line, "connections opened: %llu%s\n",
+                static_cast<unsigned long long>(r.connections_opened),
+                r.tls.empty() ? "" : (" (TLS handshakes; " + r.tls + ")").c_str());
   out += line;
   if (!r.errors_by_kind.empty()) {
     out += "errors:";
@@ -350,6 +355,7 @@ std::string FormatJson(const BenchReport& r) {
   j["first_error"] = r.first_error;
   j["max_send_lag_ms"] = r.max_send_lag_ms;
   j["connections_opened"] = r.connections_opened;
+  j["tls"] = r.tls.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.tls);
   return j.dump();
 }
 

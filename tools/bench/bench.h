@@ -10,7 +10,9 @@
 //
 // Method:
 //   - N connections, each a thread with its own keep-alive HttpClient and
-//     crypto provider;
+//     crypto provider; with an https:// URL each connection is one TLS
+//     session (one handshake, before the clock starts unless the server
+//     closes it), its own TLS configuration and DRBG (tools/ue/tls_client.h);
 //   - closed loop by default (each connection sends its next request when the
 //     previous one completed; latency = completion - send);
 //   - open loop with a total rate R: connection i sends request k at
@@ -35,6 +37,7 @@
 #include "firmware/base/secret_bytes.h"
 #include "firmware/base/status.h"
 #include "firmware/mikey/message.h"
+#include "tools/ue/tls_client.h"
 
 namespace tkms::bench {
 
@@ -42,7 +45,8 @@ enum class BenchMode : uint8_t { kRequest, kResolve, kEcho };
 const char* BenchModeName(BenchMode mode);
 
 struct BenchConfig {
-  std::string url = "http://127.0.0.1:8080";
+  std::string url = "http://127.0.0.1:8080";  // or https://host:port
+  ue::TlsClientOptions tls;                  // https: --cacert [--cert --key]
   BenchMode mode = BenchMode::kRequest;
   int connections = 1;
   double duration_s = 10;
@@ -86,7 +90,8 @@ struct BenchReport {
   double attempts_per_s = 0;
   LatencySummary latency;
   double max_send_lag_ms = 0;  // open loop: the latest a send started after its schedule
-  uint64_t connections_opened = 0;
+  uint64_t connections_opened = 0;  // https: TLS handshakes
+  std::string tls;                  // https: "TLSv1.2 <cipher suite>" of a connection; "" for http
 };
 
 // Runs the benchmark. Fails before the measurement if the configuration is

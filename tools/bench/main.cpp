@@ -7,6 +7,10 @@
 //       --connections 4 --duration 10 --warmup 2 [--rate 2000] [--json]
 //
 // PSK files are the hex files `tkmsctl user add --psk-out` writes (mode 0600).
+// An https://host:port URL runs every mode over TLS 1.2 (tools/ue/tls_client.h):
+//       --cacert ca.pem [--cert ue.pem --key ue.key]
+// (--cacert required; the host must be a DNS name in the KMS certificate;
+// the key file unencrypted, mode 0600).
 #include <cstdio>
 #include <string>
 
@@ -36,7 +40,13 @@ int main(int argc, char** argv) {
   double rate = 0;
   int timeout_ms = 5000;
   bool json = false;
-  app.add_option("--url", config.url, "KMS base URL, http://host:port[/base]")->capture_default_str();
+  app.add_option("--url", config.url, "KMS base URL, http://host:port[/base] or https://host:port[/base]")
+      ->capture_default_str();
+  app.add_option("--cacert", config.tls.ca_file,
+                 "https: PEM file of the CA certificates that issued the KMS certificate (required)");
+  CLI::Option* key = app.add_option("--key", config.tls.key_file,
+                                    "https: the client certificate's private key, PEM, unencrypted, mode 0600");
+  app.add_option("--cert", config.tls.cert_file, "https: PEM client certificate (mutual TLS)")->needs(key);
   app.add_option("--mode", mode, "request | resolve | echo")
       ->check(CLI::IsMember({"request", "resolve", "echo"}))
       ->capture_default_str();

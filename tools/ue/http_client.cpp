@@ -1,5 +1,6 @@
 #include "tools/ue/http_client.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -14,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "firmware/base/printable.h"
 #include "tools/ue/http_text.h"
 
 namespace tkms::ue {
@@ -32,6 +34,13 @@ int RemainingMs(std::chrono::steady_clock::time_point deadline) {
   return left.count() > 0x7FFFFFFF ? 0x7FFFFFFF : static_cast<int>(left.count());
 }
 
+// An IPv4 or IPv6 address literal (as the URL gives it, without brackets).
+bool IsIpLiteral(const std::string& host) {
+  in6_addr v6{};
+  in_addr v4{};
+  return ::inet_pton(AF_INET, host.c_str(), &v4) == 1 || ::inet_pton(AF_INET6, host.c_str(), &v6) == 1;
+}
+
 bool ValidTarget(std::string_view target) {
   if (target.empty() || target.front() != '/') return false;
   for (char c : target) {
@@ -44,11 +53,19 @@ bool ValidTarget(std::string_view target) {
 }  // namespace
 
 Result<HttpUrl> ParseHttpUrl(std::string_view url) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.size() < kScheme.size() || !EqualsIgnoreCase(url.substr(0, kScheme.size()), kScheme)) {
-    return InvalidArgument("URL must start with http:// (got \"" + std::string(url) + "\")");
+  constexpr std::string_view kHttp = "http://";
+  constexpr std::string_view kHttps = "https://";
+  HttpUrl out;
+  std::string_view rest;
+  if (url.size() >= kHttps.size() && EqualsIgnoreCase(url.substr(0, kHttps.size()), kHttps)) {
+    out.https = true;
+    out.port = 443;
+    rest = url.substr(kHttps.size());
+  } else if (url.size() >= kHttp.size() && EqualsIgnoreCase(url.substr(0, kHttp.size()), kHttp)) {
+    rest = url.substr(kHttp.size());
+  } else {
+    return InvalidArgument("URL must start with http:// or https:// (got \"" + EscapedDetail(url) + "\")");
   }
-  std::string_view rest = url.substr(kScheme.size());
   const size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
@@ -58,7 +75,6 @@ Result<HttpUrl> ParseHttpUrl(std::string_view url) {
   if (path.find_first_of("?#") != std::string_view::npos) {
     return InvalidArgument("base URL must not carry a query or fragment");
   }
-  HttpUrl out;
   std::string_view port_text;
   if (!authority.empty() && authority.front() == '[') {
     const size_t close = authority.find(']');
@@ -104,8 +120,23 @@ HttpClient::HttpClient(std::string host, uint16_t port, HttpClientOptions option
 Result<HttpClient> HttpClient::FromUrl(std::string_view url, HttpClientOptions options) {
   auto parsed = ParseHttpUrl(url);
   if (!parsed.ok()) return parsed.error();
+  std::shared_ptr<TlsClientConfig> tls;
+  if (parsed->https) {
+    if (IsIpLiteral(parsed->host)) {
+      return InvalidArgument("https://" + EscapedDetail(parsed->host) +
+                             ": name the KMS by a DNS name in its certificate (e.g. https://localhost:PORT); "
+                             "mbedTLS 2.28 cannot check IP addresses in certificates");
+    }
+    auto loaded = TlsClientConfig::Load(options.tls);
+    if (!loaded.ok()) return loaded.error();
+    tls = std::move(*loaded);
+  } else if (!options.tls.empty()) {
+    return InvalidArgument("TLS files (--cacert, --cert, --key) were given for the http:// URL " + EscapedDetail(url) +
+                           "; use https://");
+  }
   HttpClient client(std::move(parsed->host), parsed->port, options);
   client.base_path_ = std::move(parsed->base_path);
+  client.tls_config_ = std::move(tls);
   return client;
 }
 
@@ -116,6 +147,8 @@ HttpClient::HttpClient(HttpClient&& other) noexcept
       port_(other.port_),
       base_path_(std::move(other.base_path_)),
       options_(other.options_),
+      tls_config_(std::move(other.tls_config_)),
+      tls_(std::exchange(other.tls_, std::nullopt)),
       fd_(std::exchange(other.fd_, -1)),
       connections_opened_(other.connections_opened_) {}
 
@@ -126,6 +159,8 @@ HttpClient& HttpClient::operator=(HttpClient&& other) noexcept {
     port_ = other.port_;
     base_path_ = std::move(other.base_path_);
     options_ = other.options_;
+    tls_config_ = std::move(other.tls_config_);
+    tls_ = std::exchange(other.tls_, std::nullopt);
     fd_ = std::exchange(other.fd_, -1);
     connections_opened_ = other.connections_opened_;
   }
@@ -133,6 +168,8 @@ HttpClient& HttpClient::operator=(HttpClient&& other) noexcept {
 }
 
 void HttpClient::Close() {
+  if (tls_) tls_->CloseNotify();
+  tls_.reset();
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
 }
@@ -191,9 +228,19 @@ Status HttpClient::Connect(Clock::time_point deadline) {
     }
     const int one = 1;
     (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ::freeaddrinfo(list);
     fd_ = fd;
     ++connections_opened_;
-    ::freeaddrinfo(list);
+    if (tls_config_) {
+      // A handshake that fails is not retried on another address: the
+      // server answered, and its answer (certificate, alert) stands.
+      auto session = TlsSession::Handshake(tls_config_, fd_, host_, host_ + ":" + port_text, deadline);
+      if (!session.ok()) {
+        Close();
+        return session.error();
+      }
+      tls_.emplace(std::move(*session));
+    }
     return Status::Ok();
   }
   ::freeaddrinfo(list);
@@ -201,6 +248,7 @@ Status HttpClient::Connect(Clock::time_point deadline) {
 }
 
 bool HttpClient::IdleConnectionClosed() {
+  if (tls_ && tls_->buffered() > 0) return true;  // decrypted bytes nobody asked for
   pollfd p{fd_, POLLIN, 0};
   const int n = ::poll(&p, 1, 0);
   if (n <= 0) return n < 0;
@@ -210,6 +258,7 @@ bool HttpClient::IdleConnectionClosed() {
 }
 
 Status HttpClient::WriteAll(std::string_view data, Clock::time_point deadline) {
+  if (tls_) return tls_->Write(data, deadline);
   size_t done = 0;
   while (done < data.size()) {
     const ssize_t n = ::send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
@@ -231,6 +280,7 @@ Status HttpClient::WriteAll(std::string_view data, Clock::time_point deadline) {
 }
 
 Result<size_t> HttpClient::ReadSome(std::span<uint8_t> into, Clock::time_point deadline) {
+  if (tls_) return tls_->Read(into, deadline);
   for (;;) {
     const ssize_t n = ::recv(fd_, into.data(), into.size(), 0);
     if (n >= 0) return static_cast<size_t>(n);
@@ -277,7 +327,7 @@ Result<HttpResponse> HttpClient::Send(std::string_view method, std::string_view 
   if (ipv6) request.append("[");
   request.append(host_);
   if (ipv6) request.append("]");
-  if (port_ != 80) request.append(":").append(std::to_string(port_));
+  if (port_ != (tls_config_ ? 443 : 80)) request.append(":").append(std::to_string(port_));
   request.append("\r\n");
   if (method == "POST") {
     if (!content_type.empty()) request.append("Content-Type: ").append(content_type).append("\r\n");

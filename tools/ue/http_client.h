@@ -32,18 +32,28 @@
 //     refused; bytes after the end of a response (nothing was asked for)
 //     make the client drop the connection instead of reusing it. The socket
 //     loop here only moves the bytes it receives into the parser;
-//   - requests carry Host, Content-Length and (for POST) Content-Type.
+//   - requests carry Host, Content-Length and (for POST) Content-Type;
+//   - https:// URLs (RFC 2818) run the same HTTP over TLS (tls_client.h):
+//     the handshake happens on connect, within the request's deadline, and
+//     the TLS session lives as long as the connection, so keep-alive reuses
+//     one TLS session across requests; Close sends close_notify. https needs
+//     options.tls.ca_file (there is no unverified mode) and a host name, not
+//     an IP literal: mbedTLS 2.28 cannot match iPAddress subjectAltNames, so
+//     the KMS is named by a DNS name in its certificate. TLS files given for
+//     an http:// URL are refused rather than ignored.
 //
 // Errors (Status codes): kUnavailable for connect/send/receive failures,
 // timeouts and a connection closed mid-response; kResourceExhausted for a
 // response over the size limits; kInvalidArgument for a malformed response
-// (or a malformed URL / request argument). Not thread-safe: one client per
+// (or a malformed URL / request argument); TLS errors as in tls_client.h
+// (kPermissionDenied for a server certificate refused). Not thread-safe: one client per
 // thread.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -53,6 +63,7 @@
 
 #include "firmware/base/status.h"
 #include "tools/ue/http_response_parser.h"
+#include "tools/ue/tls_client.h"
 
 namespace tkms::ue {
 
@@ -60,21 +71,25 @@ struct HttpClientOptions {
   std::chrono::milliseconds timeout{10000};  // per request: connect + send + response
   size_t max_header_bytes = 16 * 1024;       // status line + header fields (+ chunked trailers)
   size_t max_body_bytes = 1024 * 1024;
+  TlsClientOptions tls;                      // https only: --cacert [--cert --key]
 };
 
-// The parts of an "http://host[:port][/base]" URL.
+// The parts of an "http[s]://host[:port][/base]" URL.
 struct HttpUrl {
+  bool https = false;
   std::string host;       // without brackets for IPv6 literals
-  uint16_t port = 80;
+  uint16_t port = 80;     // default 80, or 443 for https
   std::string base_path;  // "" or "/base" (no trailing slash)
 };
-// Only the http scheme; no user info, query or fragment in a base URL.
+// The http and https schemes; no user info, query or fragment in a base URL.
 Result<HttpUrl> ParseHttpUrl(std::string_view url);
 
 class HttpClient {
  public:
+  // Plain HTTP to host:port.
   HttpClient(std::string host, uint16_t port, HttpClientOptions options = {});
-  // From "http://127.0.0.1:8080[/base]"; request paths are appended to /base.
+  // From "http://127.0.0.1:8080[/base]" or "https://kms.example.org:8443"
+  // (loads options.tls); request paths are appended to /base.
   static Result<HttpClient> FromUrl(std::string_view url, HttpClientOptions options = {});
 
   ~HttpClient();
@@ -97,9 +112,14 @@ class HttpClient {
   const std::string& base_path() const { return base_path_; }
   const HttpClientOptions& options() const { return options_; }
   void set_timeout(std::chrono::milliseconds timeout) { options_.timeout = timeout; }
-  // Number of TCP connections opened so far (tests: keep-alive reuse).
+  // Number of TCP connections opened so far (tests: keep-alive reuse); with
+  // https, also the number of TLS handshakes.
   uint64_t connections_opened() const { return connections_opened_; }
   bool connected() const { return fd_ >= 0; }
+  bool https() const { return tls_config_ != nullptr; }
+  // The current connection's TLS version and cipher suite ("" without one).
+  std::string tls_version() const { return tls_ ? tls_->version() : ""; }
+  std::string tls_cipher_suite() const { return tls_ ? tls_->cipher_suite() : ""; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -119,6 +139,8 @@ class HttpClient {
   uint16_t port_ = 80;
   std::string base_path_;
   HttpClientOptions options_;
+  std::shared_ptr<TlsClientConfig> tls_config_;  // https only
+  std::optional<TlsSession> tls_;                // the connection's TLS session
   int fd_ = -1;
   uint64_t connections_opened_ = 0;
 };

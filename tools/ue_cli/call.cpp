@@ -115,7 +115,7 @@ Status ResponderOnce(const CallConfig& c, int sock, const std::string& who, cons
   if (!message.ok()) return message.error();
   PrintLine(out, who, "TRANSFER_INIT ticket policy accepted (O flag, validity, responder identity)");
 
-  auto kms = KmsAt(c.responder_kms_url.empty() ? c.kms_url : c.responder_kms_url, c.timeout);
+  auto kms = KmsAt(c.responder_kms_url.empty() ? c.kms_url : c.responder_kms_url, c.timeout, c.tls);
   if (!kms.ok()) return kms.error();
   mikey::crypto::TransientCryptoProvider provider;
   ue::ResolveInitParams rp;
@@ -257,7 +257,7 @@ Status InitiatorCall(const CallConfig& c, Children& children, mikey::crypto::Cry
 Status Initiator(const CallConfig& c, Children& children, std::FILE* out) {
   const std::string who = "initiator";
   const size_t m = children.socks.size();
-  auto kms = KmsAt(c.kms_url, c.timeout);
+  auto kms = KmsAt(c.kms_url, c.timeout, c.tls);
   if (!kms.ok()) return kms.error();
   mikey::crypto::TransientCryptoProvider provider;
 

@@ -49,9 +49,11 @@ void PrintCryptoSessions(std::FILE* out, const std::string& who, const ue::Trans
   }
 }
 
-Result<ue::KmsClient> KmsAt(const std::string& url, std::chrono::milliseconds timeout) {
+Result<ue::KmsClient> KmsAt(const std::string& url, std::chrono::milliseconds timeout,
+                            const ue::TlsClientOptions& tls) {
   ue::HttpClientOptions options;
   options.timeout = timeout;
+  options.tls = tls;
   auto http = ue::HttpClient::FromUrl(url, options);
   if (!http.ok()) return http.error();
   return ue::KmsClient(std::move(*http));

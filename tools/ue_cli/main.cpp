@@ -6,6 +6,7 @@
 //       [--packets 10] [--kms-identity kms.example.org] [--forking [--fork 2]]
 //       [--calls K] [--ticket-lifetime S] [--responder-identity URI]
 //       [--responder-kms URL] [--responder-kms-identity ID] [--timeout-ms 5000]
+//       [--cacert FILE [--cert FILE --key FILE]]
 // and the same call in three steps over SDP files, for a real SIP stack:
 //   tkms-ue offer  --kms URL --initiator URI --initiator-psk FILE --responder URI
 //                  [--kms-identity ID] [--forking] [--reusable] [--ticket-lifetime S]
@@ -18,6 +19,12 @@
 //                  --sdp-in offer.sdp --sdp-out answer.sdp
 //   tkms-ue finish --state call.state --initiator-psk FILE --sdp-in answer.sdp
 //                  [--media N] [--timeout-ms 5000]
+// A KMS URL is http://host:port or https://host:port (RFC 2818; TLS 1.2 with
+// the tkms profile, tools/ue/tls_client.h): https needs --cacert (the CA
+// certificates, PEM, that issued the KMS certificate; the URL's host must be
+// a DNS name in that certificate) and takes --cert / --key (PEM client
+// certificate and its unencrypted key, mode 0600) when the KMS asks for
+// mutual TLS. call, offer and answer take them; finish does not contact a KMS.
 // answer and finish print each crypto session's CS ID, SSRC and SPI, never
 // key bytes. The state file holds no keys (see call.h) and is created 0600.
 // --rtp-port 0 picks a free port. With --media N, answer and finish exchange N
@@ -30,6 +37,7 @@
 #include <cstdio>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -48,6 +56,19 @@ int Fail(const std::string& message) {
 
 void AddTimeout(CLI::App* app, int& timeout_ms, const char* what) {
   app->add_option("--timeout-ms", timeout_ms, what)->check(CLI::Range(1, kMaxTimeoutMs))->capture_default_str();
+}
+
+// --cacert, --cert, --key (https KMS URLs). Returns the options, so that
+// callers can make them exclusive with others.
+std::vector<CLI::Option*> AddTls(CLI::App* app, tkms::ue::TlsClientOptions& tls) {
+  CLI::Option* ca = app->add_option("--cacert", tls.ca_file,
+                                    "https: PEM file of the CA certificates that issued the KMS certificate (required)");
+  CLI::Option* key = app->add_option("--key", tls.key_file,
+                                     "https: the client certificate's private key, PEM, unencrypted, mode 0600");
+  CLI::Option* cert = app->add_option("--cert", tls.cert_file, "https: PEM client certificate (mutual TLS)");
+  cert->needs(key);
+  key->needs(cert);
+  return {ca, cert, key};
 }
 
 // Fills an empty KMS identity with the default for the URL.
@@ -69,7 +90,7 @@ int main(int argc, char** argv) {
   tkms::ue_cli::CallConfig config;
   std::string initiator_psk_file, responder_psk_file;
   int timeout_ms = 5000;
-  call->add_option("--kms", config.kms_url, "KMS base URL, http://host:port")->required();
+  call->add_option("--kms", config.kms_url, "KMS base URL, http://host:port or https://host:port")->required();
   call->add_option("--kms-identity", config.kms_identity,
                    "the KMS identity (default: the URL's host; kms.example.org for loopback)");
   call->add_option("--initiator", config.initiator, "the Initiator's URI")->required();
@@ -90,13 +111,14 @@ int main(int argc, char** argv) {
   call->add_flag("--forking", config.forking, "request key forking (I flag)");
   call->add_option("--fork", config.endpoints, "Responder end-points (> 1 needs --forking)")->capture_default_str();
   AddTimeout(call, timeout_ms, "timeout of each wait (KMS, SDP, media)");
+  AddTls(call, config.tls);
 
   CLI::App* offer = app.add_subcommand(
       "offer", "Initiator: request a ticket (or reuse a saved one), write the SDP offer and a state file");
   tkms::ue_cli::OfferConfig oc;
   std::string o_psk;
   int o_timeout_ms = 5000;
-  CLI::Option* o_kms = offer->add_option("--kms", oc.kms_url, "KMS base URL, http://host:port");
+  CLI::Option* o_kms = offer->add_option("--kms", oc.kms_url, "KMS base URL, http://host:port or https://host:port");
   CLI::Option* o_kms_id = offer->add_option("--kms-identity", oc.kms_identity, "the KMS identity (default as for call)");
   CLI::Option* o_initiator = offer->add_option("--initiator", oc.initiator, "the Initiator's URI");
   offer->add_option("--initiator-psk", o_psk, "hex PSK file of the Initiator")->required();
@@ -105,6 +127,7 @@ int main(int argc, char** argv) {
   CLI::Option* o_reusable = offer->add_flag("--reusable", oc.reusable, "request a reusable ticket (J flag)");
   CLI::Option* o_lifetime = offer->add_option("--ticket-lifetime", oc.ticket_lifetime_s,
                                               "request TRe = now + SECONDS (default: the KMS's)");
+  const std::vector<CLI::Option*> o_tls = AddTls(offer, oc.tls);
   offer->add_option("--reuse-state", oc.reuse_state,
                     "reuse the ticket of this earlier offer's state file (J flag, not expired): no Ticket Request; "
                     "identities, flags and KMS identity come from it")
@@ -114,7 +137,10 @@ int main(int argc, char** argv) {
       ->excludes(o_responder)
       ->excludes(o_forking)
       ->excludes(o_reusable)
-      ->excludes(o_lifetime);
+      ->excludes(o_lifetime)
+      ->excludes(o_tls[0])
+      ->excludes(o_tls[1])
+      ->excludes(o_tls[2]);
   offer->add_option("--rtp-port", oc.rtp_port, "RTP port announced in the offer (0: a free port)")
       ->capture_default_str();
   offer->add_option("--sdp-out", oc.sdp_out, "where to write the SDP offer")->required();
@@ -125,7 +151,8 @@ int main(int argc, char** argv) {
   tkms::ue_cli::AnswerConfig ac;
   std::string a_psk;
   int a_timeout_ms = 5000;
-  answer->add_option("--kms", ac.kms_url, "the Responder's KMS base URL, http://host:port")->required();
+  answer->add_option("--kms", ac.kms_url, "the Responder's KMS base URL, http://host:port or https://host:port")
+      ->required();
   answer->add_option("--kms-identity", ac.kms_identity, "the KMS identity (default as for call)");
   answer->add_option("--responder", ac.responder, "the end-point's own URI (owner of --responder-psk)")->required();
   answer->add_option("--called-as", ac.called_as,
@@ -140,6 +167,7 @@ int main(int argc, char** argv) {
   answer->add_option("--sdp-in", ac.sdp_in, "the SDP offer")->required();
   answer->add_option("--sdp-out", ac.sdp_out, "where to write the SDP answer (atomically)")->required();
   AddTimeout(answer, a_timeout_ms, "timeout of the Ticket Resolve and of the wait for media");
+  AddTls(answer, ac.tls);
 
   CLI::App* finish = app.add_subcommand("finish", "Initiator: verify the SDP answer and derive the SRTP keys");
   tkms::ue_cli::FinishConfig fc;

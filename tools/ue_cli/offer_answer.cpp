@@ -259,7 +259,7 @@ Status RunOffer(const OfferConfig& c, std::FILE* out) {
   TKMS_RETURN_IF_ERROR(CheckPrintable(c.initiator, "--initiator"));
   TKMS_RETURN_IF_ERROR(CheckPrintable(c.responder, "--responder"));
   TKMS_RETURN_IF_ERROR(CheckPrintable(c.kms_identity, "the KMS identity"));
-  auto kms = KmsAt(c.kms_url, c.timeout);
+  auto kms = KmsAt(c.kms_url, c.timeout, c.tls);
   if (!kms.ok()) return kms.error();
   auto port = AnnouncedPort(c.rtp_port);
   if (!port.ok()) return port.error();
@@ -324,7 +324,7 @@ Status RunAnswer(const AnswerConfig& c, std::FILE* out) {
   if (!message.ok()) return message.error();
   PrintLine(out, who, "TRANSFER_INIT ticket policy accepted (O flag, validity, responder identity)");
 
-  auto kms = KmsAt(c.kms_url, c.timeout);
+  auto kms = KmsAt(c.kms_url, c.timeout, c.tls);
   if (!kms.ok()) return kms.error();
   mikey::crypto::TransientCryptoProvider provider;
   ue::ResolveInitParams rp;
