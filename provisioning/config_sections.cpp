@@ -110,7 +110,8 @@ Status ReadTls(const Json& value, TlsConfig& out) {
                              std::pair{"admin_client_ca_file", &out.admin_client_ca_file}}) {
     if (const Json* v = Member(value, key); v != nullptr) {
       TKMS_RETURN_IF_ERROR(ParseString(*v, KeyPath(path, key), *target));
-      TKMS_RETURN_IF_ERROR(CheckFileName(*target, KeyPath(path, key), false));
+      // "" is "not set" (what the canonical form writes for an absent file).
+      if (!target->empty()) TKMS_RETURN_IF_ERROR(CheckFileName(*target, KeyPath(path, key), false));
     }
   }
   if (const Json* v = Member(value, "admin_client_certificate_files"); v != nullptr) {

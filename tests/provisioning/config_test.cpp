@@ -123,12 +123,12 @@ Json KmsBase() {
 // `doc` without its local sections (a bundle payload) or with only them
 // (a local configuration).
 Json BundlePart(Json doc) {
-  for (const char* key : {"listen", "http", "token", "mikey"}) doc.erase(key);
+  for (const char* key : {"listen", "http", "tls", "token", "mikey"}) doc.erase(key);
   return doc;
 }
 Json LocalPart(const Json& doc) {
   Json local = Json::object();
-  for (const char* key : {"listen", "http", "token", "mikey"}) {
+  for (const char* key : {"listen", "http", "tls", "token", "mikey"}) {
     if (doc.contains(key)) local[key] = doc[key];
   }
   return local;
@@ -211,7 +211,9 @@ TEST(ConfigTest, ExampleFileParses) {
   auto config = LoadConfigFile(ExamplePath());
   ASSERT_TRUE(config.ok()) << config.error().ToString();
   EXPECT_EQ(config->kms_identity, "kms.example.org");
-  EXPECT_EQ(config->listen.ua, "0.0.0.0:8080");
+  EXPECT_EQ(config->listen.ua, "127.0.0.1:8080");
+  EXPECT_EQ(config->listen.ua_tls, "0.0.0.0:8443");
+  EXPECT_EQ(config->tls.certificate_chain_file, "/etc/tkms/kms-tls-chain.pem");
   EXPECT_EQ(config->token.softhsm2_conf, "/etc/tkms/softhsm2.conf");
   ASSERT_EQ(config->policy_classes.size(), 3u);
   const PolicyClass& restricted = config->policy_classes.at("restricted");
@@ -261,8 +263,9 @@ TEST(ConfigTest, RoundTripOfTheExample) {
 TEST(ConfigTest, RoundTripOfEveryFieldChanged) {
   KmsConfig config;
   config.kms_identity = "kms-2.example.net";
-  config.listen = {"10.0.0.1:0", "10.0.0.1:9000"};
-  config.http = {1048576, 256, 100, 0};
+  config.listen = {"10.0.0.1:0", "10.0.0.1:9443", "10.0.0.1:9000", true};
+  config.http = {1048576, 256, 100, 0, 7, 3, 2, 1024, 8, 0, true};
+  config.tls = {"tkms-tls-other", "chain.pem", "/etc/tkms/operators-ca.pem", {"op1.pem", "op2.pem"}};
   config.token.module_path = "/opt/hsm/lib/libpkcs11.so";
   config.token.token = "pkcs11:token=kms%20a;serial=1234";
   config.token.pin_file = "relative/pin";
@@ -487,6 +490,34 @@ std::vector<RefusalCase> RefusalCases() {
          doc["listen"] = {{"ua", "0.0.0.0:8080"}, {"admin", "127.0.0.1:8080"}};
        },
        "listen.admin", "conflicts with listen.ua"},
+      {"ListenTlsSamePortAsUa",
+       [](Json& doc) {
+         doc["listen"] = {{"ua", "127.0.0.1:8080"}, {"ua_tls", "0.0.0.0:8080"}};
+         doc["tls"] = {{"certificate_chain_file", "c.pem"}};
+       },
+       "listen.ua_tls", "conflicts with listen.ua"},
+      // The network edge (docs/config.md, listen): plaintext only on
+      // loopback unless said so; HTTPS needs a chain; an admin listener off
+      // loopback needs client certificates.
+      {"PlaintextUaOffLoopback", SetListen("0.0.0.0:8080"), "listen.ua", "plaintext HTTP off loopback"},
+      {"PlaintextUaOnAnotherAddress", SetListen("10.1.2.3:8080"), "listen.ua", "plaintext_ua_on_non_loopback"},
+      {"PlaintextUaConsentMustBeBoolean", Set("/listen/plaintext_ua_on_non_loopback", "yes"),
+       "listen.plaintext_ua_on_non_loopback", "a boolean"},
+      {"NoUaListenerAtAll", SetListen(""), "listen", "needs a Ua listener"},
+      {"TlsWithoutChain", Set("/listen/ua_tls", "0.0.0.0:8443"), "tls.certificate_chain_file", "required"},
+      {"AdminOffLoopbackWithoutClientCertificates", Set("/listen/admin", "0.0.0.0:8081"), "listen.admin",
+       "requires mutual TLS"},
+      {"AdminMutualTlsWithoutChain", Set("/tls/admin_client_ca_file", "ca.pem"), "tls.certificate_chain_file",
+       "mutual TLS"},
+      {"TlsUnknownKey", Set("/tls/private_key_file", "k.pem"), "tls.private_key_file", "unknown key"},
+      {"TlsKeyLabelWithSpace", Set("/tls/key_label", "a b"), "tls.key_label", "no spaces"},
+      {"TlsPinsNotAnArray", Set("/tls/admin_client_certificate_files", "a.pem"),
+       "tls.admin_client_certificate_files", "array"},
+      {"TlsPinWithControlCharacter", Set("/tls/admin_client_certificate_files", Json::array({"a\nb"})),
+       "tls.admin_client_certificate_files[0]", ""},
+      {"HttpMaxConnectionsZero", Set("/http/max_connections", 0), "http.max_connections", ""},
+      {"HttpHeaderFieldsTooMany", Set("/http/max_header_fields", 1001), "http.max_header_fields", ""},
+      {"HttpReusePortNotBoolean", Set("/http/reuse_port", 1), "http.reuse_port", "a boolean"},
       // users and policy classes
       {"DuplicateIdentityAcrossUsers", Set("/users/1/identities/0", "tel:+100"), "users[1].identities[0]",
        "'tel:+100' already belongs to users[0]"},
@@ -898,7 +929,7 @@ TEST(ConfigRoleTest, BundleRefusesEveryLocalSection) {
 }
 
 TEST(ConfigRoleTest, LocalRefusesEveryProvisionedSection) {
-  const Json local = Json::parse(R"({"token": {"pin_file": "/etc/tkms/token.pin"}, "listen": {"ua": "0.0.0.0:80"}})");
+  const Json local = Json::parse(R"({"token": {"pin_file": "/etc/tkms/token.pin"}, "listen": {"ua": "127.0.0.1:80"}})");
   ASSERT_TRUE(ParseConfig(local.dump(), ConfigRole::kLocal).ok());
   const Json kms = KmsBase();
   const std::vector<std::string> provisioned = {"version", "kms_identity", "policy_classes", "default_policy_class",
@@ -938,7 +969,7 @@ TEST(ConfigRoleTest, LocalNeedsThePinFileButNoKmsIdentity) {
   EXPECT_EQ(local->token.pin_file, "p");
   EXPECT_EQ(Refusal("{}", ConfigRole::kLocal), "token.pin_file: required field is missing");
   EXPECT_EQ(Refusal(R"({"token": {"pin_file": "p"}, "bundle": "b.json"})", ConfigRole::kLocal),
-            "bundle: unknown key (expected one of: listen, http, token, mikey)");
+            "bundle: unknown key (expected one of: listen, http, tls, token, mikey)");
   // Local sections are validated as usual.
   EXPECT_EQ(Refusal(R"({"token": {"pin_file": "p"}, "http": {"worker_threads": 0}})", ConfigRole::kLocal),
             "http.worker_threads: 0 is out of range 1..256");
@@ -1005,8 +1036,9 @@ TEST(ConfigRoleTest, BundleCanonicalFormLeavesRoomForTheLocalSections) {
 TEST(CombineConfigTest, LocalSectionsFromLocalEverythingElseFromTheBundle) {
   const Json whole = KmsBase();
   Json local_doc = LocalPart(whole);
-  local_doc["listen"] = {{"ua", "0.0.0.0:8080"}, {"admin", "127.0.0.1:9090"}};
+  local_doc["listen"] = {{"ua", "0.0.0.0:8080"}, {"admin", "127.0.0.1:9090"}, {"plaintext_ua_on_non_loopback", true}};
   local_doc["http"] = {{"worker_threads", 3}};
+  local_doc["tls"] = {{"admin_client_ca_file", "/etc/tkms/op-ca.pem"}, {"certificate_chain_file", "/etc/tkms/c.pem"}};
   local_doc["mikey"] = {{"timestamp_window_s", 30}};
   auto local = ParseConfig(local_doc.dump(), ConfigRole::kLocal);
   ASSERT_TRUE(local.ok()) << local.error().ToString();
@@ -1016,6 +1048,7 @@ TEST(CombineConfigTest, LocalSectionsFromLocalEverythingElseFromTheBundle) {
   const KmsConfig combined = CombineConfig(*local, *bundle);
   EXPECT_EQ(combined.listen, local->listen);
   EXPECT_EQ(combined.http, local->http);
+  EXPECT_EQ(combined.tls, local->tls);
   EXPECT_EQ(combined.token, local->token);
   EXPECT_EQ(combined.mikey, local->mikey);
   EXPECT_EQ(combined.version, 7u);
