@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -80,6 +81,12 @@ Result<std::unique_ptr<TkmsdProcess>> TkmsdProcess::Start(const Options& options
   argv.insert(argv.end(), options.args.begin(), options.args.end());
   for (std::string a : {"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--ready-file"}) argv.push_back(a);
   argv.push_back(ready);
+  // --dev serves HTTPS too (default 127.0.0.1:8443): on a free port here, so
+  // tests running in parallel never collide.
+  if (std::find(options.args.begin(), options.args.end(), "--dev") != options.args.end()) {
+    argv.push_back("--tls-listen");
+    argv.push_back("127.0.0.1:0");
+  }
   p->pid_ = Spawn(argv, options.env, log_fd, log_fd);
   ::close(log_fd);
   if (p->pid_ < 0) return Internal("fork failed");

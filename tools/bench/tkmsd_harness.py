@@ -124,7 +124,8 @@ def _start(cmd, ready_file, log_path, env=None):
 def start_dev(build, dev_dir, ready_file, log_path=None, host="127.0.0.1", extra_args=()):
     """tkmsd --dev --state-dir dev_dir on free ports of host."""
     cmd = [tkmsd_path(build), "--dev", "--state-dir", dev_dir, "--listen", host + ":0",
-           "--admin-listen", host + ":0", "--ready-file", ready_file] + list(extra_args)
+           "--admin-listen", host + ":0", "--tls-listen", host + ":0",
+           "--ready-file", ready_file] + list(extra_args)
     return _start(cmd, ready_file, log_path)
 
 
