@@ -113,7 +113,7 @@ run: build
 	@echo "     curl -s http://127.0.0.1:8081/metrics | grep '^tkms_requests_total'"
 	@echo "   HTTPS (the development CA is written to $(RUN_DIR)/dev-ca.pem at start):"
 	@echo "     curl --cacert $(RUN_DIR)/dev-ca.pem -sS -X POST -H 'Content-Type: application/mikey' --data-binary AAAA \\"
-	@echo "       'https://localhost:8443/keymanagement?requesttype=ticketrequest'   # a MIKEY Error: the TLS works"
+	@echo "       'https://localhost:8443/keymanagement?requesttype=ticketrequest'   # 400 (not MIKEY): the TLS works"
 	@echo "     ./build/debug/tools/bench/tkms-bench --url https://localhost:8443 --cacert $(RUN_DIR)/dev-ca.pem --mode request \\"
 	@echo "       --initiator sip:alice@example.org --initiator-psk $(RUN_DIR)/ue/alice.psk \\"
 	@echo "       --responder sip:bob@example.org --responder-psk $(RUN_DIR)/ue/bob.psk --duration 2"
