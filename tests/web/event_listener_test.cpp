@@ -21,6 +21,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -652,6 +653,10 @@ class TlsFiles {
 
   const test_pki::Cert& client() const { return client_; }
   const test_pki::Cert& pinned() const { return pinned_; }
+  const test_pki::Cert& server() const { return server_; }
+  const test_pki::Cert& ca() const { return ca_; }
+  std::string ServerKeyPem() const { return server_key_.PrivateKeyPem(); }
+  std::string ClientKeyPem() const { return client_key_.PrivateKeyPem(); }
 
  private:
   void Write(const std::string& name, const std::string& text) { std::ofstream(Path(name)) << text; }
@@ -678,7 +683,8 @@ class ListenerTls : public ::testing::Test {
   void StartTls(bool client_auth, bool with_anchor = true) {
     ListenerConfig config = SmallConfig();
     config.request_timeout_ms = 3000;  // TLS handshakes of subprocesses
-    config.tls = files_->Server(client_auth, with_anchor);
+    tls_ = files_->Server(client_auth, with_anchor);
+    config.tls = tls_;
     listener_ = Start(config, handler_);
     ASSERT_NE(listener_, nullptr);
   }
@@ -701,6 +707,7 @@ class ListenerTls : public ::testing::Test {
 
   static TlsFiles* files_;
   Recorder handler_;
+  std::shared_ptr<TlsServer> tls_;
   std::unique_ptr<HttpListener> listener_;
 };
 TlsFiles* ListenerTls::files_ = nullptr;
@@ -841,6 +848,85 @@ TEST_F(ListenerTls, HeadersNeverMakeAnIdentity) {
   EXPECT_EQ(requests[0].peer.address.rfind("127.0.0.1:", 0), 0u) << requests[0].peer.address;
   EXPECT_EQ(requests[0].CountHeaders("Forwarded"), 1u);
 }
+
+// The credentials refuse what could not work, before any client sees them.
+TEST_F(ListenerTls, CredentialsRefuseAKeyThatIsNotTheCertificates) {
+  auto other = test_pki::ParsePrivateKey(files_->ClientKeyPem());
+  ASSERT_TRUE(other.ok());
+  TlsServerSettings settings;
+  settings.chain_der = {files_->server().der};
+  settings.key = std::move(*other);
+  auto built = TlsCredentials::Build(std::move(settings));
+  ASSERT_FALSE(built.ok());
+  EXPECT_NE(built.error().message().find("does not match the certificate"), std::string::npos)
+      << built.error().ToString();
+
+  TlsServerSettings empty;
+  auto key = test_pki::ParsePrivateKey(files_->ServerKeyPem());
+  ASSERT_TRUE(key.ok());
+  empty.key = std::move(*key);
+  EXPECT_FALSE(TlsCredentials::Build(std::move(empty)).ok());  // no certificate
+
+  TlsServerSettings no_trust;
+  auto key2 = test_pki::ParsePrivateKey(files_->ServerKeyPem());
+  ASSERT_TRUE(key2.ok());
+  no_trust.chain_der = {files_->server().der};
+  no_trust.key = std::move(*key2);
+  no_trust.client_auth.required = true;  // neither CAs nor pins
+  auto refused = TlsCredentials::Build(std::move(no_trust));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("no CA and no pinned certificate"), std::string::npos);
+}
+
+// TlsServer::Replace: new handshakes get the new credentials, a connection
+// made before keeps working (certificate rotation without dropping anyone).
+TEST_F(ListenerTls, ReplacedCredentialsApplyToNewHandshakesOnly) {
+  StartTls(/*client_auth=*/false);
+  int status = 0;
+  EXPECT_EQ(Curl("", &status), "hello 200");  // no client certificate needed yet
+  // A session opened now and kept: openssl s_client with stdin on a FIFO.
+  const std::string fifo = files_->Path("rotation.in");
+  const std::string out_file = files_->Path("rotation.out");
+  std::filesystem::remove(fifo);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string cmd = "timeout 30 openssl s_client -ign_eof -connect 127.0.0.1:" + Port() +
+                          " -servername localhost -CAfile " + files_->Path("ca.pem") + " < " + fifo + " > " +
+                          out_file + " 2>&1 &";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ofstream writer(fifo);  // returns once s_client's shell has opened the read end
+  ASSERT_TRUE(writer.good());
+  const auto read_out = [&out_file] {
+    std::ifstream in(out_file);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  std::string out;
+  for (int i = 0; i < 1000 && out.find("Verify return code") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    out = read_out();
+  }
+  ASSERT_NE(out.find("Verify return code: 0"), std::string::npos) << out;
+
+  // Swap in credentials that require a client certificate.
+  tls_->Replace(files_->Server(/*client_auth=*/true)->Current());
+  Curl("", &status);
+  EXPECT_NE(status, 0) << "a new handshake without a client certificate must fail after the swap";
+  EXPECT_EQ(Curl("--cert " + files_->Path("client.pem") + " --key " + files_->Path("client.key"), &status),
+            "hello 200");
+
+  // The session opened before the swap still works.
+  writer << "POST /keymanagement?requesttype=ticketrequest HTTP/1.1\r\nHost: localhost\r\n"
+            "Content-Length: 3\r\nConnection: close\r\n\r\nold"
+         << std::flush;
+  for (int i = 0; i < 1000 && out.find("\r\n\r\nold") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    out = read_out();
+  }
+  writer.close();
+  EXPECT_NE(out.find("HTTP/1.1 200"), std::string::npos) << out;
+  EXPECT_NE(out.find("\r\n\r\nold"), std::string::npos) << out;
+}
+
+
 
 }  // namespace
 }  // namespace tkms::web
