@@ -237,6 +237,38 @@ std::unique_ptr<HttpListener> Start(const ListenerConfig& config, HttpHandler& h
   return started.ok() ? std::move(*started) : nullptr;
 }
 
+// ---- several processes on one port (SO_REUSEPORT) -----------------------------------------
+
+// reuse_port lets a second listener (in production: a second tkmsd process)
+// bind the same address and port; without it the bind is refused with a
+// clear error. Both then serve.
+TEST(ListenerReusePort, TwoListenersShareAPortOnlyWithReusePort) {
+  Recorder first_handler;
+  Recorder second_handler;
+  ListenerConfig config = SmallConfig();
+  config.reuse_port = true;
+  auto first = Start(config, first_handler);
+  ASSERT_NE(first, nullptr);
+  config.listen = "127.0.0.1:" + std::to_string(first->port());
+  auto second = Start(config, second_handler);
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(second->port(), first->port());
+
+  ListenerConfig plain = config;
+  plain.reuse_port = false;
+  Recorder third_handler;
+  auto refused = StartListener(plain, third_handler);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("cannot bind"), std::string::npos) << refused.error().ToString();
+
+  // Connections reach one of the two; with the first stopped, the second takes them all.
+  first->Stop();
+  for (int i = 0; i < 4; ++i) {
+    auto reply = testing::OneShot(first->port(), std::string("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    ASSERT_TRUE(reply.has_value());
+  }
+}
+
 // ---- framing, behind a real WebServer ----------------------------------------------------
 
 constexpr const char* kPost = "POST /keymanagement?requesttype=ticketrequest HTTP/1.1\r\nHost: x\r\n";
