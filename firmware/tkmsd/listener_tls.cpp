@@ -74,7 +74,12 @@ Result<std::shared_ptr<const web::TlsCredentials>> Build(const provisioning::Kms
       settings.client_auth.pinned.push_back(web::FingerprintOf(pinned->front()));
     }
   }
-  return web::TlsCredentials::Build(std::move(settings));
+  auto built = web::TlsCredentials::Build(std::move(settings));
+  if (!built.ok()) {
+    return Status(built.error().code(), "tls.certificate_chain_file " + tls.certificate_chain_file + " with TLS key '" +
+                                            tls.key_label + "': " + built.error().message());
+  }
+  return built;
 }
 
 // --- the development CA ---------------------------------------------------------
