@@ -47,17 +47,9 @@ void EchoServer::Stop() {
 
 Result<std::unique_ptr<EchoServer>> StartEchoServer(const WebServerOptions& options) {
   if (options.max_body_bytes == 0) return InvalidArgument("max_body_bytes must be > 0");
-  ListenerConfig config;
-  config.name = "Echo listener";
+  // The same listener settings as the Ua listener, HTTPS when options.ua_tls is set.
+  ListenerConfig config = UaListenerConfig(options, "Echo listener", options.ua_listen, options.ua_tls);
   config.log_name = "echo";
-  config.listen = options.ua_listen;
-  config.threads = options.worker_threads;
-  config.request_timeout_ms = options.request_timeout_ms;
-  config.keep_alive_timeout_ms = options.keep_alive_timeout_ms;
-  config.max_connections = options.max_connections;
-  config.max_connections_per_source = options.max_connections_per_source;
-  config.max_pending_requests = options.max_pending_requests;
-  config.tls = options.ua_tls;  // set: HTTPS, the ceiling of the TLS Ua listener
   std::unique_ptr<EchoServer> server(new EchoServer(options.max_body_bytes));
   auto listener = StartListener(config, server->handler_);
   if (!listener.ok()) return std::move(listener).error();

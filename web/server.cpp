@@ -29,6 +29,26 @@ Status ValidateOptions(const WebServerOptions& options) {
 
 }  // namespace
 
+ListenerConfig UaListenerConfig(const WebServerOptions& options, std::string name, std::string listen,
+                                std::shared_ptr<TlsServer> tls) {
+  ListenerConfig c;
+  c.name = std::move(name);
+  c.log_name = std::string("ua");
+  c.listen = std::move(listen);
+  c.threads = options.worker_threads;
+  c.request_timeout_ms = options.request_timeout_ms;
+  c.keep_alive_timeout_ms = options.keep_alive_timeout_ms;
+  c.max_connections = options.max_connections;
+  c.max_connections_per_source = options.max_connections_per_source;
+  c.max_pending_requests = options.max_pending_requests;
+  c.max_header_bytes = options.max_header_bytes;
+  c.max_header_fields = options.max_header_fields;
+  c.drain_timeout_ms = options.drain_timeout_ms;
+  c.reuse_port = options.reuse_port;
+  c.tls = std::move(tls);
+  return c;
+}
+
 WebServer::WebServer(const WebServerOptions& options, kms::KmsService& service)
     : options_(options),
       ua_handler_(options.max_body_bytes, service, metrics_, stopping_),
@@ -41,36 +61,14 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(const WebServerOptions& opti
   TKMS_RETURN_IF_ERROR(ValidateOptions(options));
   std::unique_ptr<WebServer> server(new WebServer(options, service));
 
-  const auto ua_config = [&options](std::string name, std::string listen,
-                                    std::shared_ptr<TlsServer> tls) {
-    // (Strings built with their constructors: g++ 12 at -O2 reports a false
-    // -Wmaybe-uninitialized for short-literal assignment into the SSO buffer
-    // of a member string.)
-    ListenerConfig c;
-    c.name = std::move(name);
-    c.log_name = std::string("ua");
-    c.listen = std::move(listen);
-    c.threads = options.worker_threads;
-    c.request_timeout_ms = options.request_timeout_ms;
-    c.keep_alive_timeout_ms = options.keep_alive_timeout_ms;
-    c.max_connections = options.max_connections;
-    c.max_connections_per_source = options.max_connections_per_source;
-    c.max_pending_requests = options.max_pending_requests;
-    c.max_header_bytes = options.max_header_bytes;
-    c.max_header_fields = options.max_header_fields;
-    c.drain_timeout_ms = options.drain_timeout_ms;
-    c.reuse_port = options.reuse_port;
-    c.tls = std::move(tls);
-    return c;
-  };
   if (!options.ua_listen.empty()) {
-    auto ua = StartListener(ua_config(std::string("Ua listener"), options.ua_listen, nullptr), server->ua_handler_);
+    auto ua = StartListener(UaListenerConfig(options, "Ua listener", options.ua_listen, nullptr), server->ua_handler_);
     if (!ua.ok()) return std::move(ua).error();
     server->ua_ = std::move(*ua);
     server->ua_port_ = server->ua_->port();
   }
   if (!options.ua_tls_listen.empty()) {
-    auto ua_tls = StartListener(ua_config(std::string("Ua TLS listener"), options.ua_tls_listen, options.ua_tls),
+    auto ua_tls = StartListener(UaListenerConfig(options, "Ua TLS listener", options.ua_tls_listen, options.ua_tls),
                                 server->ua_handler_);
     if (!ua_tls.ok()) return std::move(ua_tls).error();  // ~WebServer stops the others
     server->ua_tls_ = std::move(*ua_tls);

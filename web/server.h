@@ -83,6 +83,11 @@ struct WebServerOptions {
   std::vector<AdminPostRoute> admin_post_routes;
 };
 
+// The ListenerConfig of a Ua-style listener from `options` (threads,
+// deadlines, caps; shared by WebServer's Ua listeners and the echo server).
+ListenerConfig UaListenerConfig(const WebServerOptions& options, std::string name, std::string listen,
+                                std::shared_ptr<TlsServer> tls);
+
 class WebServer {
  public:
   // Starts the Ua listener, then the admin listener. Errors (kInvalidArgument

@@ -22,10 +22,9 @@ using pkcs11::SessionPool;
 
 // ---- creating keys -----------------------------------------------------------
 
-Result<KeyInfo> Keystore::GenerateSigningKeyPairLocked(const std::string& label, const Bytes& id) {
-  KeyPairTemplates templates = SigningKeyPairTemplates(label, id);
+Result<KeyInfo> Keystore::GenerateKeyPairLocked(CK_MECHANISM_TYPE mechanism_type, KeyPairTemplates templates) {
   Session& session = login_.session();
-  CK_MECHANISM mechanism{CKM_EC_KEY_PAIR_GEN, nullptr, 0};
+  CK_MECHANISM mechanism{mechanism_type, nullptr, 0};
   CK_OBJECT_HANDLE pub_handle = pkcs11::kInvalidHandle;
   CK_OBJECT_HANDLE priv_handle = pkcs11::kInvalidHandle;
   TKMS_RETURN_IF_ERROR(FromCkRv(
@@ -45,13 +44,13 @@ Result<KeyInfo> Keystore::GenerateLocked(KeyType type, KeyUsage usage, std::stri
     if (usage != KeyUsage::kTlsServer || type != KeyType::kRsa2048) {
       return InvalidArgument("TLS server keys are rsa-2048 key pairs, and rsa-2048 is for TLS server keys");
     }
-    return GenerateTlsKeyPairLocked(label, id);
+    return GenerateKeyPairLocked(CKM_RSA_PKCS_KEY_PAIR_GEN, TlsKeyPairTemplates(label, id));
   }
   if (usage == KeyUsage::kSigning || type == KeyType::kEcP256) {
     if (usage != KeyUsage::kSigning || type != KeyType::kEcP256) {
       return InvalidArgument("signing keys are ec-p256 key pairs, and ec-p256 is for signing");
     }
-    return GenerateSigningKeyPairLocked(label, id);
+    return GenerateKeyPairLocked(CKM_EC_KEY_PAIR_GEN, SigningKeyPairTemplates(label, id));
   }
   Result<Policy> policy = PolicyFor(type, usage);
   if (!policy.ok()) return policy.error();

@@ -120,10 +120,15 @@ AttributeTemplate SecretTemplate(const Policy& p, const std::string& label, cons
   return t;
 }
 
-KeyPairTemplates SigningKeyPairTemplates(const std::string& label, const Bytes& id) {
+namespace {
+
+// A key pair that only signs and verifies: the attributes every such usage
+// shares (never extractable, sensitive, not modifiable, no encryption,
+// wrapping or derivation); each usage adds its key type's own.
+KeyPairTemplates SignOnlyKeyPair(CK_KEY_TYPE key_type, const std::string& label, const Bytes& id) {
   KeyPairTemplates t;
   t.public_key.Ulong(CKA_CLASS, CKO_PUBLIC_KEY)
-      .Ulong(CKA_KEY_TYPE, CKK_EC)
+      .Ulong(CKA_KEY_TYPE, key_type)
       .Bool(CKA_TOKEN, true)
       .Bool(CKA_PRIVATE, false)
       .Bool(CKA_MODIFIABLE, false)
@@ -131,11 +136,10 @@ KeyPairTemplates SigningKeyPairTemplates(const std::string& label, const Bytes& 
       .Bool(CKA_ENCRYPT, false)
       .Bool(CKA_WRAP, false)
       .Bool(CKA_DERIVE, false)
-      .Bytes(CKA_EC_PARAMS, kP256Params)
       .Text(CKA_LABEL, label)
       .Bytes(CKA_ID, id);
   t.private_key.Ulong(CKA_CLASS, CKO_PRIVATE_KEY)
-      .Ulong(CKA_KEY_TYPE, CKK_EC)
+      .Ulong(CKA_KEY_TYPE, key_type)
       .Bool(CKA_TOKEN, true)
       .Bool(CKA_PRIVATE, true)
       .Bool(CKA_SENSITIVE, true)
@@ -150,36 +154,20 @@ KeyPairTemplates SigningKeyPairTemplates(const std::string& label, const Bytes& 
   return t;
 }
 
+}  // namespace
+
+KeyPairTemplates SigningKeyPairTemplates(const std::string& label, const Bytes& id) {
+  KeyPairTemplates t = SignOnlyKeyPair(CKK_EC, label, id);
+  t.public_key.Bytes(CKA_EC_PARAMS, kP256Params);
+  return t;
+}
+
 KeyPairTemplates TlsKeyPairTemplates(const std::string& label, const Bytes& id) {
-  KeyPairTemplates t;
-  t.public_key.Ulong(CKA_CLASS, CKO_PUBLIC_KEY)
-      .Ulong(CKA_KEY_TYPE, CKK_RSA)
-      .Bool(CKA_TOKEN, true)
-      .Bool(CKA_PRIVATE, false)
-      .Bool(CKA_MODIFIABLE, false)
-      .Bool(CKA_VERIFY, true)
-      .Bool(CKA_VERIFY_RECOVER, false)
-      .Bool(CKA_ENCRYPT, false)
-      .Bool(CKA_WRAP, false)
-      .Bool(CKA_DERIVE, false)
+  KeyPairTemplates t = SignOnlyKeyPair(CKK_RSA, label, id);
+  t.public_key.Bool(CKA_VERIFY_RECOVER, false)
       .Ulong(CKA_MODULUS_BITS, kTlsKeyModulusBits)
-      .Bytes(CKA_PUBLIC_EXPONENT, kTlsKeyPublicExponent)
-      .Text(CKA_LABEL, label)
-      .Bytes(CKA_ID, id);
-  t.private_key.Ulong(CKA_CLASS, CKO_PRIVATE_KEY)
-      .Ulong(CKA_KEY_TYPE, CKK_RSA)
-      .Bool(CKA_TOKEN, true)
-      .Bool(CKA_PRIVATE, true)
-      .Bool(CKA_SENSITIVE, true)
-      .Bool(CKA_EXTRACTABLE, false)
-      .Bool(CKA_MODIFIABLE, false)
-      .Bool(CKA_SIGN, true)
-      .Bool(CKA_SIGN_RECOVER, false)
-      .Bool(CKA_DECRYPT, false)
-      .Bool(CKA_UNWRAP, false)
-      .Bool(CKA_DERIVE, false)
-      .Text(CKA_LABEL, label)
-      .Bytes(CKA_ID, id);
+      .Bytes(CKA_PUBLIC_EXPONENT, kTlsKeyPublicExponent);
+  t.private_key.Bool(CKA_SIGN_RECOVER, false);
   return t;
 }
 

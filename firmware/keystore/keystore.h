@@ -107,6 +107,7 @@ struct KeystoreOptions {
 };
 
 struct KeyEntry;
+struct KeyPairTemplates;
 class Catalog;
 class TokenRsaSigner;
 class Pkcs11CryptoProvider;
@@ -301,8 +302,8 @@ class Keystore final {
   Result<KeyInfo> AddObjectLocked(CK_OBJECT_HANDLE handle);
   Status CheckNewKeyLocked(const std::string& label, const Bytes& id, KeyUsage usage) const;
   Result<KeyInfo> GenerateLocked(KeyType type, KeyUsage usage, std::string label, Bytes id);
-  Result<KeyInfo> GenerateSigningKeyPairLocked(const std::string& label, const Bytes& id);
-  Result<KeyInfo> GenerateTlsKeyPairLocked(const std::string& label, const Bytes& id);
+  // C_GenerateKeyPair with `templates` (key_policy.h), both halves catalogued.
+  Result<KeyInfo> GenerateKeyPairLocked(CK_MECHANISM_TYPE mechanism, KeyPairTemplates templates);
   // kInvalidArgument unless `length` is within the token's HMAC key lengths.
   Status CheckHmacKeyLength(KeyType type, size_t length) const;
   // The SO path of ImportTrustedWrappingKey: logs the user out and the SO

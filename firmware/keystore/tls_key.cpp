@@ -92,21 +92,6 @@ class TokenRsaSigner final : public pki::RsaSigner {
   const std::function<void(const Status&)> on_token_failure_;
 };
 
-Result<KeyInfo> Keystore::GenerateTlsKeyPairLocked(const std::string& label, const Bytes& id) {
-  KeyPairTemplates templates = TlsKeyPairTemplates(label, id);
-  Session& session = login_.session();
-  CK_MECHANISM mechanism{CKM_RSA_PKCS_KEY_PAIR_GEN, nullptr, 0};
-  CK_OBJECT_HANDLE pub_handle = pkcs11::kInvalidHandle;
-  CK_OBJECT_HANDLE priv_handle = pkcs11::kInvalidHandle;
-  TKMS_RETURN_IF_ERROR(FromCkRv(
-      session.fns().C_GenerateKeyPair(session.handle(), &mechanism, templates.public_key.data(),
-                                      templates.public_key.size(), templates.private_key.data(),
-                                      templates.private_key.size(), &pub_handle, &priv_handle),
-      "C_GenerateKeyPair"));
-  Result<KeyInfo> pub_info = AddObjectLocked(pub_handle);
-  if (!pub_info.ok()) return pub_info.error();
-  return AddObjectLocked(priv_handle);
-}
 
 Result<KeyInfo> Keystore::CreateTlsKey(std::string label) {
   return Guarded("Keystore::CreateTlsKey", [&]() -> Result<KeyInfo> {
