@@ -34,7 +34,9 @@ What it does:
                          the probes run during every scenario);
       admin-idle         N (8) idle connections to the admin port itself,
                          /healthz probed as above;
-    over https the attackers complete the TLS handshake first (Python ssl)
+    over https (--scheme https: tkmsd's HTTPS Ua listener on the --dev
+    token's TLS key and chain, verified with its development CA as
+    localhost) the attackers complete the TLS handshake first (Python ssl)
     and are slow inside TLS;
   - records, for each attack connection, when the server closed it (EOF or
     reset) relative to the moment it was connected, and classifies it:
@@ -69,8 +71,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tkmsd_harness import (bench_path, deep_merge, dev_token_config, provision_dev,  # noqa: E402
-                           start_config, user_args)
+from tkmsd_harness import (bench_path, deep_merge, dev_ca, dev_tls_config, dev_token_config,  # noqa: E402
+                           provision_dev, start_config, user_args)
 
 SCENARIOS = ["idle", "idle-keepalive", "slow-header", "slow-body", "admin-under-flood", "admin-idle"]
 ATTACKERS = {"idle": 1000, "idle-keepalive": 200, "slow-header": 200, "slow-body": 200, "admin-idle": 8}
@@ -322,16 +324,18 @@ class Bench:
         self.http = deep_merge(self.http, a.http_config or {})
         self.config = None
         self.tls = None
-        if a.scheme == "https" or a.admin_scheme == "https":
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.check_hostname = bool(a.tls_server_name)
-            if a.cacert:
-                ctx.load_verify_locations(a.cacert)
-            else:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            self.tls = ctx
         self.runs = 0
+
+    def make_tls_context(self):
+        a = self.a
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = bool(a.tls_server_name)
+        if a.cacert:
+            ctx.load_verify_locations(a.cacert)
+        else:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
 
     def effective_http(self):
         http = dict(HTTP_DEFAULTS)
@@ -344,8 +348,20 @@ class Bench:
         return self.effective_http()[DEADLINE_KEY[kind]] / 1000.0
 
     def provision(self):
-        provision_dev(self.a.build, self.dev_dir, os.path.join(self.state, "ready.json"), self.log)
-        self.config = dev_token_config(self.dev_dir, self.http, self.a.extra_config)
+        a = self.a
+        provision_dev(a.build, self.dev_dir, os.path.join(self.state, "ready.json"), self.log)
+        extra = a.extra_config or {}
+        if a.scheme == "https":
+            # The HTTPS Ua listener on the --dev token's TLS key and chain
+            # (tkmsd --dev wrote them); its development CA verifies it.
+            extra = deep_merge(dev_tls_config(self.dev_dir), extra)
+            a.cacert = a.cacert or dev_ca(self.dev_dir)
+        self.config = dev_token_config(self.dev_dir, self.http, extra)
+        if a.scheme == "https" or a.admin_scheme == "https":
+            self.tls = self.make_tls_context()
+
+    def ua_port(self, kms):
+        return kms.ua_tls_port if self.a.scheme == "https" else kms.ua_port
 
     def start(self):
         self.runs += 1
@@ -356,7 +372,9 @@ class Bench:
         a = self.a
         duration = a.duration if duration is None else duration
         warmup = a.warmup if warmup is None else warmup
-        cmd = [bench_path(a.build), "--url", "%s://127.0.0.1:%d" % (a.scheme, kms.ua_port), "--mode", "request",
+        # tkms-bench refuses IP literals in https URLs: the certificate names localhost.
+        host = "localhost" if a.scheme == "https" else "127.0.0.1"
+        cmd = [bench_path(a.build), "--url", "%s://%s:%d" % (a.scheme, host, self.ua_port(kms)), "--mode", "request",
                "--connections", str(a.connections), "--duration", "%.2f" % duration, "--warmup", "%.2f" % warmup,
                "--timeout-ms", str(a.valid_timeout_ms), "--tgk-bytes", "0", "--json"] + user_args(self.dev_dir)
         if a.cacert:
@@ -421,7 +439,7 @@ class Bench:
         admin_tls = self.tls if a.admin_scheme == "https" else None
         recs = [Conn() for _ in range(n)]
         t0 = loop.time()
-        target = ("127.0.0.1", kms.admin_port if kind == "admin-idle" else kms.ua_port)
+        target = ("127.0.0.1", kms.admin_port if kind == "admin-idle" else self.ua_port(kms))
         attack_tls = admin_tls if kind == "admin-idle" else ua_tls
         attackers = [asyncio.ensure_future(attack_conn(kind, r, target, a.attack_source, attack_tls,
                                                        a.tls_server_name, a.interval)) for r in recs]
@@ -433,7 +451,15 @@ class Bench:
             await asyncio.sleep(0.05)
         ramp = loop.time() - t0
         connected_at_start = sum(1 for r in recs if r.t_ready is not None and r.t_closed is None)
+        t_valid = loop.time()
         valid = await self.measure_valid(kms)
+        # Attack connections still held when the valid client finished: if
+        # the deadline is shorter than the client's window, the listener cut
+        # the attack before the measurement ended and the rest of the window
+        # was undisturbed (held_until_valid_end_s says for how long).
+        t_valid_end = loop.time()
+        held_at_valid_end = sum(1 for r in recs if r.t_ready is not None and r.t_closed is None)
+        last_close = max((r.t_closed for r in recs if r.t_ready is not None and r.t_closed is not None), default=None)
         # Keep the attack going until every attacker is closed, or until its
         # deadline (x1.5 + 1 s) has passed, at most --max-hold seconds.
         until = max(loop.time(), t0 + ramp + min(1.5 * deadline + 1.0, a.max_hold))
@@ -447,6 +473,10 @@ class Bench:
         admin = await prober
         outcome = classify(recs, deadline)
         outcome["connected_when_valid_started"] = connected_at_start
+        outcome["held_when_valid_ended"] = held_at_valid_end
+        valid["window_under_attack_s"] = round(
+            (t_valid_end if held_at_valid_end or last_close is None else last_close) - t_valid, 2)
+        valid["window_s"] = round(t_valid_end - t_valid, 2)
         return {"scenario": kind, "attackers": n, "attack_source": a.attack_source, "interval_s": a.interval,
                 "ramp_s": round(ramp, 2), "observed_s": round(t_end - t0, 2), "valid": valid,
                 "attack": outcome, "admin": admin}
@@ -463,7 +493,7 @@ def print_table(results, reference, threshold):
     print()
     print("undisturbed valid rate: %.0f req/s (%s)" % (
         reference, ", ".join("%.0f" % u["requests_per_second"] for u in results["undisturbed"])))
-    hdr = ("scenario", "attackers", "valid/s", "ratio", "verdict", "refused", "cut", "cut s min/med/max",
+    hdr = ("scenario", "attackers", "valid/s", "ratio", "verdict", "attacked s", "refused", "cut", "cut s min/med/max",
            "deadline", "late", "open", "connecting", "attack", "admin ok/sent", "admin max")
     rows = []
     for name in results["order"]:
@@ -473,6 +503,7 @@ def print_table(results, reference, threshold):
         verdict = s["admin_ok"] if name in ADMIN_SCENARIOS else s["valid_pass"]
         rows.append((name, "(idle run)" if name == "admin-under-flood" else str(s["attackers"]),
                      "%.0f" % s["valid"]["requests_per_second"], "%.2f" % s["ratio"], "PASS" if verdict else "FAIL",
+                     "%.1f/%.1f" % (s["valid"]["window_under_attack_s"], s["valid"]["window_s"]),
                      str(c["refused_at_once"]), str(c["cut"]), fmt_cut(c), "%.1f s" % c["deadline_s"],
                      str(c["cut_late"]), str(c["open_at_end"]), str(c["connecting_at_end"]),
                      "PASS" if c["ok"] else "FAIL", "%d/%d" % (adm["ok"], adm["sent"]),
@@ -481,10 +512,16 @@ def print_table(results, reference, threshold):
     for line in [hdr] + rows:
         print("  ".join(v.ljust(w) for v, w in zip(line, widths)))
     print("verdict: valid rate >= %.2f x undisturbed (admin-*: every /healthz answered 200 in time); "
-          "attack: PASS if no attack connection was still open, still connecting or cut late" % threshold)
+          "attack: PASS if no attack connection was still open, still connecting or cut late; "
+          "attacked s: seconds of the valid client's window (warm-up included) with attack connections "
+          "held / the window" % threshold)
     for name in results["order"]:
         s = results["scenarios"][name]
         v = s["valid"]
+        if name not in ADMIN_SCENARIOS and v["window_under_attack_s"] < 0.9 * v["window_s"]:
+            print("  %s: warning: the attack was cut %.1f s into the valid client's %.1f s window; the rest was "
+                  "undisturbed (use a request_timeout_ms / keep_alive_timeout_ms above ramp + warm-up + duration)"
+                  % (name, v["window_under_attack_s"], v["window_s"]))
         if v.get("failed_run"):
             print("  %s: valid client: %d of %d tkms-bench runs failed in the %.1f s window; first: %s" % (
                 name, v.get("failed_runs", 1), v.get("runs", 1), v.get("window_s", 0), v.get("first_error")))
@@ -557,9 +594,13 @@ def main():
                     help="the deadline that should cut SCENARIO's connections, when it is not the http setting "
                     "this script assumes (request_timeout_ms; keep_alive_timeout_ms for idle-keepalive)")
     ap.add_argument("--scheme", choices=["http", "https"], default="http", help="Ua listener scheme")
-    ap.add_argument("--admin-scheme", choices=["http", "https"], help="admin listener scheme (default --scheme)")
-    ap.add_argument("--cacert", help="CA certificate (PEM) of the listeners; passed to tkms-bench")
-    ap.add_argument("--tls-server-name", help="SNI and name to verify (default: no name check)")
+    ap.add_argument("--admin-scheme", choices=["http", "https"], default="http",
+                    help="admin listener scheme (default http: tkmsd's admin listener speaks HTTPS only with "
+                    "client certificates, which the probes do not have)")
+    ap.add_argument("--cacert", help="CA certificate (PEM) of the listeners; passed to tkms-bench (default with "
+                    "--scheme https: the development CA of the throw-away --dev token)")
+    ap.add_argument("--tls-server-name", help="SNI and name to verify (default with --scheme https: localhost, "
+                    "the name in --dev's certificate)")
     ap.add_argument("--stop-timeout", type=float, default=10.0, help="SIGKILL tkmsd if SIGTERM takes longer")
     ap.add_argument("--quick", action="store_true", help="smoke run: short durations, fewer attackers (~30 s)")
     ap.add_argument("--self-test", action="store_true", help="the same as --quick")
@@ -575,7 +616,8 @@ def main():
     if q:
         a.request_timeout_ms = a.request_timeout_ms or 1500
         a.keep_alive_timeout_ms = a.keep_alive_timeout_ms or 1500
-    a.admin_scheme = a.admin_scheme or a.scheme
+    if a.scheme == "https" and a.tls_server_name is None:
+        a.tls_server_name = "localhost"
     a.expect_deadline = dict(a.expect_deadline_ms)
     selected = a.scenario or SCENARIOS
     order = [s for s in SCENARIOS if s in selected]

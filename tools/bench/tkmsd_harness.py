@@ -90,11 +90,13 @@ def user_args(dev_dir):
 
 
 class Tkmsd:
-    """A running tkmsd: proc, ua_port, admin_port."""
+    """A running tkmsd: proc, ua_port, ua_tls_port (0: no HTTPS listener),
+    admin_port."""
 
     def __init__(self, proc, ready, log):
         self.proc = proc
         self.ua_port = ready["ua_port"]
+        self.ua_tls_port = ready.get("ua_tls_port") or 0
         self.admin_port = ready["admin_port"]
         self._log = log
 
@@ -122,11 +124,33 @@ def _start(cmd, ready_file, log_path, env=None):
 
 
 def start_dev(build, dev_dir, ready_file, log_path=None, host="127.0.0.1", extra_args=()):
-    """tkmsd --dev --state-dir dev_dir on free ports of host."""
+    """tkmsd --dev --state-dir dev_dir on free ports of host: plain Ua, HTTPS
+    Ua (--dev's development CA is then dev_ca(dev_dir), the server chain
+    dev_chain(dev_dir)) and admin. --tls-listen is always given: --dev alone
+    would bind 127.0.0.1:8443, which another run may hold."""
     cmd = [tkmsd_path(build), "--dev", "--state-dir", dev_dir, "--listen", host + ":0",
            "--admin-listen", host + ":0", "--tls-listen", host + ":0",
            "--ready-file", ready_file] + list(extra_args)
     return _start(cmd, ready_file, log_path)
+
+
+def dev_ca(dev_dir):
+    """The development CA certificate (PEM) that `tkmsd --dev` writes."""
+    return os.path.join(dev_dir, "dev-ca.pem")
+
+
+def dev_chain(dev_dir):
+    """The HTTPS server chain (PEM, for the token's TLS key) that `tkmsd --dev`
+    writes; usable as tls.certificate_chain_file with --config."""
+    return os.path.join(dev_dir, "tls-chain.pem")
+
+
+def dev_tls_config(dev_dir):
+    """Configuration fragment (merge it with dev_token_config's `extra`) for an
+    HTTPS Ua listener on the --dev token's TLS key and chain; start_config
+    puts it on a free port."""
+    return {"listen": {"ua_tls": "127.0.0.1:0"},
+            "tls": {"certificate_chain_file": os.path.abspath(dev_chain(dev_dir))}}
 
 
 def provision_dev(build, dev_dir, ready_file, log_path=None):
@@ -158,9 +182,13 @@ def dev_token_config(dev_dir, http=None, extra=None):
 
 
 def start_config(build, config, config_file, ready_file, log_path=None, host="127.0.0.1", extra_args=()):
-    """Writes config to config_file and starts tkmsd --config on free ports of host."""
+    """Writes config to config_file and starts tkmsd --config on free ports of
+    host (the HTTPS Ua listener too, if the configuration has one)."""
     with open(config_file, "w") as f:
         json.dump(config, f, indent=2)
     cmd = [tkmsd_path(build), "--config", config_file, "--listen", host + ":0",
-           "--admin-listen", host + ":0", "--ready-file", ready_file] + list(extra_args)
+           "--admin-listen", host + ":0", "--ready-file", ready_file]
+    if config.get("listen", {}).get("ua_tls"):
+        cmd += ["--tls-listen", host + ":0"]
+    cmd += list(extra_args)
     return _start(cmd, ready_file, log_path)
