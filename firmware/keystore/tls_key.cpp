@@ -24,6 +24,14 @@ using pkcs11::SessionPool;
 
 namespace {
 
+// (Appended piece by piece: g++ 12 -O3 reports a false -Wrestrict for
+// chains of "literal" + std::string temporaries.)
+Status NotATlsKeyLabel(std::string_view label) {
+  std::string text("'");
+  text.append(label).append("' is not a TLS key label ('").append(kTlsKeyLabelPrefix).append("...')");
+  return InvalidArgument(text);
+}
+
 constexpr size_t kTlsKeyIdBytes = 8;
 
 // RFC 8017 §9.2 note 1: the DER of DigestInfo ::= SEQUENCE {
@@ -104,10 +112,7 @@ Result<KeyInfo> Keystore::CreateTlsKey(std::string label) {
 
 Result<Keystore::RsaPublicKey> Keystore::TlsKeyPublic(std::string_view label) {
   return Guarded("Keystore::TlsKeyPublic", [&]() -> Result<RsaPublicKey> {
-    if (!IsTlsKeyLabel(label)) {
-      return InvalidArgument("'" + std::string(label) + "' is not a TLS key label ('" +
-                             std::string(kTlsKeyLabelPrefix) + "...')");
-    }
+    if (!IsTlsKeyLabel(label)) return NotATlsKeyLabel(label);
     auto lock = ReadLock();
     TKMS_RETURN_IF_ERROR(module_->CheckProcess());
     const KeySelector selector = KeySelector::Label(std::string(label));
@@ -138,10 +143,7 @@ Result<Keystore::RsaPublicKey> Keystore::TlsKeyPublic(std::string_view label) {
 Result<std::shared_ptr<pki::RsaSigner>> Keystore::TlsSigner(std::string_view label,
                                                              std::function<void(const Status&)> on_token_failure) {
   return Guarded("Keystore::TlsSigner", [&]() -> Result<std::shared_ptr<pki::RsaSigner>> {
-    if (!IsTlsKeyLabel(label)) {
-      return InvalidArgument("'" + std::string(label) + "' is not a TLS key label ('" +
-                             std::string(kTlsKeyLabelPrefix) + "...')");
-    }
+    if (!IsTlsKeyLabel(label)) return NotATlsKeyLabel(label);
     auto lock = ReadLock();
     TKMS_RETURN_IF_ERROR(module_->CheckProcess());
     Result<std::shared_ptr<KeyEntry>> priv =
