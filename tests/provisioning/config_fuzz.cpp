@@ -53,7 +53,8 @@ const KmsConfig& Fixture(ConfigRole role) {
     return *config;
   };
   static const KmsConfig local =
-      parse(R"({"token":{"pin_file":"/etc/tkms/token.pin"},"listen":{"ua":"0.0.0.0:8080"}})", ConfigRole::kLocal);
+      parse(R"({"token":{"pin_file":"/etc/tkms/token.pin"},"listen":{"ua":"0.0.0.0:8080","plaintext_ua_on_non_loopback":true}})",
+            ConfigRole::kLocal);
   static const KmsConfig bundle = parse(R"({"version":1,"kms_identity":"kms.example.org"})", ConfigRole::kBundle);
   return role == ConfigRole::kLocal ? local : bundle;
 }
