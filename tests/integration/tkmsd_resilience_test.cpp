@@ -1,7 +1,10 @@
 // tkmsd when things go wrong around it: a token that disappears and comes
 // back (a real SoftHSM2 token directory moved away), reloads that would make
 // things worse, and replays across a restart (RFC 3830 §5.4).
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -128,6 +131,31 @@ TEST_F(TkmsdResilienceTest, RequestFromBeforeARestartIsRefused) {
   EXPECT_EQ(SendRaw(request->bytes), 1);
   EXPECT_EQ(Metric("tkms_refusals_total{refusal=\"before_start\"}"), 1);
   ExpectServing();  // fresh requests are served
+}
+
+// SIGTERM with a client stuck in the middle of a request body: tkmsd stops
+// accepting, gives the request until http.drain_timeout_ms (default 5 s),
+// then closes it and exits 0 — an attacker cannot hold the shutdown.
+TEST_F(TkmsdResilienceTest, SigtermIsNotHeldBySlowClients) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(kms_->ua_port());
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to), 0);
+  const std::string head =
+      "POST /keymanagement?requesttype=ticketrequest HTTP/1.1\r\nHost: x\r\n"
+      "Content-Type: application/mikey\r\nContent-Length: 200\r\n\r\nA";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(kms_->Stop(), 0) << kms_->Log();  // Stop() gives up (and fails) after 20 s
+  const auto took = std::chrono::steady_clock::now() - start;
+  // drain_timeout_ms is 5 s; the client alone would hold it until request_timeout_ms (10 s).
+  EXPECT_LT(took, 9s) << "the drain must be bounded by drain_timeout_ms, not by the client";
+  EXPECT_NE(kms_->Log().find("event=stopped"), std::string::npos);
+  ::close(fd);
+  StartDev();  // the fixture's TearDown stops a running tkmsd and checks its log
 }
 
 }  // namespace

@@ -269,6 +269,55 @@ TEST(ListenerReusePort, TwoListenersShareAPortOnlyWithReusePort) {
   }
 }
 
+// ---- /readyz follows the Ua listener's capacity -----------------------------------------
+
+// While the Ua listener is at its connection cap it cannot take a new
+// request: /readyz (admin listener, own capacity) says so, and says ready
+// again once the connections are gone.
+TEST(ListenerReadiness, ReadyzIsNotReadyWhileUaIsAtItsCap) {
+  FakeKmsService service;
+  WebServerOptions options;
+  options.ua_listen = "127.0.0.1:0";
+  options.admin_listen = "127.0.0.1:0";
+  options.worker_threads = 1;
+  options.max_connections = 2;
+  options.request_timeout_ms = 20000;  // the idle connections stay for the test
+  auto started = WebServer::Start(options, service);
+  ASSERT_TRUE(started.ok()) << started.error().ToString();
+  WebServer& server = **started;
+  const auto readyz = [&server] {
+    return testing::OneShot(server.admin_port(), "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  };
+  auto before = readyz();
+  ASSERT_TRUE(before.has_value());
+  EXPECT_EQ(before->status, 200) << before->body;
+
+  std::vector<std::unique_ptr<HttpClient>> idle;
+  for (int i = 0; i < 2; ++i) {
+    idle.push_back(std::make_unique<HttpClient>(server.ua_port()));
+    ASSERT_TRUE(idle.back()->Connect());
+  }
+  std::optional<HttpReply> at_cap;
+  for (int i = 0; i < 200; ++i) {  // the I/O thread notices within one loop turn
+    at_cap = readyz();
+    if (at_cap.has_value() && at_cap->status == 503) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(at_cap.has_value());
+  EXPECT_EQ(at_cap->status, 503);
+  EXPECT_NE(at_cap->body.find("Ua listener at capacity"), std::string::npos) << at_cap->body;
+
+  idle.clear();  // the peers close; the listener notices and frees the slots
+  std::optional<HttpReply> after;
+  for (int i = 0; i < 300; ++i) {
+    after = readyz();
+    if (after.has_value() && after->status == 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->status, 200) << after->body;
+}
+
 // ---- framing, behind a real WebServer ----------------------------------------------------
 
 constexpr const char* kPost = "POST /keymanagement?requesttype=ticketrequest HTTP/1.1\r\nHost: x\r\n";
