@@ -52,7 +52,7 @@
 #include "web/annex_a.h"
 #include "web/http1_parser.h"
 #include "web/http_framing.h"
-#include "web/tls_server.h"
+#include "web/connection_stream.h"
 #include "web/transport.h"
 
 namespace tkms::web {
@@ -70,73 +70,6 @@ constexpr uint64_t kFirstConnectionId = 2;
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 
-// --- streams: the same calls for plain TCP and TLS ---------------------------
-
-class Stream {
- public:
-  virtual ~Stream() = default;
-  virtual IoResult Handshake() = 0;
-  virtual IoResult Read(char* buf, size_t cap, size_t* n) = 0;
-  virtual IoResult Write(const char* buf, size_t len, size_t* n) = 0;
-  virtual void CloseNotify() = 0;
-  virtual std::optional<PeerIdentity> identity() const = 0;
-  virtual std::string error() const = 0;
-};
-
-class PlainStream final : public Stream {
- public:
-  explicit PlainStream(int fd) : fd_(fd) {}
-  IoResult Handshake() override { return IoResult::kDone; }
-  IoResult Read(char* buf, size_t cap, size_t* n) override {
-    while (true) {
-      const ssize_t r = recv(fd_, buf, cap, 0);
-      if (r > 0) {
-        *n = static_cast<size_t>(r);
-        return IoResult::kDone;
-      }
-      if (r == 0) return IoResult::kEof;
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return IoResult::kWantRead;
-      error_ = "read: " + ErrnoText(errno);
-      return IoResult::kError;
-    }
-  }
-  IoResult Write(const char* buf, size_t len, size_t* n) override {
-    while (true) {
-      const ssize_t r = send(fd_, buf, len, MSG_NOSIGNAL);
-      if (r >= 0) {
-        *n = static_cast<size_t>(r);
-        return IoResult::kDone;
-      }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return IoResult::kWantWrite;
-      error_ = "write: " + ErrnoText(errno);
-      return IoResult::kError;
-    }
-  }
-  void CloseNotify() override {}
-  std::optional<PeerIdentity> identity() const override { return std::nullopt; }
-  std::string error() const override { return error_; }
-
- private:
-  int fd_;
-  std::string error_;
-};
-
-class TlsStream final : public Stream {
- public:
-  TlsStream(int fd, std::shared_ptr<const TlsCredentials> credentials) : tls_(fd, std::move(credentials)) {}
-  IoResult Handshake() override { return tls_.Handshake(); }
-  IoResult Read(char* buf, size_t cap, size_t* n) override { return tls_.Read(buf, cap, n); }
-  IoResult Write(const char* buf, size_t len, size_t* n) override { return tls_.Write(buf, len, n); }
-  void CloseNotify() override { tls_.CloseNotify(); }
-  std::optional<PeerIdentity> identity() const override { return tls_.identity(); }
-  std::string error() const override { return tls_.error(); }
-
- private:
-  TlsConnection tls_;
-};
-
 // --- connections --------------------------------------------------------------
 
 enum class Phase : uint8_t { kHandshake, kIdle, kHead, kBody, kHandling, kWriting, kLinger };
@@ -146,7 +79,7 @@ struct Connection {
   int fd = -1;
   std::string source;  // IP address, the key of the per-source cap
   std::string peer;    // "ip:port"
-  std::unique_ptr<Stream> stream;
+  std::unique_ptr<ConnectionStream> stream;
   Phase phase = Phase::kHandshake;
   TimePoint deadline{};
   std::string in;  // bytes read and not yet consumed
@@ -225,6 +158,7 @@ class EventListener final : public HttpListener {
  private:
   // I/O thread.
   void Loop();
+  void BeginDrain(TimePoint now);
   void AcceptAll(TimePoint now);
   void RefuseAtAccept(int fd, const std::string& source, ConnectionEvent event, std::string_view reason,
                       TimePoint now);
@@ -362,25 +296,7 @@ void EventListener::Loop() {
   std::vector<epoll_event> events(256);
   while (true) {
     TimePoint now = SteadyClock::now();
-    if (stopping_.load() && !draining_) {
-      draining_ = true;
-      drain_deadline_ = now + Millis(config_.drain_timeout_ms);
-      epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
-      close(listen_fd_);
-      listen_fd_ = -1;
-      // Idle connections and connections that have not finished a request
-      // head go at once; requests being read, handled or written finish.
-      std::vector<uint64_t> idle;
-      for (auto& [id, c] : connections_) {
-        if (c->phase == Phase::kIdle || c->phase == Phase::kHandshake ||
-            (c->phase == Phase::kHead && c->in.empty())) {
-          idle.push_back(id);
-        }
-      }
-      for (uint64_t id : idle) {
-        if (Connection* c = Find(id)) Close(*c, "draining");
-      }
-    }
+    if (stopping_.load() && !draining_) BeginDrain(now);
     if (draining_ && (connections_.empty() || now >= drain_deadline_)) break;
 
     int timeout_ms = 1000;
@@ -432,6 +348,27 @@ void EventListener::Loop() {
   for (auto& [id, c] : connections_) rest.push_back(id);
   for (uint64_t id : rest) {
     if (Connection* c = Find(id)) Close(*c, "drain timeout");
+  }
+}
+
+// Stop(): no new connections (the kernel refuses them, so a load balancer
+// or another process on the port takes them); idle connections and those
+// that have not finished a request head go at once; requests being read,
+// handled or written get until drain_deadline_.
+void EventListener::BeginDrain(TimePoint now) {
+  draining_ = true;
+  drain_deadline_ = now + Millis(config_.drain_timeout_ms);
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+  close(listen_fd_);
+  listen_fd_ = -1;
+  std::vector<uint64_t> idle;
+  for (auto& [id, c] : connections_) {
+    if (c->phase == Phase::kIdle || c->phase == Phase::kHandshake || (c->phase == Phase::kHead && c->in.empty())) {
+      idle.push_back(id);
+    }
+  }
+  for (uint64_t id : idle) {
+    if (Connection* c = Find(id)) Close(*c, "draining");
   }
 }
 
@@ -503,10 +440,10 @@ void EventListener::AcceptAll(TimePoint now) {
     c.source = source;
     c.peer = source + ":" + std::to_string(ntohs(from.sin_port));
     if (config_.tls) {
-      c.stream = std::make_unique<TlsStream>(fd, config_.tls->Current());
+      c.stream = MakeTlsStream(fd, config_.tls->Current());
       c.phase = Phase::kHandshake;
     } else {
-      c.stream = std::make_unique<PlainStream>(fd);
+      c.stream = MakePlainStream(fd);
       c.phase = Phase::kHead;
     }
     epoll_event ev{};
