@@ -29,30 +29,19 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from doc_walkthrough import Checks, sh_block, with_settings  # noqa: E402
+
 SOURCE_DIR, TKMSCTL, TKMSD, TKMS_UE = (os.path.abspath(a) for a in sys.argv[1:5])
 HEADING = "## The authority's flow, step by step"
 SETTINGS = [r"T=\S+", r"TKMSD=\S+", r"UE=\S+", r"UA=\S+ ADMIN=\S+", r"DEMO=\S+"]
-checks = 0
-
-
-def fail(what, output=""):
-    sys.exit("FAIL: " + what + ("\n--- output ---\n" + output if output else ""))
-
-
-def check(condition, what, output=""):
-    global checks
-    checks += 1
-    if not condition:
-        fail(what, output)
+checks = Checks()
+fail = checks.fail
+check = checks.check
 
 
 def walkthrough_block():
-    text = open(os.path.join(SOURCE_DIR, "docs", "bundles.md"), encoding="utf-8").read()
-    start = text.find(HEADING)
-    check(start >= 0, "docs/bundles.md has the heading " + HEADING)
-    match = re.search(r"^```sh\n(.*?)^```$", text[start:], re.S | re.M)
-    check(match is not None, "a ```sh block follows the heading")
-    return match.group(1).splitlines()
+    return sh_block(checks, SOURCE_DIR, "bundles.md", HEADING)
 
 
 def free_ports(n):
@@ -66,9 +55,6 @@ def free_ports(n):
 
 
 def script_for(lines, work):
-    for i, pattern in enumerate(SETTINGS):
-        check(i < len(lines) and re.fullmatch(pattern, lines[i]) is not None,
-              "line %d of the walk-through sets %s (found %r)" % (i + 1, pattern, lines[i] if i < len(lines) else None))
     ua, admin = free_ports(2)
     settings = [
         "T=" + TKMSCTL,
@@ -77,7 +63,7 @@ def script_for(lines, work):
         "UA=127.0.0.1:%d ADMIN=127.0.0.1:%d" % (ua, admin),
         "DEMO=" + os.path.join(work, "demo"),
     ]
-    return "\n".join(settings + lines[len(SETTINGS):]) + "\n"
+    return with_settings(checks, lines, SETTINGS, settings)
 
 
 def run(script, work):
@@ -138,7 +124,7 @@ def main():
         check(out.rstrip().endswith("tkmsd stopped"), "tkmsd stops cleanly", out)
         check("user_skipped" not in open(os.path.join(work, "demo", "tkmsd.log")).read(),
               "no bundle user was skipped")
-    print("bundle_walkthrough_test: %d checks passed" % checks)
+    print("bundle_walkthrough_test: %d checks passed" % checks.count)
 
 
 if __name__ == "__main__":

@@ -33,38 +33,23 @@ import tempfile
 SOURCE_DIR, TKMSCTL, PKCS11_TOOL = (os.path.abspath(a) for a in sys.argv[1:4])
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "keystore"))
 from pkcs11_tool_custody import parse_objects, run_with_pin  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from doc_walkthrough import Checks, sh_block, with_settings  # noqa: E402
 
 HEADING = "## Issuing the KMS's TLS certificate for a key in the token"
 SETTINGS = [r"T=\S+", r"DEMO=\S+"]
 MODULE = os.environ.get("TKMS_PKCS11_MODULE") or "/usr/lib/softhsm/libsofthsm2.so"
-checks = 0
-
-
-def fail(what, output=""):
-    sys.exit("FAIL: " + what + ("\n--- output ---\n" + output if output else ""))
-
-
-def check(condition, what, output=""):
-    global checks
-    checks += 1
-    if not condition:
-        fail(what, output)
+checks = Checks()
+fail = checks.fail
+check = checks.check
 
 
 def walkthrough_block():
-    text = open(os.path.join(SOURCE_DIR, "docs", "tls.md"), encoding="utf-8").read()
-    start = text.find(HEADING)
-    check(start >= 0, "docs/tls.md has the heading " + HEADING)
-    match = re.search(r"^```sh\n(.*?)^```$", text[start:], re.S | re.M)
-    check(match is not None, "a ```sh block follows the heading")
-    return match.group(1).splitlines()
+    return sh_block(checks, SOURCE_DIR, "tls.md", HEADING)
 
 
 def script_for(lines, demo):
-    for i, pattern in enumerate(SETTINGS):
-        check(i < len(lines) and re.fullmatch(pattern, lines[i]) is not None,
-              "line %d of the walk-through sets %s (found %r)" % (i + 1, pattern, lines[i] if i < len(lines) else None))
-    return "\n".join(["T=" + TKMSCTL, "DEMO=" + demo] + lines[len(SETTINGS):]) + "\n"
+    return with_settings(checks, lines, SETTINGS, ["T=" + TKMSCTL, "DEMO=" + demo])
 
 
 def clean_env():
@@ -147,7 +132,7 @@ def main():
                                env=clean_env(), cwd=demo, timeout=60)
         check(shown.returncode == 0 and shown.stdout == open(os.path.join(demo, "kms-tls.pub.pem")).read(),
               "tls key show prints the same public key", shown.stdout + shown.stderr)
-    print("tls_walkthrough_test: %d checks passed" % checks)
+    print("tls_walkthrough_test: %d checks passed" % checks.count)
 
 
 if __name__ == "__main__":
