@@ -129,6 +129,14 @@ class LogBudget {
     ++suppressed_;
     return false;
   }
+  // Lines left out whose window has ended and that no later line reported
+  // (a burst that then stopped); 0 if none.
+  uint64_t TakeUnreported(TimePoint now) {
+    if (suppressed_ == 0 || now - window_ < std::chrono::seconds(1)) return 0;
+    const uint64_t n = suppressed_;
+    suppressed_ = 0;
+    return n;
+  }
 
  private:
   static constexpr unsigned kPerSecond = 20;
@@ -333,6 +341,9 @@ void EventListener::Loop() {
         c->deadline = TimePoint{};
         OnDeadline(*c, now);
       }
+    }
+    if (const uint64_t left_out = log_budget_.TakeUnreported(now); left_out > 0) {
+      LogLine(LogLevel::kInfo, "log_suppressed").Add("listener", config_.log_name).Add("lines", left_out);
     }
     UpdateReadiness();
   }

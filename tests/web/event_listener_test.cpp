@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "firmware/base/encoding.h"
+#include "firmware/base/log.h"
 #include "tests/provisioning/test_pki.h"
 #include "tests/web/fake_service.h"
 #include "tests/web/http_client.h"
@@ -316,6 +317,67 @@ TEST(ListenerReadiness, ReadyzIsNotReadyWhileUaIsAtItsCap) {
   }
   ASSERT_TRUE(after.has_value());
   EXPECT_EQ(after->status, 200) << after->body;
+}
+
+// ---- the log budget ------------------------------------------------------------------------
+
+// A burst of refusals writes at most 20 lines a second; every refusal is
+// still accounted for: the lines written, plus the `suppressed=` counts on
+// later lines, plus a `log_suppressed lines=` line once the burst is over.
+TEST(ListenerLogBudget, ABurstIsFoldedButEveryRefusalIsAccounted) {
+  char path[] = "/tmp/tkms-log-budget-XXXXXX";
+  const int log_fd = ::mkstemp(path);
+  ASSERT_GE(log_fd, 0);
+  SetLogFd(log_fd);
+  Recorder handler;
+  auto listener = Start(SmallConfig(), handler);
+  ASSERT_NE(listener, nullptr);
+  constexpr int kBurst = 60;
+  for (int i = 0; i < kBurst; ++i) {
+    auto reply = testing::OneShot(listener->port(), "GARBAGE\r\n\r\n");
+    ASSERT_TRUE(reply.has_value());
+    EXPECT_EQ(reply->status, 400);
+  }
+  const auto read_log = [&path] {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  // Count what the log accounts for; the summary line comes once the burst's
+  // one-second window has ended (the loop wakes at least once a second).
+  const auto accounted = [](const std::string& log, int* lines) {
+    int total = 0;
+    *lines = 0;
+    size_t at = 0;
+    while ((at = log.find("event=http_error", at)) != std::string::npos) {
+      ++*lines;
+      ++total;
+      const size_t end = log.find('\n', at);
+      const std::string line = log.substr(at, end - at);
+      if (const size_t s = line.find("suppressed="); s != std::string::npos) total += std::stoi(line.substr(s + 11));
+      at = end;
+    }
+    at = 0;
+    while ((at = log.find("event=log_suppressed", at)) != std::string::npos) {
+      const size_t l = log.find("lines=", at);
+      total += std::stoi(log.substr(l + 6));
+      at = l;
+    }
+    return total;
+  };
+  int lines = 0;
+  int total = 0;
+  for (int i = 0; i < 400 && total < kBurst; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    total = accounted(read_log(), &lines);
+  }
+  listener->Stop();
+  SetLogFd(2);
+  ::close(log_fd);
+  const std::string log = read_log();
+  std::remove(path);
+  EXPECT_EQ(total, kBurst) << log;
+  EXPECT_LT(lines, kBurst) << "a burst must be folded";
+  EXPECT_EQ(handler.protocol_errors(400), kBurst);  // every refusal is counted
 }
 
 // ---- framing, behind a real WebServer ----------------------------------------------------
