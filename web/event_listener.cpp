@@ -189,7 +189,8 @@ class EventListener final : public HttpListener {
   void DrainCompletions(TimePoint now);
   void UpdateReadiness();
   Connection* Find(uint64_t id);
-  void LogConnectionEvent(std::string_view event, const Connection* c, std::string_view detail, TimePoint now);
+  // `peer`: "ip:port", or the source address when there is no connection yet.
+  void LogConnectionEvent(std::string_view event, std::string_view peer, std::string_view detail, TimePoint now);
 
   // Handler threads.
   void Work();
@@ -399,13 +400,13 @@ Connection* EventListener::Find(uint64_t id) {
   return it == connections_.end() ? nullptr : it->second.get();
 }
 
-void EventListener::LogConnectionEvent(std::string_view event, const Connection* c, std::string_view detail,
+void EventListener::LogConnectionEvent(std::string_view event, std::string_view peer, std::string_view detail,
                                        TimePoint now) {
   uint64_t suppressed = 0;
   if (!log_budget_.Allow(now, &suppressed)) return;
   LogLine line(LogLevel::kInfo, event);
   line.Add("listener", config_.log_name);
-  if (c != nullptr) line.Add("peer", c->peer);
+  if (!peer.empty()) line.Add("peer", peer);
   line.Add("detail", detail);
   if (suppressed > 0) line.Add("suppressed", suppressed);
 }
@@ -425,7 +426,7 @@ void EventListener::AcceptAll(TimePoint now) {
         if (dropped >= 0) close(dropped);
         spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
         handler_.OnConnectionEvent(ConnectionEvent::kRefusedNoDescriptors);
-        LogConnectionEvent("connection_refused", nullptr, "out of file descriptors", now);
+        LogConnectionEvent("connection_refused", "", "out of file descriptors", now);
         continue;
       }
       return;  // EAGAIN, or an error the next readiness event retries
@@ -483,9 +484,7 @@ void EventListener::RefuseAtAccept(int fd, const std::string& source, Connection
     shutdown(fd, SHUT_WR);
   }
   close(fd);
-  Connection fake;
-  fake.peer = source;
-  LogConnectionEvent("connection_refused", &fake, reason, now);
+  LogConnectionEvent("connection_refused", source, reason, now);
 }
 
 void EventListener::OnEvent(uint64_t id, uint32_t /*events*/, TimePoint now) {
@@ -528,7 +527,7 @@ void EventListener::Advance(Connection& c, TimePoint now) {
           if (r == IoResult::kWantRead || r == IoResult::kWantWrite) return;
           if (r != IoResult::kDone) {
             handler_.OnConnectionEvent(ConnectionEvent::kTlsHandshakeFailed);
-            LogConnectionEvent("tls_refused", &c, c.stream->error(), now);
+            LogConnectionEvent("tls_refused", c.peer, c.stream->error(), now);
             Close(c, "handshake failed");
             return;
           }
@@ -607,7 +606,7 @@ bool EventListener::ReadMore(Connection& c, TimePoint now) {
     return false;
   }
   if (c.phase == Phase::kHead && !c.in.empty()) {
-    LogConnectionEvent("http_incomplete", &c, "the client closed the connection inside a request head", now);
+    LogConnectionEvent("http_incomplete", c.peer, "the client closed the connection inside a request head", now);
   }
   Close(c, "peer closed");
   return false;
@@ -799,7 +798,7 @@ bool EventListener::Flush(Connection& c, TimePoint now) {
       continue;
     }
     if (r == IoResult::kWantRead || r == IoResult::kWantWrite) return false;
-    LogConnectionEvent("http_write_failed", &c, c.stream->error(), now);
+    LogConnectionEvent("http_write_failed", c.peer, c.stream->error(), now);
     Close(c, "write failed");
     return false;
   }
@@ -851,7 +850,7 @@ void EventListener::OnDeadline(Connection& c, TimePoint now) {
   switch (c.phase) {
     case Phase::kHandshake:
       handler_.OnConnectionEvent(ConnectionEvent::kTimedOut);
-      LogConnectionEvent("tls_timeout", &c, "TLS handshake not complete within request_timeout_ms", now);
+      LogConnectionEvent("tls_timeout", c.peer, "TLS handshake not complete within request_timeout_ms", now);
       Close(c, "handshake timeout");
       return;
     case Phase::kIdle:
@@ -860,7 +859,7 @@ void EventListener::OnDeadline(Connection& c, TimePoint now) {
     case Phase::kHead:
       if (c.in.empty() && c.requests == 0) {
         handler_.OnConnectionEvent(ConnectionEvent::kTimedOut);
-        LogConnectionEvent("http_timeout", &c, "no request within request_timeout_ms", now);
+        LogConnectionEvent("http_timeout", c.peer, "no request within request_timeout_ms", now);
         Close(c, "no request");
         return;
       }
@@ -872,7 +871,7 @@ void EventListener::OnDeadline(Connection& c, TimePoint now) {
       return;
     case Phase::kWriting:
       handler_.OnConnectionEvent(ConnectionEvent::kTimedOut);
-      LogConnectionEvent("http_write_timeout", &c, "the client did not read the response", now);
+      LogConnectionEvent("http_write_timeout", c.peer, "the client did not read the response", now);
       Close(c, "write timeout");
       return;
     case Phase::kLinger:

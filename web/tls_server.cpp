@@ -1,6 +1,5 @@
 #include "web/tls_server.h"
 
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -17,26 +16,17 @@
 #include "firmware/pki/contexts.h"
 #include "firmware/pki/mbedtls_error.h"
 #include "firmware/pki/tls_policy.h"
+#include "hal/entropy.h"
 
 namespace tkms::web {
 namespace {
 
 constexpr size_t kMaxChainCertificates = 8;
 
-// Handshake randomness straight from the kernel (getrandom(2)): thread-safe,
-// so credentials shared by several listener threads need no DRBG lock.
-int OsRandom(void* /*unused*/, unsigned char* out, size_t length) {
-  while (length > 0) {
-    const ssize_t got = getrandom(out, length, 0);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
-    }
-    out += got;
-    length -= static_cast<size_t>(got);
-  }
-  return 0;
-}
+// Handshake randomness from the kernel (hal::OsEntropy: getrandom(2),
+// stateless), so credentials shared by several listener threads need no
+// DRBG lock.
+hal::OsEntropy g_entropy;
 
 // mbedTLS BIO callbacks over a non-blocking socket. MSG_NOSIGNAL: a peer that
 // went away must not raise SIGPIPE.
@@ -109,14 +99,12 @@ Result<std::shared_ptr<const TlsCredentials>> TlsCredentials::Build(TlsServerSet
   // the key (in the token, for an RSA-alt key) and verify it with the leaf.
   // (mbedtls_pk_check_pair cannot check RSA-alt keys: it signs with MD_NONE.)
   mbedtls_x509_crt* leaf = creds->chain_.native();
-  std::array<unsigned char, 32> digest{};
-  TKMS_RETURN_IF_ERROR(OsRandom(nullptr, digest.data(), digest.size()) == 0
-                           ? Status::Ok()
-                           : Unavailable("TLS: no randomness for the key check"));
+  std::array<uint8_t, 32> digest{};
+  TKMS_RETURN_IF_ERROR(g_entropy.Random(digest));
   std::vector<unsigned char> signature(MBEDTLS_PK_SIGNATURE_MAX_SIZE);
   size_t signature_length = 0;
   int check_rc = mbedtls_pk_sign(settings.key.native(), MBEDTLS_MD_SHA256, digest.data(), digest.size(), signature.data(),
-                           &signature_length, OsRandom, nullptr);
+                           &signature_length, pki::EntropyRandom, &g_entropy);
   if (check_rc == 0) {
     check_rc = mbedtls_pk_verify(&leaf->pk, MBEDTLS_MD_SHA256, digest.data(), digest.size(), signature.data(),
                            signature_length);
@@ -145,7 +133,7 @@ Result<std::shared_ptr<const TlsCredentials>> TlsCredentials::Build(TlsServerSet
     return Internal("TLS: " + pki::MbedtlsError(rc));
   }
   pki::ApplyTlsPolicy(*conf);
-  mbedtls_ssl_conf_rng(conf, OsRandom, nullptr);
+  mbedtls_ssl_conf_rng(conf, pki::EntropyRandom, &g_entropy);
   if (int rc = mbedtls_ssl_conf_own_cert(conf, creds->chain_.native(), creds->key_.native()); rc != 0) {
     return Internal("TLS: " + pki::MbedtlsError(rc));
   }

@@ -6,8 +6,16 @@
 #include <utility>
 
 #include "firmware/pki/mbedtls_error.h"
+#include "hal/entropy.h"
 
 namespace tkms::pki {
+
+int EntropyRandom(void* context, unsigned char* out, size_t length) {
+  auto* source = static_cast<hal::EntropySource*>(context);
+  if (source == nullptr) return MBEDTLS_ERR_ENTROPY_SOURCE_FAILED;
+  return source->Random(std::span<uint8_t>(out, length)).ok() ? 0 : MBEDTLS_ERR_ENTROPY_SOURCE_FAILED;
+}
+
 
 Sha256::Sha256() { ok_ = mbedtls_sha256_starts_ret(ctx_.native(), /*is224=*/0) == 0; }
 

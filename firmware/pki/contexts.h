@@ -67,6 +67,12 @@ class Sha256 {
   bool ok_ = false;
 };
 
+// mbedTLS's f_rng over a hal::EntropySource (`context` must point to one):
+// 0, or MBEDTLS_ERR_ENTROPY_SOURCE_FAILED when the source fails. With
+// hal::OsEntropy (getrandom(2), stateless) it is safe from any thread, so
+// one TLS configuration can serve several listener threads without a lock.
+int EntropyRandom(void* context, unsigned char* out, size_t length);
+
 // CTR-DRBG (NIST SP 800-90A, AES-256) seeded from the platform's entropy
 // sources (mbedtls_entropy), for mbedTLS operations that need random numbers
 // in host memory (TLS handshakes). Secrets of the appliance come from the

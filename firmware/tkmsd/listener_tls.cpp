@@ -1,7 +1,5 @@
 #include "firmware/tkmsd/listener_tls.h"
 
-#include <sys/random.h>
-
 #include <array>
 #include <ctime>
 #include <filesystem>
@@ -19,6 +17,7 @@
 #include "firmware/pki/mbedtls_error.h"
 #include "firmware/pki/pk.h"
 #include "firmware/pki/x509.h"
+#include "hal/entropy.h"
 
 namespace tkms::tkmsd {
 namespace {
@@ -106,15 +105,7 @@ pki::Bytes LocalhostSubjectAltName() {
   return seq;
 }
 
-int Random(void* /*unused*/, unsigned char* out, size_t length) {
-  while (length > 0) {
-    const ssize_t got = getrandom(out, length, 0);
-    if (got <= 0) return -1;
-    out += got;
-    length -= static_cast<size_t>(got);
-  }
-  return 0;
-}
+hal::OsEntropy g_entropy;  // serial numbers and certificate signatures (stateless)
 
 struct Issue {
   std::string subject;
@@ -131,7 +122,7 @@ Result<std::string> IssueCertificate(const Issue& issue) {
   mbedtls_x509write_crt_set_version(crt, MBEDTLS_X509_CRT_VERSION_3);
   mbedtls_x509write_crt_set_md_alg(crt, MBEDTLS_MD_SHA256);
   std::array<unsigned char, 16> serial_bytes{};
-  if (Random(nullptr, serial_bytes.data(), serial_bytes.size()) != 0) return Unavailable("no randomness");
+  TKMS_RETURN_IF_ERROR(g_entropy.Random(serial_bytes));
   serial_bytes[0] &= 0x7f;
   pki::Mpi serial;
   int rc = mbedtls_mpi_read_binary(serial.native(), serial_bytes.data(), serial_bytes.size());
@@ -156,7 +147,7 @@ Result<std::string> IssueCertificate(const Issue& issue) {
   }
   if (rc != 0) return Internal("development certificate: " + pki::MbedtlsError(rc));
   std::vector<unsigned char> pem(8192);
-  rc = mbedtls_x509write_crt_pem(crt, pem.data(), pem.size(), Random, nullptr);
+  rc = mbedtls_x509write_crt_pem(crt, pem.data(), pem.size(), pki::EntropyRandom, &g_entropy);
   if (rc != 0) return Internal("development certificate: " + pki::MbedtlsError(rc));
   return std::string(reinterpret_cast<const char*>(pem.data()));
 }
