@@ -32,8 +32,11 @@ namespace tkms::web {
 // Forwarded, ...), so nothing sent in plaintext can produce one.
 struct PeerIdentity {
   std::string subject;                          // subject DN, RFC 4514 text
-  std::vector<std::string> subject_alt_names;   // e.g. "URI:sip:kms.example.org"
+  std::vector<std::string> subject_alt_names;   // e.g. "DNS:kms.example.org"
   std::array<uint8_t, 32> certificate_sha256{};  // SHA-256 of the DER certificate
+  // The DER certificate itself (public), for decisions that need more than
+  // the names: which Zk trust relation or network function it belongs to.
+  std::vector<uint8_t> certificate_der;
 };
 
 // Who is at the other end of the connection, as the transport knows it.

@@ -84,6 +84,7 @@ PeerIdentity IdentityOf(const mbedtls_x509_crt& certificate) {
     }
   }
   identity.certificate_sha256 = FingerprintOf(ByteSpan(certificate.raw.p, certificate.raw.len));
+  identity.certificate_der.assign(certificate.raw.p, certificate.raw.p + certificate.raw.len);
   return identity;
 }
 
