@@ -21,6 +21,7 @@
 #include "firmware/tkmsd/reload.h"
 #include "firmware/tkmsd/setup.h"
 #include "firmware/tkmsd/token_monitor.h"
+#include "firmware/tkmsd/zk_node.h"
 #include "hal/clock.h"
 #include "provisioning/bundle.h"
 #include "provisioning/bundle_applier.h"
@@ -37,6 +38,7 @@ Status WriteReadyFile(const std::string& path, const web::WebServer& server) {
     out << nlohmann::json{{"ua_port", server.ua_port()},
                           {"ua_tls_port", server.ua_tls_port()},
                           {"admin_port", server.admin_port()},
+                          {"zk_port", server.zk_port()},
                           {"pid", ::getpid()}}
                .dump()
         << "\n";
@@ -50,7 +52,7 @@ Status WriteReadyFile(const std::string& path, const web::WebServer& server) {
 
 // SIGHUP: the token's users and keys, and the configuration file (not in
 // bundle mode: there the bundle file is re-read first, see RunDaemon).
-void Reload(const DaemonOptions& o, keystore::Keystore& keystore, kms::Kms& kms) {
+void Reload(const DaemonOptions& o, keystore::Keystore& keystore, kms::Kms& kms, ZkNode& zk) {
   provisioning::KmsConfig config = kms.snapshot()->config;
   if (o.config_file && !o.bundle_file) {
     auto fresh = provisioning::LoadConfigFile(*o.config_file);
@@ -64,6 +66,8 @@ void Reload(const DaemonOptions& o, keystore::Keystore& keystore, kms::Kms& kms)
     fresh->http = config.http;
     fresh->token = config.token;
     fresh->mikey = config.mikey;
+    fresh->tls = config.tls;
+    fresh->zk = config.zk;
     if (o.kms_identity) fresh->kms_identity = *o.kms_identity;
     config = std::move(*fresh);
   }
@@ -74,7 +78,17 @@ void Reload(const DaemonOptions& o, keystore::Keystore& keystore, kms::Kms& kms)
         .Add("effect", "the running configuration and users stay in force");
     return;
   }
+  // Trust relations, network functions and the Zk identity change with it,
+  // or not at all.
+  auto zk_commit = zk.Prepare(config);
+  if (!zk_commit.ok()) {
+    LogLine(LogLevel::kError, "reload_refused")
+        .Add("error", zk_commit.error().message())
+        .Add("effect", "the running configuration and users stay in force");
+    return;
+  }
   const size_t users = (*snap)->users->size();
+  (*zk_commit)();
   kms.SetSnapshot(std::move(*snap));
   LogLine(LogLevel::kInfo, "reloaded").Add("users", static_cast<uint64_t>(users));
 }
@@ -151,7 +165,7 @@ class Daemon {
   void AddBundleRoute(web::WebServerOptions& options);
   void AddGauges();
   void LogStarted(size_t users) const;
-  void RotateTls();  // SIGHUP: certificate files and the TLS key again (listener_tls.h)
+  void RotateTls();  // SIGHUP: certificate files and the TLS key again (listener_tls.h, zk_node.h)
 
   const DaemonOptions& o_;
   hal::SystemClock clock_;
@@ -163,6 +177,7 @@ class Daemon {
   std::unique_ptr<kms::Kms> kms_;
   std::unique_ptr<TokenMonitor> monitor_;
   ListenerTls tls_;
+  std::unique_ptr<ZkNode> zk_;
   std::unique_ptr<web::WebServer> server_;
 };
 
@@ -181,6 +196,7 @@ Status Daemon::Start() {
   if (o_.listen) config.listen.ua = *o_.listen;
   if (o_.admin_listen) config.listen.admin = *o_.admin_listen;
   if (o_.tls_listen) config.listen.ua_tls = *o_.tls_listen;
+  if (o_.zk_listen) config.listen.zk = *o_.zk_listen;
   if (o_.dev) {
     if (!o_.tls_listen) config.listen.ua_tls = "127.0.0.1:8443";
     TKMS_RETURN_IF_ERROR(PrepareDevTls(*setup_.keystore, *o_.state_dir, config));
@@ -209,10 +225,20 @@ Status Daemon::LoadBundleMode() {
   provisioning::BundleApplier::Prepare prepare = [this, local = setup_.config](const provisioning::KmsConfig& bundle)
       -> Result<provisioning::BundleApplier::Commit> {
     std::shared_ptr<const kms::KmsSnapshot> running = kms_ ? kms_->snapshot() : nullptr;
-    auto snap = PrepareSnapshot(provisioning::CombineConfig(local, bundle), *setup_.keystore, running.get());
+    const provisioning::KmsConfig combined = provisioning::CombineConfig(local, bundle);
+    auto snap = PrepareSnapshot(combined, *setup_.keystore, running.get());
     if (!snap.ok()) return snap.error();
     std::shared_ptr<const kms::KmsSnapshot> ready = std::move(*snap);
-    return provisioning::BundleApplier::Commit([this, ready] {
+    // At start-up the ZkNode is made from the first snapshot (StartService);
+    // afterwards a bundle whose Zk part does not build is refused.
+    ZkNode::Commit zk_commit;
+    if (zk_) {
+      auto prepared = zk_->Prepare(combined);
+      if (!prepared.ok()) return prepared.error();
+      zk_commit = std::move(*prepared);
+    }
+    return provisioning::BundleApplier::Commit([this, ready, zk_commit] {
+      if (zk_commit) zk_commit();
       if (kms_) {
         kms_->SetSnapshot(ready);
       } else {
@@ -261,6 +287,15 @@ Status Daemon::StartService() {
   auto tls = PrepareListenerTls(config, keystore, [&monitor](const Status& failure) { monitor.Report(failure); });
   if (!tls.ok()) return tls.error();
   tls_ = std::move(*tls);
+  // The provisioned part (trust relations, the Zk chain) is the snapshot's.
+  provisioning::KmsConfig zk_config = kms.snapshot()->config;
+  zk_config.listen = config.listen;
+  zk_config.tls = config.tls;
+  zk_config.zk = config.zk;
+  auto zk = ZkNode::Create(zk_config, keystore, [&monitor](const Status& failure) { monitor.Report(failure); });
+  if (!zk.ok()) return zk.error();
+  zk_ = std::move(*zk);
+  kms.SetPeerClient(&zk_->client());
 
   web::WebServerOptions web_options;
   web_options.ua_listen = config.listen.ua;
@@ -279,6 +314,9 @@ Status Daemon::StartService() {
   web_options.max_header_fields = config.http.max_header_fields;
   web_options.drain_timeout_ms = config.http.drain_timeout_ms;
   web_options.reuse_port = config.http.reuse_port;
+  web_options.zk_listen = config.listen.zk;
+  web_options.zk_tls = zk_->listener_tls();
+  web_options.zk_authorizer = zk_->authorizer();
   AddBundleRoute(web_options);
   auto server = web::WebServer::Start(web_options, kms);
   if (!server.ok()) return server.error();
@@ -313,6 +351,8 @@ void Daemon::AddGauges() {
                          [&kms] { return static_cast<double>(kms.replay_cache_size()); });
   (void)metrics.SetGauge("tkms_users", "Users the KMS serves",
                          [&kms] { return static_cast<double>(kms.snapshot()->users->size()); });
+  const ZkNode* zk = zk_.get();
+  metrics.SetTextSource("zk_peers", [zk] { return zk->MetricsText(); });
   if (!applier_) return;
   provisioning::BundleApplier* a = applier_.get();
   (void)metrics.SetCounter("tkms_bundles_accepted_total", "Configuration bundles accepted",
@@ -324,6 +364,12 @@ void Daemon::AddGauges() {
 }
 
 void Daemon::RotateTls() {
+  // The Zk identity may come from tls.certificate_chain_file too.
+  if (auto zk_commit = zk_->Prepare(kms_->snapshot()->config); zk_commit.ok()) {
+    (*zk_commit)();
+  } else {
+    LogLine(LogLevel::kWarn, "zk_tls_reload_refused").Add("error", zk_commit.error().message()).Add("kept", "the running Zk credentials");
+  }
   if (!tls_.ua && !tls_.admin) return;
   TokenMonitor* monitor = monitor_.get();
   const Status st = RefreshListenerTls(setup_.config, *setup_.keystore,
@@ -347,6 +393,8 @@ void Daemon::LogStarted(size_t users) const {
                                                    : HostPort(config.listen.ua_tls, server_->ua_tls_port()))
       .Add("admin_tls", tls_.admin != nullptr)
       .Add("admin", HostPort(config.listen.admin, server_->admin_port()))
+      .Add("zk", config.listen.zk.empty() ? std::string("-") : HostPort(config.listen.zk, server_->zk_port()))
+      .Add("trust_relations", static_cast<uint64_t>(kms_->snapshot()->config.trust_relations.size()))
       .Add("token", setup_.keystore->token().label)
       .Add("users", static_cast<uint64_t>(users))
       .Add("ticket_key", ticket_key.ok() ? std::to_string(*ticket_key) : std::string("none"));
@@ -362,7 +410,7 @@ void Daemon::Serve(const sigset_t& signals) {
       // token's users and keys are re-read as without bundles.
       if (!applier_ || applier_->ApplyFile(provisioning::BundleSource::kSighup).verdict !=
                            provisioning::BundleVerdict::kAccepted) {
-        Reload(o_, *setup_.keystore, *kms_);
+        Reload(o_, *setup_.keystore, *kms_, *zk_);
       }
       RotateTls();
       continue;

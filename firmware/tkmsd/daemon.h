@@ -32,6 +32,7 @@ struct DaemonOptions {
   std::optional<std::string> listen;       // --listen ADDR:PORT
   std::optional<std::string> admin_listen; // --admin-listen ADDR:PORT
   std::optional<std::string> tls_listen;   // --tls-listen ADDR:PORT (HTTPS Ua; --dev default 127.0.0.1:8443)
+  std::optional<std::string> zk_listen;    // --zk-listen ADDR:PORT (Zk, mutual TLS; docs/zk.md)
   std::optional<std::string> ready_file;   // --ready-file: ports as JSON once serving
   std::string log_level = "info";
   // Signed configuration bundle (docs/bundles.md): the provisioned sections

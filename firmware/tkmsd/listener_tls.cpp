@@ -39,16 +39,6 @@ Result<std::vector<pki::Bytes>> ReadCertificates(const std::string& path, const 
   return der;
 }
 
-Result<pki::PkContext> TokenKey(const provisioning::TlsConfig& tls, keystore::Keystore& keystore,
-                                TokenFailureListener on_token_failure) {
-  auto signer = keystore.TlsSigner(tls.key_label, std::move(on_token_failure));
-  if (!signer.ok()) {
-    return Status(signer.error().code(), "TLS key '" + tls.key_label + "': " + signer.error().message() +
-                                             " (create it with tkmsctl tls key create, docs/tls.md)");
-  }
-  return pki::PkContext::RsaAlt(std::move(*signer));
-}
-
 Result<std::shared_ptr<const web::TlsCredentials>> Build(const provisioning::KmsConfig& config,
                                                          keystore::Keystore& keystore, bool admin,
                                                          TokenFailureListener on_token_failure) {
@@ -57,7 +47,7 @@ Result<std::shared_ptr<const web::TlsCredentials>> Build(const provisioning::Kms
   auto chain = ReadCertificates(tls.certificate_chain_file, "tls.certificate_chain_file", kMaxChainCertificates);
   if (!chain.ok()) return chain.error();
   settings.chain_der = std::move(*chain);
-  auto key = TokenKey(tls, keystore, std::move(on_token_failure));
+  auto key = TokenTlsKey(tls, keystore, std::move(on_token_failure));
   if (!key.ok()) return key.error();
   settings.key = std::move(*key);
   if (admin) {
@@ -175,6 +165,30 @@ Status WriteText(const std::string& path, const std::string& text) {
 }
 
 }  // namespace
+
+Result<pki::PkContext> TokenTlsKey(const provisioning::TlsConfig& tls, keystore::Keystore& keystore,
+                                   TokenFailureListener on_token_failure) {
+  auto signer = keystore.TlsSigner(tls.key_label, std::move(on_token_failure));
+  if (!signer.ok()) {
+    return Status(signer.error().code(), "TLS key '" + tls.key_label + "': " + signer.error().message() +
+                                             " (create it with tkmsctl tls key create, docs/tls.md)");
+  }
+  return pki::PkContext::RsaAlt(std::move(*signer));
+}
+
+Result<std::vector<pki::Bytes>> ZkCertificateChain(const provisioning::KmsConfig& config) {
+  if (!config.kms_certificate_chain.empty()) {
+    pki::X509Chain chain;
+    TKMS_RETURN_IF_ERROR(chain.AddPem(config.kms_certificate_chain, "kms_certificate_chain",
+                                      provisioning::kMaxCertificatePemBytes * provisioning::kMaxKmsCertificateChain,
+                                      provisioning::kMaxKmsCertificateChain));
+    std::vector<pki::Bytes> der;
+    for (pki::CertificateRef cert : chain) der.emplace_back(cert.der().begin(), cert.der().end());
+    return der;
+  }
+  if (config.tls.certificate_chain_file.empty()) return std::vector<pki::Bytes>{};
+  return ReadCertificates(config.tls.certificate_chain_file, "tls.certificate_chain_file", kMaxChainCertificates);
+}
 
 Result<ListenerTls> PrepareListenerTls(const provisioning::KmsConfig& config, keystore::Keystore& keystore,
                                        TokenFailureListener on_token_failure) {

@@ -25,9 +25,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "firmware/base/status.h"
 #include "firmware/keystore/keystore.h"
+#include "firmware/pki/pk.h"
 #include "provisioning/config.h"
 #include "web/tls_server.h"
 
@@ -45,6 +47,15 @@ using TokenFailureListener = std::function<void(const Status&)>;
 // token (create it with tkmsctl tls key create)".
 Result<ListenerTls> PrepareListenerTls(const provisioning::KmsConfig& config, keystore::Keystore& keystore,
                                        TokenFailureListener on_token_failure);
+
+// The token's TLS key `tls.key_label` as an RSA-alt context (signatures made
+// by C_Sign in the token).
+Result<pki::PkContext> TokenTlsKey(const provisioning::TlsConfig& tls, keystore::Keystore& keystore,
+                                   TokenFailureListener on_token_failure);
+
+// The KMS's certificate chain on Zk (docs/zk.md): kms_certificate_chain, else
+// the file tls.certificate_chain_file, else none (empty).
+Result<std::vector<pki::Bytes>> ZkCertificateChain(const provisioning::KmsConfig& config);
 
 // SIGHUP: new credentials for the listeners that have TLS, or the reason
 // nothing changed.

@@ -19,8 +19,11 @@ int main(int argc, char** argv) {
   app.add_option("--admin-listen", options.admin_listen, "Admin listener ADDR:PORT (port 0 = any free port)");
   app.add_option("--tls-listen", options.tls_listen,
                  "HTTPS Ua listener ADDR:PORT (port 0 = any free port; --dev: default 127.0.0.1:8443)");
+  app.add_option("--zk-listen", options.zk_listen,
+                 "Zk listener ADDR:PORT for peer KMSs and network functions, mutual TLS (port 0 = any free port)");
   app.add_option("--ready-file", options.ready_file,
-                 "Write {\"ua_port\":N,\"ua_tls_port\":T,\"admin_port\":M,\"pid\":P} to this file once serving");
+                 "Write {\"ua_port\":N,\"ua_tls_port\":T,\"admin_port\":M,\"zk_port\":Z,\"pid\":P} to this "
+                 "file once serving");
   app.add_option("--log-level", options.log_level, "debug | info | warn | error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   auto* bundle = app.add_option("--bundle", options.bundle_file,

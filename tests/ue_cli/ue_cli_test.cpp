@@ -340,12 +340,13 @@ TEST_F(UeCliTest, ResponderKmsGivenExplicitly) {
   EXPECT_NE(wout.find("ticket resolve failed"), std::string::npos) << wout;
 }
 
-TEST_F(UeCliTest, ResponderOfAnotherDomainResolvesAtItsOwnKms) {
+TEST_F(UeCliTest, ResponderOfAnotherDomainWithoutTrustRelationGetsError14) {
   // A second KMS domain: its own tkmsd, token and users (bob has another PSK
-  // there). The responder takes the ticket to its own KMS, which cannot open
-  // a ticket issued by kms.example.org until KMS-to-KMS resolution (Zk)
-  // exists: it answers MIKEY error 14, and only its own metrics count the
-  // resolve. (With Zk this test becomes the two-domain call.)
+  // there), and no trust relation with kms.example.org. The responder takes
+  // the ticket to its own KMS, which has no KMS to ask: MIKEY error 14
+  // (refusal no_trust_relation, docs/kms.md), and only its own metrics count
+  // the resolve. The same call across two domains that trust each other
+  // succeeds: tkmsd.zk.* (tests/integration/zk_test.py).
   TempDir other_dir;
   const std::string other_state = other_dir.path() + "/state";
   TkmsdProcess::Options o;
