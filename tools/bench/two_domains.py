@@ -139,6 +139,8 @@ class Domain:
         self.ports = {}
         self.version = 0
         self.relations, self.functions = [], []
+        self.policy_classes = {"default": {}}  # the bundle's policy_classes
+        self.user_classes = {}  # user -> class name
         app = os.path.join(self.dir, "appliance")
         self.pin = os.path.join(app, "token.pin")
         ks = ["--state-dir", app, "--pin-file", self.pin]
@@ -182,9 +184,11 @@ class Domain:
                 "ca": (ca or peer.ca).text()}
 
     def payload(self):
-        config = {"version": self.version, "kms_identity": self.host, "token_users": False,
-                  "users": [{"identities": [i], "psk_id": self.psk_ids[u]} for u, (i, _) in self.users.items()],
-                  "trust_relations": self.relations}
+        users = [dict({"identities": [i], "psk_id": self.psk_ids[u]},
+                      **({"policy_class": self.user_classes[u]} if u in self.user_classes else {}))
+                 for u, (i, _) in self.users.items()]
+        config = {"version": self.version, "kms_identity": self.host, "token_users": False, "users": users,
+                  "policy_classes": self.policy_classes, "trust_relations": self.relations}
         if self.zk:
             config["kms_certificate_chain"] = read(self.chain)
             config["network_functions"] = self.functions
@@ -251,6 +255,9 @@ class Domain:
     def stop(self):
         """SIGTERM; True if tkmsd exited 0 within 20 s."""
         return self.proc is None or (stop(self.proc) and self.proc.returncode == 0)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
 
     def logtext(self):
         return read(self.log)
