@@ -54,6 +54,7 @@ constexpr Section kSections[] = {
     {"tls", true},
     {"token", true},
     {"mikey", true},
+    {"zk", true},
     {"policy_classes", false},
     {"default_policy_class", false},
     {"token_users", false},
@@ -61,6 +62,8 @@ constexpr Section kSections[] = {
     {"groups", false},
     {"trust_relations", false},
     {"external_kms", false},
+    {"kms_certificate_chain", false},
+    {"network_functions", false},
     {"krr_policy", false},
 };
 
@@ -116,6 +119,7 @@ Result<KmsConfig> ReadConfig(const Json& root, ConfigRole role) {
   TKMS_RETURN_IF_ERROR(internal::CheckListenSecurity(config.listen, config.tls, false));
   if (role != ConfigRole::kBundle) TKMS_RETURN_IF_ERROR(ReadToken(Member(root, "token"), config.token));
   if (const Json* v = Member(root, "mikey"); v != nullptr) TKMS_RETURN_IF_ERROR(ReadMikey(*v, config.mikey));
+  if (const Json* v = Member(root, "zk"); v != nullptr) TKMS_RETURN_IF_ERROR(ReadZk(*v, config.zk));
 
   const Json* classes = Member(root, "policy_classes");
   TKMS_RETURN_IF_ERROR(ReadPolicyClasses(classes, config.policy_classes));
@@ -133,6 +137,10 @@ Result<KmsConfig> ReadConfig(const Json& root, ConfigRole role) {
   IdentityIndex identities;
   TKMS_RETURN_IF_ERROR(ReadTrustRelations(Member(root, "trust_relations"), config, identities));
   TKMS_RETURN_IF_ERROR(ReadExternalKms(Member(root, "external_kms"), config, identities));
+  if (const Json* v = Member(root, "kms_certificate_chain"); v != nullptr) {
+    TKMS_RETURN_IF_ERROR(ReadCertificateChain(*v, "kms_certificate_chain", config.kms_certificate_chain));
+  }
+  TKMS_RETURN_IF_ERROR(ReadNetworkFunctions(Member(root, "network_functions"), config));
   if (const Json* v = Member(root, "krr_policy"); v != nullptr) {
     TKMS_RETURN_IF_ERROR(ReadKrrPolicy(*v, config.krr_policy));
   }
@@ -255,6 +263,13 @@ Result<KmsConfig> LoadConfigFile(const std::string& path, ConfigRole role) {
   return config;
 }
 
+bool NetworkFunctionConfig::may_resolve() const {
+  for (const auto& role : roles) {
+    if (role == "resolve") return true;
+  }
+  return false;
+}
+
 Status CheckListenSecurity(const KmsConfig& config, bool allow_plaintext_ua) {
   return internal::CheckListenSecurity(config.listen, config.tls, allow_plaintext_ua);
 }
@@ -266,6 +281,7 @@ KmsConfig CombineConfig(const KmsConfig& local, const KmsConfig& bundle) {
   combined.tls = local.tls;
   combined.token = local.token;
   combined.mikey = local.mikey;
+  combined.zk = local.zk;
   return combined;
 }
 
@@ -281,6 +297,14 @@ Status CheckCertificateDates(const KmsConfig& config, std::time_t now) {
   for (size_t i = 0; i < config.external_kms.size(); ++i) {
     TKMS_RETURN_IF_ERROR(CheckCertificateDate(config.external_kms[i].certificate,
                                               KeyPath(IndexPath("external_kms", i), "certificate"), now));
+  }
+  for (size_t i = 0; i < config.network_functions.size(); ++i) {
+    TKMS_RETURN_IF_ERROR(CheckCertificateDate(config.network_functions[i].certificate,
+                                              KeyPath(IndexPath("network_functions", i), "certificate"), now));
+  }
+  // The leaf of the KMS's own chain (its intermediates expire with it or later).
+  if (!config.kms_certificate_chain.empty()) {
+    TKMS_RETURN_IF_ERROR(CheckCertificateChainDate(config.kms_certificate_chain, "kms_certificate_chain", now));
   }
   return Status::Ok();
 }

@@ -58,7 +58,8 @@ inline constexpr uint64_t kMaxConfigVersion = 9007199254740991;
 // "token", "mikey". The provisioned sections are what a signed bundle
 // delivers: "version", "kms_identity", "policy_classes",
 // "default_policy_class", "token_users", "users", "groups",
-// "trust_relations", "external_kms", "krr_policy".
+// "trust_relations", "external_kms", "kms_certificate_chain",
+// "network_functions", "krr_policy". "zk" is local.
 enum class ConfigRole : uint8_t {
   // Everything in one document (tkmsd --config without --bundle):
   // kms_identity and token.pin_file are required, version is optional.
@@ -79,6 +80,9 @@ struct ListenConfig {
   std::string ua = "127.0.0.1:8080";
   std::string ua_tls;                    // HTTPS Ua, "ADDR:PORT" or "" (none)
   std::string admin = "127.0.0.1:8081";  // health, readiness, metrics, POST /admin/bundle
+  // The Zk listener for peer KMSs and authorised network functions
+  // (docs/zk.md), "ADDR:PORT" or "" (none). Always mutual TLS.
+  std::string zk;
   // The operator's explicit consent to plaintext Ua off loopback.
   bool plaintext_ua_on_non_loopback = false;
   bool operator==(const ListenConfig&) const = default;
@@ -124,6 +128,17 @@ struct TokenConfig {
   // and how soon it notices that an unavailable token is back (100..60000).
   unsigned health_check_interval_ms = 1000;
   bool operator==(const TokenConfig&) const = default;
+};
+
+// The KMS's calls to peer KMSs over Zk (docs/zk.md): deadlines, pooling, and
+// the pause after a failure, so a dead or slow peer costs the UE a bounded
+// time and never holds a handler thread.
+struct ZkConfig {
+  unsigned connect_timeout_ms = 2000;      // TCP connect + TLS handshake (100..60000)
+  unsigned response_timeout_ms = 5000;     // request written to response read (100..600000)
+  unsigned max_connections_per_peer = 8;   // pooled connections = requests in progress per peer (1..256)
+  unsigned retry_after_failure_ms = 1000;  // after a connect/handshake failure: fail at once this long (0..600000)
+  bool operator==(const ZkConfig&) const = default;
 };
 
 // Which timestamp enters the AES-CM IV of the KEMAC in REQUEST_RESP and
@@ -216,6 +231,19 @@ struct ExternalKmsConfig {
   bool operator==(const ExternalKmsConfig&) const = default;
 };
 
+// A network function authorised to resolve any ticket of this KMS (TR 33.828
+// step 5: lawful interception), known by its exact certificate.
+struct NetworkFunctionConfig {
+  std::string name;                // unique; in audit lines and metrics
+  std::string certificate;         // PEM, one certificate (pinned: exact DER)
+  std::vector<std::string> roles;  // subset of {"resolve"}; empty grants nothing
+  bool may_resolve() const;
+  bool operator==(const NetworkFunctionConfig&) const = default;
+};
+// Most entries in "network_functions"; most certificates in kms_certificate_chain.
+inline constexpr size_t kMaxNetworkFunctions = 100;
+inline constexpr size_t kMaxKmsCertificateChain = 8;
+
 // The KMS Redirect Response (KRR) policy flags of 3GPP TR 33.880
 // §7.2.1.3.5. Only carried and validated here; the KRR feature comes with a
 // later issue. The defaults are the safe choice.
@@ -238,6 +266,7 @@ struct KmsConfig {
   TlsConfig tls;
   TokenConfig token;
   MikeyConfig mikey;
+  ZkConfig zk;
   std::map<std::string, PolicyClass> policy_classes;  // always has default_policy_class
   std::string default_policy_class = "default";
   // Also serve every "user:" PSK object on the token (tkmsctl user add) that
@@ -247,6 +276,11 @@ struct KmsConfig {
   std::vector<GroupConfig> groups;
   std::vector<TrustRelationConfig> trust_relations;  // at most kMaxTrustRelations
   std::vector<ExternalKmsConfig> external_kms;       // at most kMaxExternalKms
+  // The KMS's own TLS identity on Zk (server and client side): PEM, leaf
+  // first, at most kMaxKmsCertificateChain certificates; its key is the
+  // token key tls.key_label. Empty: tls.certificate_chain_file.
+  std::string kms_certificate_chain;
+  std::vector<NetworkFunctionConfig> network_functions;  // at most kMaxNetworkFunctions
   KrrPolicyConfig krr_policy;
   // Field-by-field equality (every struct here has one): the round-trip
   // property ParseConfig(ConfigToJson(c)) == c.
@@ -269,7 +303,7 @@ Result<KmsConfig> ParseConfig(std::string_view json_text, ConfigRole role = Conf
 // parse.
 Result<KmsConfig> LoadConfigFile(const std::string& path, ConfigRole role = ConfigRole::kComplete);
 // The configuration of a tkmsd started with --config and --bundle: the
-// local sections (listen, http, token, mikey) of `local` and every other
+// local sections (listen, http, tls, token, mikey, zk) of `local` and every other
 // field of `bundle` (a field added to KmsConfig later is provisioned unless
 // it is added to the local sections here).
 // The listener rules docs/config.md states: plaintext Ua only on loopback

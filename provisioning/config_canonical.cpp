@@ -15,12 +15,13 @@ using Json = nlohmann::json;
 
 namespace {
 
-// The local sections: listen, http, tls, token, mikey.
+// The local sections: listen, http, tls, token, mikey, zk.
 void PutLocalSections(const KmsConfig& config, Json& root) {
   Json& listen = root["listen"] = Json::object();
   listen["ua"] = config.listen.ua;
   listen["ua_tls"] = config.listen.ua_tls;
   listen["admin"] = config.listen.admin;
+  listen["zk"] = config.listen.zk;
   listen["plaintext_ua_on_non_loopback"] = config.listen.plaintext_ua_on_non_loopback;
 
   Json& http = root["http"] = Json::object();
@@ -55,6 +56,12 @@ void PutLocalSections(const KmsConfig& config, Json& root) {
   mikey["replay_cache_entries"] = config.mikey.replay_cache_entries;
   mikey["kemac_iv_timestamp"] =
       config.mikey.kemac_iv_timestamp == KemacIvTimestamp::kRequest ? "request" : "response";
+
+  Json& zk = root["zk"] = Json::object();
+  zk["connect_timeout_ms"] = config.zk.connect_timeout_ms;
+  zk["response_timeout_ms"] = config.zk.response_timeout_ms;
+  zk["max_connections_per_peer"] = config.zk.max_connections_per_peer;
+  zk["retry_after_failure_ms"] = config.zk.retry_after_failure_ms;
 }
 
 Json PolicyClassesJson(const std::map<std::string, PolicyClass>& policy_classes) {
@@ -101,7 +108,7 @@ void PutUsersAndGroups(const KmsConfig& config, Json& root) {
   }
 }
 
-// trust_relations, external_kms, krr_policy.
+// trust_relations, external_kms, kms_certificate_chain, network_functions, krr_policy.
 void PutOtherKmss(const KmsConfig& config, Json& root) {
   Json& trust_relations = root["trust_relations"] = Json::array();
   for (const TrustRelationConfig& trust : config.trust_relations) {
@@ -118,6 +125,15 @@ void PutOtherKmss(const KmsConfig& config, Json& root) {
     entry["kms_uri"] = external.kms_uri;
     entry["certificate"] = external.certificate;
     external_kms.push_back(std::move(entry));
+  }
+  root["kms_certificate_chain"] = config.kms_certificate_chain;
+  Json& functions = root["network_functions"] = Json::array();
+  for (const NetworkFunctionConfig& function : config.network_functions) {
+    Json entry = Json::object();
+    entry["name"] = function.name;
+    entry["certificate"] = function.certificate;
+    entry["roles"] = function.roles;
+    functions.push_back(std::move(entry));
   }
   Json& krr = root["krr_policy"] = Json::object();
   krr["allow_krr"] = config.krr_policy.allow_krr;

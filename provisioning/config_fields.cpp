@@ -273,13 +273,41 @@ Status ReadCertificate(const Json& value, const std::string& path, bool must_be_
   return Status::Ok();
 }
 
-Status CheckCertificateDate(std::string_view pem, const std::string& path, std::time_t now) {
-  pki::X509Chain chain;
-  TKMS_RETURN_IF_ERROR(LoadCertificate(pem, path, chain));
-  const pki::CertificateRef crt = chain.front();
+namespace {
+
+Status LoadCertificateChain(std::string_view pem, const std::string& path, pki::X509Chain& chain) {
+  constexpr size_t kMaxBytes = kMaxCertificatePemBytes * kMaxKmsCertificateChain;
+  if (pem.size() > kMaxBytes) {
+    return Invalid(path, "is " + std::to_string(pem.size()) + " bytes; at most " + std::to_string(kMaxBytes));
+  }
+  return chain.AddPem(pem, path, kMaxBytes, kMaxKmsCertificateChain);
+}
+
+Status CheckValidAt(const pki::CertificateRef& crt, const std::string& path, std::time_t now) {
   if (now < crt.not_before()) return Invalid(path, "not valid before " + pki::FormatUtcTime(crt.not_before()));
   if (now > crt.not_after()) return Invalid(path, "expired on " + pki::FormatUtcTime(crt.not_after()));
   return Status::Ok();
+}
+
+}  // namespace
+
+Status CheckCertificateDate(std::string_view pem, const std::string& path, std::time_t now) {
+  pki::X509Chain chain;
+  TKMS_RETURN_IF_ERROR(LoadCertificate(pem, path, chain));
+  return CheckValidAt(chain.front(), path, now);
+}
+
+Status ReadCertificateChain(const Json& value, const std::string& path, std::string& out) {
+  TKMS_RETURN_IF_ERROR(ParseString(value, path, out));
+  if (out.empty()) return Status::Ok();  // "" = not set (the canonical form writes it)
+  pki::X509Chain chain;
+  return LoadCertificateChain(out, path, chain);
+}
+
+Status CheckCertificateChainDate(std::string_view pem, const std::string& path, std::time_t now) {
+  pki::X509Chain chain;
+  TKMS_RETURN_IF_ERROR(LoadCertificateChain(pem, path, chain));
+  return CheckValidAt(chain.front(), path, now);
 }
 
 }  // namespace tkms::provisioning::internal

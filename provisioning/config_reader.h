@@ -98,6 +98,11 @@ bool IsZkEndpoint(std::string_view text);
 Status ReadCertificate(const Json& value, const std::string& path, bool must_be_ca, std::string& out);
 // The certificate `pem` (as ReadCertificate accepts it) is valid at `now`.
 Status CheckCertificateDate(std::string_view pem, const std::string& path, std::time_t now);
+// A certificate chain: PEM text of 1..kMaxKmsCertificateChain CERTIFICATE
+// blocks (leaf first) that mbedTLS parses. Sets `out` to the text.
+Status ReadCertificateChain(const Json& value, const std::string& path, std::string& out);
+// The chain's leaf is valid at `now`.
+Status CheckCertificateChainDate(std::string_view pem, const std::string& path, std::time_t now);
 
 // ---- sections (config_sections.cpp) --------------------------------------------
 
@@ -118,6 +123,8 @@ Status ReadListen(const Json* value, ListenConfig& out);
 Status ReadHttp(const Json& value, HttpConfig& out);
 Status ReadToken(const Json* value, TokenConfig& out);
 Status ReadMikey(const Json& value, MikeyConfig& out);
+Status ReadZk(const Json& value, ZkConfig& out);
+Status ReadNetworkFunctions(const Json* value, KmsConfig& config);
 Status ReadPolicyClasses(const Json* value, std::map<std::string, PolicyClass>& out);
 Status ReadKrrPolicy(const Json& value, KrrPolicyConfig& out);
 // KMSs before users: users' KMS lists name them (config.cpp keeps the order).

@@ -32,7 +32,8 @@ Status ReadEndpoint(const Json& object, const std::string& path, const char* key
 Status ReadListen(const Json* value, ListenConfig& out) {
   const std::string path = "listen";
   if (value != nullptr) {
-    TKMS_RETURN_IF_ERROR(CheckObject(*value, path, {"ua", "ua_tls", "admin", "plaintext_ua_on_non_loopback"}));
+    TKMS_RETURN_IF_ERROR(
+        CheckObject(*value, path, {"ua", "ua_tls", "admin", "zk", "plaintext_ua_on_non_loopback"}));
   }
   const Json empty = Json::object();
   const Json& object = value != nullptr ? *value : empty;
@@ -42,7 +43,10 @@ Status ReadListen(const Json* value, ListenConfig& out) {
     bool optional;  // "" turns the listener off
     Endpoint endpoint;
   };
-  Named listeners[] = {{"ua", &out.ua, true, {}}, {"ua_tls", &out.ua_tls, true, {}}, {"admin", &out.admin, false, {}}};
+  Named listeners[] = {{"ua", &out.ua, true, {}},
+                       {"ua_tls", &out.ua_tls, true, {}},
+                       {"admin", &out.admin, false, {}},
+                       {"zk", &out.zk, true, {}}};
   for (Named& l : listeners) {
     const Json* v = Member(object, l.key);
     if (v != nullptr) TKMS_RETURN_IF_ERROR(ParseString(*v, KeyPath(path, l.key), *l.text));
@@ -178,6 +182,17 @@ Status ReadToken(const Json* value, TokenConfig& out) {
   TKMS_RETURN_IF_ERROR(ReadUnsigned(*value, path, "sessions", 1, 64, out.sessions));
   TKMS_RETURN_IF_ERROR(
       ReadUnsigned(*value, path, "health_check_interval_ms", 100, 60000, out.health_check_interval_ms));
+  return Status::Ok();
+}
+
+Status ReadZk(const Json& value, ZkConfig& out) {
+  const std::string path = "zk";
+  TKMS_RETURN_IF_ERROR(CheckObject(
+      value, path, {"connect_timeout_ms", "response_timeout_ms", "max_connections_per_peer", "retry_after_failure_ms"}));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "connect_timeout_ms", 100, 60000, out.connect_timeout_ms));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "response_timeout_ms", 100, 600000, out.response_timeout_ms));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "max_connections_per_peer", 1, 256, out.max_connections_per_peer));
+  TKMS_RETURN_IF_ERROR(ReadUnsigned(value, path, "retry_after_failure_ms", 0, 600000, out.retry_after_failure_ms));
   return Status::Ok();
 }
 
@@ -361,6 +376,75 @@ Status ReadExternalKms(const Json* value, KmsConfig& config, IdentityIndex& iden
     if (certificate == nullptr) return Invalid(certificate_path, "required field is missing");
     TKMS_RETURN_IF_ERROR(ReadCertificate(*certificate, certificate_path, false, out.certificate));
     config.external_kms.push_back(std::move(out));
+  }
+  return Status::Ok();
+}
+
+Status ReadNetworkFunctions(const Json* value, KmsConfig& config) {
+  const std::string path = "network_functions";
+  if (value == nullptr) return Status::Ok();
+  if (!value->is_array()) return WrongType(path, "an array", *value);
+  if (value->size() > kMaxNetworkFunctions) {
+    return Invalid(path, std::to_string(value->size()) + " entries; at most " + std::to_string(kMaxNetworkFunctions) +
+                             " (kMaxNetworkFunctions)");
+  }
+  // A pinned certificate maps to exactly one client: no two functions, and
+  // no function and trust relation, share one.
+  std::unordered_map<std::string, std::string> owner_of;  // certificate PEM (trimmed) -> path
+  const auto trimmed = [](std::string_view pem) {
+    while (!pem.empty() && (pem.front() == ' ' || pem.front() == '\n' || pem.front() == '\r' || pem.front() == '\t')) {
+      pem.remove_prefix(1);
+    }
+    while (!pem.empty() && (pem.back() == ' ' || pem.back() == '\n' || pem.back() == '\r' || pem.back() == '\t')) {
+      pem.remove_suffix(1);
+    }
+    return std::string(pem);
+  };
+  for (size_t i = 0; i < config.trust_relations.size(); ++i) {
+    if (!config.trust_relations[i].certificate.empty()) {
+      owner_of.emplace(trimmed(config.trust_relations[i].certificate), IndexPath("trust_relations", i));
+    }
+  }
+  std::unordered_map<std::string, std::string> name_of;
+  config.network_functions.reserve(value->size());
+  for (size_t i = 0; i < value->size(); ++i) {
+    const Json& entry = (*value)[i];
+    const std::string item = IndexPath(path, i);
+    TKMS_RETURN_IF_ERROR(CheckObject(entry, item, {"name", "certificate", "roles"}));
+    NetworkFunctionConfig out;
+    const Json* name = Member(entry, "name");
+    if (name == nullptr) return Invalid(KeyPath(item, "name"), "required field is missing");
+    TKMS_RETURN_IF_ERROR(ParseString(*name, KeyPath(item, "name"), out.name));
+    if (out.name.empty() || out.name.size() > 64) return Invalid(KeyPath(item, "name"), "must be 1..64 bytes");
+    for (char c : out.name) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                      c == '-' || c == '_';
+      if (!ok) return Invalid(KeyPath(item, "name"), "letters, digits, '.', '-' and '_' only, got " + Quote(out.name));
+    }
+    if (const auto [it, inserted] = name_of.emplace(out.name, item); !inserted) {
+      return Invalid(KeyPath(item, "name"), Quote(out.name) + " is already the name of " + it->second);
+    }
+    const Json* certificate = Member(entry, "certificate");
+    if (certificate == nullptr) return Invalid(KeyPath(item, "certificate"), "required field is missing");
+    TKMS_RETURN_IF_ERROR(ReadCertificate(*certificate, KeyPath(item, "certificate"), false, out.certificate));
+    if (const auto [it, inserted] = owner_of.emplace(trimmed(out.certificate), item); !inserted) {
+      return Invalid(KeyPath(item, "certificate"), "is also the certificate of " + it->second);
+    }
+    const std::string roles_path = KeyPath(item, "roles");
+    const Json* roles = Member(entry, "roles");
+    if (roles == nullptr) return Invalid(roles_path, "required field is missing (e.g. [\"resolve\"], or [] for none)");
+    if (!roles->is_array()) return WrongType(roles_path, "an array", *roles);
+    if (roles->size() > 8) return Invalid(roles_path, "at most 8 entries");
+    for (size_t r = 0; r < roles->size(); ++r) {
+      std::string role;
+      TKMS_RETURN_IF_ERROR(ParseString((*roles)[r], IndexPath(roles_path, r), role));
+      if (role != "resolve") return Invalid(IndexPath(roles_path, r), "unknown role " + Quote(role) + " (known: resolve)");
+      for (const auto& seen : out.roles) {
+        if (seen == role) return Invalid(IndexPath(roles_path, r), Quote(role) + " is listed twice");
+      }
+      out.roles.push_back(std::move(role));
+    }
+    config.network_functions.push_back(std::move(out));
   }
   return Status::Ok();
 }

@@ -123,7 +123,7 @@ Json KmsBase() {
 // `doc` without its local sections (a bundle payload) or with only them
 // (a local configuration).
 Json BundlePart(Json doc) {
-  for (const char* key : {"listen", "http", "tls", "token", "mikey"}) doc.erase(key);
+  for (const char* key : {"listen", "http", "tls", "token", "mikey", "zk"}) doc.erase(key);
   return doc;
 }
 Json LocalPart(const Json& doc) {
@@ -263,7 +263,8 @@ TEST(ConfigTest, RoundTripOfTheExample) {
 TEST(ConfigTest, RoundTripOfEveryFieldChanged) {
   KmsConfig config;
   config.kms_identity = "kms-2.example.net";
-  config.listen = {"10.0.0.1:0", "10.0.0.1:9443", "10.0.0.1:9000", true};
+  config.listen = {"10.0.0.1:0", "10.0.0.1:9443", "10.0.0.1:9000", "10.0.0.1:9444", true};
+  config.zk = {100, 600000, 256, 0};
   config.http = {1048576, 256, 100, 0, 7, 3, 2, 1024, 8, 0, true};
   config.tls = {"tkms-tls-other", "chain.pem", "/etc/tkms/operators-ca.pem", {"op1.pem", "op2.pem"}};
   config.token.module_path = "/opt/hsm/lib/libpkcs11.so";
@@ -616,6 +617,87 @@ TEST(ConfigTest, KmsSectionsParse) {
   ExpectRoundTrip(*config);
 }
 
+// ---- issue 13: Zk listener and client settings, the KMS's own certificate
+// chain, authorised network functions --------------------------------------
+
+TEST(ConfigTest, ZkSectionsParseAndRoundTrip) {
+  Json doc = KmsBase();
+  doc["listen"]["zk"] = "127.0.0.1:8444";
+  doc["zk"] = {{"connect_timeout_ms", 250}, {"response_timeout_ms", 900}, {"max_connections_per_peer", 2},
+               {"retry_after_failure_ms", 0}};
+  doc["kms_certificate_chain"] = Certs().peer + Certs().ca;
+  doc["network_functions"] = Json::array(
+      {{{"name", "li-gw-1"}, {"certificate", Certs().external}, {"roles", {"resolve"}}},
+       {{"name", "probe"}, {"certificate", Certs().short_lived}, {"roles", Json::array()}}});
+  doc["external_kms"] = Json::array();
+  doc["users"][0].erase("external_kms");
+  auto config = ParseConfig(doc.dump());
+  ASSERT_TRUE(config.ok()) << config.error().ToString();
+  EXPECT_EQ(config->listen.zk, "127.0.0.1:8444");
+  EXPECT_EQ(config->zk, (ZkConfig{250, 900, 2, 0}));
+  EXPECT_EQ(config->kms_certificate_chain, Certs().peer + Certs().ca);
+  ASSERT_EQ(config->network_functions.size(), 2u);
+  EXPECT_TRUE(config->network_functions[0].may_resolve());
+  EXPECT_FALSE(config->network_functions[1].may_resolve());
+  ExpectRoundTrip(*config);
+  // Defaults: no Zk listener, the documented client settings, nothing granted.
+  auto minimal = ParseConfig(kMinimal);
+  ASSERT_TRUE(minimal.ok());
+  EXPECT_EQ(minimal->listen.zk, "");
+  EXPECT_EQ(minimal->zk, (ZkConfig{2000, 5000, 8, 1000}));
+  EXPECT_TRUE(minimal->network_functions.empty());
+  EXPECT_TRUE(minimal->kms_certificate_chain.empty());
+  // zk is local, the rest provisioned.
+  EXPECT_TRUE(ParseConfig(BundlePart(doc).dump(), ConfigRole::kBundle).ok());
+  Json zk_in_bundle = BundlePart(doc);
+  zk_in_bundle["zk"] = Json::object();
+  EXPECT_FALSE(ParseConfig(zk_in_bundle.dump(), ConfigRole::kBundle).ok());
+}
+
+TEST(ConfigTest, ZkSectionsRefusals) {
+  struct Case {
+    const char* what;
+    std::function<void(Json&)> change;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"zk timeout range", [](Json& d) { d["zk"] = {{"connect_timeout_ms", 99}}; }, "zk.connect_timeout_ms"},
+      {"zk unknown key", [](Json& d) { d["zk"] = {{"retries", 1}}; }, "zk.retries"},
+      {"zk port clash", [](Json& d) { d["listen"] = {{"admin", "127.0.0.1:9000"}, {"zk", "127.0.0.1:9000"}}; }, "listen.zk"},
+      {"chain not PEM", [](Json& d) { d["kms_certificate_chain"] = "hello"; }, "kms_certificate_chain"},
+      {"nf no roles", [](Json& d) { d["network_functions"] = {{{"name", "a"}, {"certificate", Certs().external}}}; },
+       "network_functions[0].roles: required field is missing"},
+      {"nf unknown role",
+       [](Json& d) {
+         d["network_functions"] = {{{"name", "a"}, {"certificate", Certs().external}, {"roles", {"admin"}}}};
+       },
+       "unknown role"},
+      {"nf bad name",
+       [](Json& d) {
+         d["network_functions"] = {{{"name", "a b"}, {"certificate", Certs().external}, {"roles", {"resolve"}}}};
+       },
+       "network_functions[0].name"},
+      {"nf twice",
+       [](Json& d) {
+         d["network_functions"] = {{{"name", "a"}, {"certificate", Certs().external}, {"roles", {"resolve"}}},
+                                   {{"name", "a"}, {"certificate", Certs().short_lived}, {"roles", {"resolve"}}}};
+       },
+       "network_functions[1].name"},
+      {"nf shares a relation's certificate",
+       [](Json& d) {
+         d["network_functions"] = {{{"name", "a"}, {"certificate", Certs().peer}, {"roles", {"resolve"}}}};
+       },
+       "is also the certificate of trust_relations[0]"},
+  };
+  for (const Case& c : cases) {
+    Json doc = KmsBase();
+    c.change(doc);
+    auto config = ParseConfig(doc.dump());
+    ASSERT_FALSE(config.ok()) << c.what;
+    EXPECT_THAT(config.error().message(), HasSubstr(c.message)) << c.what;
+  }
+}
+
 TEST(ConfigTest, KrrPolicyDefaultsAreTheSafeOnes) {
   auto config = ParseConfig(kMinimal);
   ASSERT_TRUE(config.ok());
@@ -958,7 +1040,8 @@ TEST(ConfigRoleTest, BundleNeedsVersionAndKmsIdentityButNoToken) {
   // Unknown keys name the keys a bundle may have.
   EXPECT_EQ(Refusal(R"({"version": 1, "kms_identity": "k", "signature": "x"})", ConfigRole::kBundle),
             "signature: unknown key (expected one of: kms_identity, version, policy_classes, default_policy_class, "
-            "token_users, users, groups, trust_relations, external_kms, krr_policy)");
+            "token_users, users, groups, trust_relations, external_kms, kms_certificate_chain, network_functions, "
+            "krr_policy)");
 }
 
 TEST(ConfigRoleTest, LocalNeedsThePinFileButNoKmsIdentity) {
@@ -969,7 +1052,7 @@ TEST(ConfigRoleTest, LocalNeedsThePinFileButNoKmsIdentity) {
   EXPECT_EQ(local->token.pin_file, "p");
   EXPECT_EQ(Refusal("{}", ConfigRole::kLocal), "token.pin_file: required field is missing");
   EXPECT_EQ(Refusal(R"({"token": {"pin_file": "p"}, "bundle": "b.json"})", ConfigRole::kLocal),
-            "bundle: unknown key (expected one of: listen, http, tls, token, mikey)");
+            "bundle: unknown key (expected one of: listen, http, tls, token, mikey, zk)");
   // Local sections are validated as usual.
   EXPECT_EQ(Refusal(R"({"token": {"pin_file": "p"}, "http": {"worker_threads": 0}})", ConfigRole::kLocal),
             "http.worker_threads: 0 is out of range 1..256");
