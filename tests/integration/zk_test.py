@@ -37,6 +37,7 @@ CASE:
 Exits 1 at the first failed check, with what was seen. Every process is
 stopped at the end; one temporary directory per run (parallel-safe).
 """
+import json
 import os
 import re
 import signal
@@ -50,11 +51,12 @@ SOURCE_DIR, TKMSD, TKMSCTL, TKMS_UE, TKMS_BENCH = (os.path.abspath(a) for a in s
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tools", "bench"))
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "cli"))
 from doc_walkthrough import Checks  # noqa: E402
-from two_domains import ZK_TIMEOUTS, Programs, TwoDomains, clean_env, read  # noqa: E402
+from two_domains import ZK_TIMEOUTS, Programs, TwoDomains, clean_env, read, run, write  # noqa: E402
 
 PROGRAMS = Programs(TKMSD, TKMSCTL, TKMS_UE, TKMS_BENCH)
 RESOLVE_PATH = "/keymanagement?requesttype=ticketresolve"
 REQUEST_PATH = "/keymanagement?requesttype=ticketrequest"
+NTP_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970
 checks = Checks()
 check = checks.check
 
@@ -104,14 +106,45 @@ def answer(d, work, sdp, responder):
     return code, out, time.monotonic() - t0
 
 
-def curl_zk(domain, path, body, cacert, cert=None, key=None):
-    """POST to a domain's Zk listener with curl: (curl exit status, HTTP status)."""
-    argv = ["curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", cacert,
-            "-H", "Content-Type: application/mikey", "--data-binary", body, domain.zk_url() + path]
+def unprotected_resolve_init(work, sdp, kms_host, responder=None):
+    """What KMS_R or a network function sends on Zk (docs/zk.md): a
+    RESOLVE_INIT_PSK with the offer's TICKET, V with the NULL MAC, built with
+    tkmsctl mikey encode; the path of its base64."""
+    line = [l for l in read(sdp).splitlines() if l.startswith("a=key-mgmt:mikey ")][0]
+    transfer_init = json.loads(run([TKMSCTL, "mikey", "decode", "-"], input=line))
+
+    def idr(role, text):
+        return {"type": 14, "role": role, "id_type": 1, "data": text.encode().hex()}
+    payloads = [{"type": 5, "ts_type": 0, "value": (int(time.time()) + NTP_OFFSET) << 32},
+                {"type": 15, "role": 2, "rand": os.urandom(16).hex()}]
+    payloads += [idr(2, responder)] if responder else []
+    payloads += [idr(3, kms_host), [p for p in transfer_init["payloads"] if p["name"] == "TICKET"][0],
+                 {"type": 9, "auth_alg": 0, "mac": ""}]
+    header = dict(transfer_init["header"], data_type=16, v=False, cs_count=0, cs_id_map_type=1, cs_id_map=[])
+    for name in ("data_type_name", "cs_id_map_type_name"):
+        header.pop(name)
+    path = sdp + ".resolve_init"
+    write(path, run([TKMSCTL, "mikey", "encode", "-"], input=json.dumps({"header": header, "payloads": payloads})))
+    return path
+
+
+def curl(url, body_path, cacert, cert=None, key=None):
+    """POST a MIKEY message with curl: (curl exit status, HTTP status, decoded answer or None)."""
+    argv = ["curl", "-sS", "--max-time", "20", "-w", "\n%{http_code}", "--cacert", cacert,
+            "-H", "Content-Type: application/mikey", "--data-binary", "@" + body_path, url]
     if cert:
         argv += ["--cert", cert, "--key", key]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    return p.returncode, int(p.stdout or 0)
+    body, _, status = p.stdout.rpartition("\n")
+    decoded = None
+    if body.strip() and status == "200":
+        decoded = json.loads(run([TKMSCTL, "mikey", "decode", "-"], input=body))
+    return p.returncode, int(status or 0), decoded
+
+
+def error_number(message):
+    errs = [p["error_no"] for p in (message or {}).get("payloads", []) if p["name"] == "ERR"]
+    return errs[0] if errs else None
 
 
 def s_client(domain, cacert, cert, key):
@@ -260,23 +293,36 @@ def case_network_function(d, work):
     for what in ("MPKi", "MPKr"):
         check(what in out, "function-resolve shows %s (unforked keys)" % what, out)
 
-    body = "@" + sdp  # any body: the refusal comes before the body is read
-    check(curl_zk(d.a, REQUEST_PATH, body, d.cacerts, *nf)[1] == 403, "ticketrequest on Zk: 403")
-    stranger = d.ca.software_client("stranger", "kms.x.example.org", dns="kms.x.example.org")
-    check(curl_zk(d.a, RESOLVE_PATH, body, d.cacerts, *stranger)[1] == 403,
-          "a certificate of the trusted CA that names no relation and is no network function: 403")
-    code, _ = curl_zk(d.a, RESOLVE_PATH, body, d.cacerts)
-    check(code != 0, "no client certificate: no TLS session on Zk (curl exit %d)" % code)
+    # The same with curl and the message built here: the keys in clear, unforked.
+    body = unprotected_resolve_init(work, offer(d, work, "li-curl", alice, bob), d.a.host)
+    code, status, resp = curl(d.a.zk_url() + RESOLVE_PATH, body, d.cacerts, *nf)
+    check(status == 200 and resp["header"]["data_type_name"] == "RESOLVE_RESP",
+          "curl with the function's certificate: RESOLVE_RESP", json.dumps(resp))
+    kemac = [p for p in resp["payloads"] if p["name"] == "KEMAC"]
+    check(len(kemac) == 1 and kemac[0]["encr_alg"] == 0 and kemac[0]["mac_alg"] == 0,
+          "the KEMAC is unencrypted, without MAC (inside the TLS session)", json.dumps(resp))
+    check(not any(p["name"] == "RANDR" for p in resp["payloads"]), "no RANDRkms: the keys are not forked",
+          json.dumps(resp))
 
-    code, out = function_resolve(d, d.a, sdp, *nf, url=d.a.https())
-    check(code != 0 and mikey_error(out) is not None, "the unprotected RESOLVE_INIT on A's Ua listener: a MIKEY error",
-          out)
+    code, status, _ = curl(d.a.zk_url() + REQUEST_PATH, body, d.cacerts, *nf)
+    check(status == 403, "ticketrequest on Zk: 403 (%d)" % status)
+    stranger = d.ca.software_client("stranger", "kms.x.example.org", dns="kms.x.example.org")
+    code, status, _ = curl(d.a.zk_url() + RESOLVE_PATH, body, d.cacerts, *stranger)
+    check(status == 403, "a certificate of the trusted CA that names no relation and is no network function: 403 "
+          "(%d)" % status)
+    code, status, _ = curl(d.a.zk_url() + RESOLVE_PATH, body, d.cacerts)
+    check(code != 0 and status == 0, "no client certificate: no TLS session on Zk (curl exit %d)" % code)
+    code, status, resp = curl(d.a.https() + RESOLVE_PATH, body, d.cacerts)
+    check(status == 200 and error_number(resp) == 3,
+          "the unprotected RESOLVE_INIT on A's Ua listener: MIKEY error 3 (Invalid MAC)", json.dumps(resp))
 
     d.a.functions[0]["roles"] = []
     status, verdict = d.a.post_bundle()
     check(status == 200, "A accepts the network function without roles", repr(verdict))
     code, out = function_resolve(d, d.a, offer(d, work, "li2", alice, bob), *nf)
     check(code != 0 and re.search(r"\b403\b", out), "the same certificate without the role: 403", out)
+    code, status, _ = curl(d.a.zk_url() + RESOLVE_PATH, body, d.cacerts, *nf)
+    check(status == 403, "... with curl too (%d)" % status)
 
 
 CASES = {"call": case_call, "third_domain": case_third_domain, "peer_down": case_peer_down,
