@@ -70,11 +70,9 @@ def read(path):
         return f.read()
 
 
-def write(path, text, mode=None):
+def write(path, text):
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
-    if mode is not None:
-        os.chmod(path, mode)
 
 
 def free_port():
