@@ -62,8 +62,8 @@ def main():
               "B counts its requests to kms.a.example.org", out)
         check('"previous_version":1,"verdict":"accepted","version":2,"version_in_force":2}' in out,
               "A accepts the bundle with the network function", out)
-        check(re.search(r"^event=zk_resolve .*network_function=li-probe", out, re.M),
-              "A logs the network function's resolve", out)
+        check(re.search(r"^event=zk_request audit=1 .*client_kind=network_function client=li-probe .*status=200", out, re.M),
+              "A audits the network function's resolve", out)
         check(out.rstrip().endswith("both tkmsd stopped"), "both tkmsd stop", out)
         logs = "".join(open(os.path.join(demo, d, "tkmsd.log")).read() for d in "ab")
         for d, user in (("a", "alice"), ("b", "bob")):

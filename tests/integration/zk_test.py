@@ -289,7 +289,9 @@ def case_network_function(d, work):
     sdp = offer(d, work, "li", alice, bob)
     code, out = function_resolve(d, d.a, sdp, *nf)
     check(code == 0, "tkms-ue function-resolve with the resolve role gets the ticket's keys", out)
-    check(eventually(lambda: "li-probe" in d.a.logtext()), "A's log has an audit line naming li-probe", d.a.logtext())
+    audit = r"event=zk_request audit=1 .*client_kind=network_function client=li-probe .*status=200 outcome=ok"
+    check(eventually(lambda: re.search(audit, d.a.logtext())), "A's log has the audit line of li-probe's resolve",
+          d.a.logtext())
     for what in ("MPKi", "MPKr"):
         check(what in out, "function-resolve shows %s (unforked keys)" % what, out)
 
@@ -310,6 +312,8 @@ def case_network_function(d, work):
     code, status, _ = curl(d.a.zk_url() + RESOLVE_PATH, body, d.cacerts, *stranger)
     check(status == 403, "a certificate of the trusted CA that names no relation and is no network function: 403 "
           "(%d)" % status)
+    check(d.a.metric("tkms_zk_requests_total", client="unauthorised", result="forbidden") >= 1,
+          "counted as tkms_zk_requests_total{client=\"unauthorised\",result=\"forbidden\"}", d.a.metrics())
     code, status, _ = curl(d.a.zk_url() + RESOLVE_PATH, body, d.cacerts)
     check(code != 0 and status == 0, "no client certificate: no TLS session on Zk (curl exit %d)" % code)
     code, status, resp = curl(d.a.https() + RESOLVE_PATH, body, d.cacerts)
@@ -321,6 +325,8 @@ def case_network_function(d, work):
     check(status == 200, "A accepts the network function without roles", repr(verdict))
     code, out = function_resolve(d, d.a, offer(d, work, "li2", alice, bob), *nf)
     check(code != 0 and re.search(r"\b403\b", out), "the same certificate without the role: 403", out)
+    check(eventually(lambda: re.search(r"event=zk_request audit=1 .*client=li-probe .*status=403", d.a.logtext())),
+          "... audited as refused", d.a.logtext())
     code, status, _ = curl(d.a.zk_url() + RESOLVE_PATH, body, d.cacerts, *nf)
     check(status == 403, "... with curl too (%d)" % status)
 
