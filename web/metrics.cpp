@@ -17,14 +17,16 @@ constexpr std::array<kms::Outcome, 5> kAllOutcomes = {
 constexpr std::array<std::string_view, 11> kBoundLabels = {
     "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1"};
 
-static_assert(static_cast<size_t>(kms::Refusal::kInternal) == 17,
+static_assert(static_cast<size_t>(kms::Refusal::kInternal) == 21,
               "Refusal grew: update Metrics::kRefusals");
 static_assert(static_cast<size_t>(kms::Outcome::kInternal) == 4,
               "Outcome grew: update Metrics::kOutcomes");
 
 // Gauge names may not start with these (that also covers the histogram's
 // _bucket / _sum / _count series).
-constexpr std::array<std::string_view, 9> kBuiltinNames = {"tkms_requests_total",
+constexpr std::array<std::string_view, 11> kBuiltinNames = {"tkms_requests_total",
+                                                           "tkms_zk_requests_total",
+                                                           "tkms_zk_peer_",
                                                            "tkms_connection_events_total",
                                                            "tkms_http_rejections_total",
                                                            "tkms_http_protocol_errors_total",
@@ -159,7 +161,7 @@ void Metrics::RenderConnectionEvents(std::string& out) const {
   Header(out, "tkms_connection_events_total", "counter",
          "Connections a listener refused or dropped by itself (caps, TLS handshake failures, timeouts), by "
          "listener and event.");
-  constexpr std::array<std::string_view, 2> kListeners = {"ua", "admin"};
+  constexpr std::array<std::string_view, 3> kListeners = {"ua", "admin", "zk"};
   for (size_t l = 0; l < kListeners.size(); ++l) {
     for (size_t e = 0; e < kConnectionEvents; ++e) {
       Sample(out, "tkms_connection_events_total",
@@ -246,8 +248,61 @@ std::string Metrics::RenderPrometheus() const {
   RenderDurations(out);
   RenderRefusals(out);
   RenderConnectionEvents(out);
+  RenderZk(out);
   RenderGauges(out);
   return out;
+}
+
+void Metrics::RecordZkRequest(ZkClient client, ZkResult result) {
+  const auto c = static_cast<size_t>(client);
+  const auto r = static_cast<size_t>(result);
+  if (c < kZkClients && r < kZkResults) Bump(zk_requests_[c][r]);
+}
+
+uint64_t Metrics::zk_requests(ZkClient client, ZkResult result) const {
+  const auto c = static_cast<size_t>(client);
+  const auto r = static_cast<size_t>(result);
+  return (c < kZkClients && r < kZkResults) ? Load(zk_requests_[c][r]) : 0;
+}
+
+void Metrics::SetTextSource(std::string name, std::function<std::string()> render) {
+  auto shared = std::make_shared<const std::function<std::string()>>(std::move(render));
+  std::lock_guard<std::mutex> lock(gauges_mu_);
+  for (auto& [existing, source] : text_sources_) {
+    if (existing == name) {
+      source = std::move(shared);
+      return;
+    }
+  }
+  text_sources_.emplace_back(std::move(name), std::move(shared));
+}
+
+void Metrics::RenderZk(std::string& out) const {
+  Header(out, "tkms_zk_requests_total", "counter",
+         "Requests on the Zk listener, by client (peer KMS, network function, unauthorised certificate) and "
+         "result.");
+  constexpr std::array<std::string_view, kZkClients> kClients = {"peer_kms", "network_function", "unauthorised"};
+  constexpr std::array<std::string_view, kZkResults> kResults = {
+      "ok", "mikey_error", "bad_request", "unavailable", "internal", "forbidden", "rejected"};
+  for (size_t c = 0; c < kClients.size(); ++c) {
+    for (size_t r = 0; r < kResults.size(); ++r) {
+      Sample(out, "tkms_zk_requests_total",
+             "client=\"" + std::string(kClients[c]) + "\",result=\"" + std::string(kResults[r]) + "\"",
+             Load(zk_requests_[c][r]));
+    }
+  }
+  std::vector<std::shared_ptr<const std::function<std::string()>>> sources;
+  {
+    std::lock_guard<std::mutex> lock(gauges_mu_);
+    for (const auto& entry : text_sources_) sources.push_back(entry.second);
+  }
+  for (const auto& source : sources) {
+    try {
+      out += (*source)();
+    } catch (...) {
+      // A failing source is left out; the scrape itself still succeeds.
+    }
+  }
 }
 
 void Metrics::RenderRequestCounters(std::string& out) const {

@@ -38,7 +38,7 @@ class Metrics {
   static constexpr std::array<double, 11> kDurationBounds = {
       0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0};
   // Statuses the Annex A checks produce before the service (rejections).
-  static constexpr std::array<int, 6> kRejectionStatuses = {400, 404, 405, 411, 413, 415};
+  static constexpr std::array<int, 7> kRejectionStatuses = {400, 403, 404, 405, 411, 413, 415};
 
   Metrics();
   Metrics(const Metrics&) = delete;
@@ -61,8 +61,15 @@ class Metrics {
   void RecordProtocolError(int status);
   // A listener refused or dropped a connection by itself (http_handler.h).
   // Feeds tkms_connection_events_total{listener,event}.
-  enum class ListenerKind : uint8_t { kUa, kAdmin };
+  enum class ListenerKind : uint8_t { kUa, kAdmin, kZk };
   void RecordConnectionEvent(ListenerKind listener, ConnectionEvent event);
+  // A request on the Zk listener (docs/zk.md), by who sent it and what became
+  // of it: tkms_zk_requests_total{client,result}. Zk requests are not in
+  // tkms_requests_total (that counts the Ua service only).
+  enum class ZkClient : uint8_t { kPeerKms, kNetworkFunction, kUnauthorised };
+  enum class ZkResult : uint8_t { kOk, kMikeyError, kBadRequest, kUnavailable, kInternal, kForbidden, kRejected };
+  void RecordZkRequest(ZkClient client, ZkResult result);
+  uint64_t zk_requests(ZkClient client, ZkResult result) const;
 
   // Readers (tests, tkmsd).
   uint64_t requests(kms::RequestType type, kms::Outcome outcome) const;
@@ -86,6 +93,11 @@ class Metrics {
   // counter"; `read` must never decrease). Shares the gauges' name space.
   Status SetCounter(std::string name, std::string help, std::function<double()> read);
   void RemoveGauge(std::string_view name);
+  // Appends the exposition text `render` returns (complete "# HELP/# TYPE"
+  // blocks with labelled samples, e.g. the Zk client's per-peer series) to
+  // every scrape. Same rules as `read` above; one source per `name`
+  // (replaced when registered again).
+  void SetTextSource(std::string name, std::function<std::string()> render);
 
   // The whole exposition (Content-Type: text/plain; version=0.0.4).
   std::string RenderPrometheus() const;
@@ -96,9 +108,12 @@ class Metrics {
   void RenderRefusals(std::string& out) const;
   void RenderConnectionEvents(std::string& out) const;
   void RenderGauges(std::string& out) const;
+  void RenderZk(std::string& out) const;
+  static constexpr size_t kZkClients = 3;
+  static constexpr size_t kZkResults = 7;
   static constexpr size_t kTypes = 2;
   static constexpr size_t kOutcomes = 5;
-  static constexpr size_t kRefusals = 18;
+  static constexpr size_t kRefusals = 22;
   static constexpr size_t kBuckets = kDurationBounds.size() + 1;  // + the +Inf bucket
   static constexpr int kFirstErrorStatus = 400;
   static constexpr size_t kErrorStatuses = 200;  // 400..599
@@ -121,11 +136,13 @@ class Metrics {
   std::array<std::atomic<uint64_t>, kErrorStatuses> protocol_errors_{};
   std::array<std::atomic<uint64_t>, 256> mikey_errors_{};
   std::array<std::atomic<uint64_t>, kRefusals> refusals_{};
-  std::array<std::array<std::atomic<uint64_t>, kConnectionEvents>, 2> connection_events_{};
+  std::array<std::array<std::atomic<uint64_t>, kConnectionEvents>, 3> connection_events_{};
+  std::array<std::array<std::atomic<uint64_t>, kZkResults>, kZkClients> zk_requests_{};
   std::array<Histogram, kTypes> durations_{};
 
   mutable std::mutex gauges_mu_;
   std::vector<std::shared_ptr<const Gauge>> gauges_;  // sorted by name
+  std::vector<std::pair<std::string, std::shared_ptr<const std::function<std::string()>>>> text_sources_;
 };
 
 }  // namespace tkms::web

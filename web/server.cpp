@@ -24,6 +24,14 @@ Status ValidateOptions(const WebServerOptions& options) {
     }
   }
   if (options.max_body_bytes > (size_t{1} << 30)) return InvalidArgument("max_body_bytes too large");
+  if (!options.zk_listen.empty()) {
+    if (!options.zk_tls) return InvalidArgument("Zk listener " + options.zk_listen + ": no TLS credentials");
+    if (!options.zk_tls->Current()->client_auth().required) {
+      return InvalidArgument("Zk listener " + options.zk_listen + ": its TLS credentials must require client certificates");
+    }
+    if (!options.zk_authorizer) return InvalidArgument("Zk listener " + options.zk_listen + ": no authorizer");
+    if (options.zk_threads == 0) return InvalidArgument("zk_threads must be > 0");
+  }
   return Status::Ok();
 }
 
@@ -52,7 +60,12 @@ ListenerConfig UaListenerConfig(const WebServerOptions& options, std::string nam
 WebServer::WebServer(const WebServerOptions& options, kms::KmsService& service)
     : options_(options),
       ua_handler_(options.max_body_bytes, service, metrics_, stopping_),
-      admin_handler_(options.admin_post_routes, service, metrics_, stopping_) {}
+      admin_handler_(options.admin_post_routes, service, metrics_, stopping_) {
+  if (!options.zk_listen.empty()) {
+    zk_handler_ = std::make_unique<UaHandler>(options.max_body_bytes, service, metrics_, stopping_,
+                                              options.zk_authorizer);
+  }
+}
 
 WebServer::~WebServer() { Stop(); }
 
@@ -73,6 +86,16 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(const WebServerOptions& opti
     if (!ua_tls.ok()) return std::move(ua_tls).error();  // ~WebServer stops the others
     server->ua_tls_ = std::move(*ua_tls);
     server->ua_tls_port_ = server->ua_tls_->port();
+  }
+
+  if (!options.zk_listen.empty()) {
+    ListenerConfig zk_config = UaListenerConfig(options, "Zk listener", options.zk_listen, options.zk_tls);
+    zk_config.log_name = std::string("zk");
+    zk_config.threads = options.zk_threads;
+    auto zk = StartListener(zk_config, *server->zk_handler_);
+    if (!zk.ok()) return std::move(zk).error();
+    server->zk_ = std::move(*zk);
+    server->zk_port_ = server->zk_->port();
   }
 
   WebServer* self = server.get();
@@ -102,6 +125,8 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(const WebServerOptions& opti
       .Add("ua_port", static_cast<unsigned>(server->ua_port_))
       .Add("ua_tls_port", static_cast<unsigned>(server->ua_tls_port_))
       .Add("admin_port", static_cast<unsigned>(server->admin_port_))
+      .Add("zk_listen", options.zk_listen.empty() ? std::string("-") : options.zk_listen)
+      .Add("zk_port", static_cast<unsigned>(server->zk_port_))
       .Add("workers", options.worker_threads);
   return server;
 }
@@ -114,9 +139,12 @@ void WebServer::Stop() {
   stopping_.store(true);
   // The two Ua listeners drain at the same time.
   std::thread tls_stopper;
+  std::thread zk_stopper;
   if (ua_tls_) tls_stopper = std::thread([this] { ua_tls_->Stop(); });
+  if (zk_) zk_stopper = std::thread([this] { zk_->Stop(); });
   if (ua_) ua_->Stop();
   if (tls_stopper.joinable()) tls_stopper.join();
+  if (zk_stopper.joinable()) zk_stopper.join();
   if (admin_) admin_->Stop();
 }
 

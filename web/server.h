@@ -8,6 +8,9 @@
 //   Content-Type: application/mikey, body = base64(MIKEY message)
 //   200 + base64 MIKEY response or MIKEY Error; 4xx: the UE erred; 5xx: the
 //   KMS erred.
+// A third, optional listener serves Zk (docs/zk.md): the same Annex A
+// binding, mutual TLS only, for peer KMSs and authorised network functions
+// (a UaHandler in its Zk mode).
 // WebServer wires the pieces: a UaHandler (ua_handler.h: every HTTP-level
 // check in a fixed order, docs/http.md has the table; the KmsService; the
 // metrics; one log line per request) and an AdminHandler (admin_handler.h),
@@ -81,6 +84,14 @@ struct WebServerOptions {
   unsigned admin_threads = 2;
   // POST routes of the admin listener, besides GET /healthz, /readyz, /metrics.
   std::vector<AdminPostRoute> admin_post_routes;
+  // The Zk listener for peer KMSs and network functions (docs/zk.md), "" for
+  // none; with it, zk_tls (credentials that require a client certificate)
+  // and zk_authorizer are required. Its own handler threads; the other
+  // limits are the Ua listener's.
+  std::string zk_listen;
+  std::shared_ptr<TlsServer> zk_tls;
+  ZkAuthorizer zk_authorizer;
+  unsigned zk_threads = 4;
 };
 
 // The ListenerConfig of a Ua-style listener from `options` (threads,
@@ -104,6 +115,7 @@ class WebServer {
   uint16_t ua_port() const { return ua_port_; }          // 0 without a plaintext Ua listener
   uint16_t ua_tls_port() const { return ua_tls_port_; }  // 0 without an HTTPS Ua listener
   uint16_t admin_port() const { return admin_port_; }
+  uint16_t zk_port() const { return zk_port_; }  // 0 without a Zk listener
   // Whether every Ua listener can take a new request now (for /readyz).
   bool UaReady() const;
 
@@ -122,13 +134,16 @@ class WebServer {
   std::mutex stop_mu_;  // serialises Stop()
   UaHandler ua_handler_;
   AdminHandler admin_handler_;
+  std::unique_ptr<UaHandler> zk_handler_;
   // Declared after the handlers they call, so they are destroyed first.
+  std::unique_ptr<HttpListener> zk_;
   std::unique_ptr<HttpListener> ua_;
   std::unique_ptr<HttpListener> ua_tls_;
   std::unique_ptr<HttpListener> admin_;
   uint16_t ua_port_ = 0;
   uint16_t ua_tls_port_ = 0;
   uint16_t admin_port_ = 0;
+  uint16_t zk_port_ = 0;
 };
 
 }  // namespace tkms::web

@@ -27,6 +27,10 @@ struct UaRecord {
   std::string refusal = "-";
   std::string detail;
   size_t bytes_in = 0;
+  // Zk only: who the client is, or why it is not authorised.
+  std::optional<ZkAuthorization> zk;
+  std::string certificate_sha256;
+  std::string certificate_subject;
 };
 
 HttpResponse Refuse(UaRecord& rec, const Rejection& rejection) {
@@ -124,9 +128,28 @@ kms::KmsReply CallService(kms::KmsService& service, const kms::RequestContext& c
   return reply;
 }
 
+// Zk: only ticketresolve, and only from an authorised client (docs/zk.md).
+std::optional<Rejection> CheckZkClient(const HttpRequest& request, const ZkAuthorizer& authorizer, UaRecord& rec) {
+  if (*rec.type != kms::RequestType::kTicketResolve) {
+    return Rejection{403, "zk_request_type", "only requesttype=ticketresolve is served on Zk"};
+  }
+  if (!request.peer.tls_identity.has_value()) {
+    rec.zk = ZkAuthorization{kms::ZkClientKind::kNone, "", "no client certificate"};
+  } else {
+    const PeerIdentity& identity = *request.peer.tls_identity;
+    rec.certificate_sha256 = HexEncode(ByteSpan(identity.certificate_sha256.data(), identity.certificate_sha256.size()));
+    rec.certificate_subject = identity.subject;
+    rec.zk = authorizer(identity);
+  }
+  if (rec.zk->kind == kms::ZkClientKind::kNone) {
+    return Rejection{403, "zk_forbidden", "client certificate not authorised on Zk"};
+  }
+  return std::nullopt;
+}
+
 // The checks in their documented order (docs/http.md), then the service.
 HttpResponse Serve(const HttpRequest& request, size_t max_body_bytes, bool stopping,
-                   kms::KmsService& service, UaRecord& rec) {
+                   kms::KmsService& service, const ZkAuthorizer& zk_authorizer, UaRecord& rec) {
   if (stopping) {
     rec.refusal = "stopping";
     HttpResponse response = TextResponse(503, "KMS is shutting down");
@@ -134,6 +157,9 @@ HttpResponse Serve(const HttpRequest& request, size_t max_body_bytes, bool stopp
     return response;
   }
   if (auto rejection = CheckHead(request, rec.type)) return Refuse(rec, *rejection);
+  if (zk_authorizer) {
+    if (auto rejection = CheckZkClient(request, zk_authorizer, rec)) return Refuse(rec, *rejection);
+  }
   rec.bytes_in = request.body.size();
   if (auto rejection = CheckBody(request, max_body_bytes)) {
     HttpResponse response = Refuse(rec, *rejection);
@@ -143,7 +169,15 @@ HttpResponse Serve(const HttpRequest& request, size_t max_body_bytes, bool stopp
   auto mikey = DecodeMikeyBody(request.body);
   if (!mikey.ok()) return Refuse(rec, mikey.error());
 
-  const kms::RequestContext context{*rec.type, kms::Interface::kUa, rec.id, rec.peer};
+  kms::RequestContext context;
+  context.type = *rec.type;
+  context.request_id = rec.id;
+  context.peer = rec.peer;
+  if (rec.zk.has_value()) {
+    context.interface = kms::Interface::kZk;
+    context.zk_client = rec.zk->kind;
+    context.zk_client_name = rec.zk->name;
+  }
   kms::KmsReply reply = CallService(service, context, *mikey);
   HttpResponse response = ReplyToResponse(reply);
   rec.outcome = std::string(kms::OutcomeName(reply.outcome));
@@ -151,6 +185,60 @@ HttpResponse Serve(const HttpRequest& request, size_t max_body_bytes, bool stopp
       reply.refusal == kms::Refusal::kNone ? "-" : std::string(kms::RefusalName(reply.refusal));
   rec.reply = std::move(reply);
   return response;
+}
+
+Metrics::ZkClient ZkClientOf(const UaRecord& rec) {
+  if (!rec.zk.has_value()) return Metrics::ZkClient::kUnauthorised;
+  switch (rec.zk->kind) {
+    case kms::ZkClientKind::kPeerKms: return Metrics::ZkClient::kPeerKms;
+    case kms::ZkClientKind::kNetworkFunction: return Metrics::ZkClient::kNetworkFunction;
+    case kms::ZkClientKind::kNone: break;
+  }
+  return Metrics::ZkClient::kUnauthorised;
+}
+
+Metrics::ZkResult ZkResultOf(const UaRecord& rec, int status) {
+  if (status == 403) return Metrics::ZkResult::kForbidden;
+  if (!rec.reply.has_value()) return Metrics::ZkResult::kRejected;
+  switch (rec.reply->outcome) {
+    case kms::Outcome::kOk: return Metrics::ZkResult::kOk;
+    case kms::Outcome::kMikeyError: return Metrics::ZkResult::kMikeyError;
+    case kms::Outcome::kBadRequest: return Metrics::ZkResult::kBadRequest;
+    case kms::Outcome::kUnavailable: return Metrics::ZkResult::kUnavailable;
+    case kms::Outcome::kInternal: break;
+  }
+  return Metrics::ZkResult::kInternal;
+}
+
+// The audit line of every Zk request (docs/zk.md "Audit"): who (the client
+// and its certificate), whose ticket (initiator, responders), when (the log
+// line's time), and what happened. Network functions' resolves are the
+// lawful-interception accesses an operator must be able to account for.
+void LogZkAudit(const UaRecord& rec, int status, const std::string& mikey_error) {
+  const ZkAuthorization& zk = *rec.zk;
+  const bool refused = status == 403;
+  LogLine line(refused || status >= 500 ? LogLevel::kWarn : LogLevel::kInfo, "zk_request");
+  line.Add("audit", "1")
+      .Add("id", rec.id)
+      .Add("peer", rec.peer)
+      .Add("client_kind", zk.kind == kms::ZkClientKind::kPeerKms           ? "peer_kms"
+                          : zk.kind == kms::ZkClientKind::kNetworkFunction ? "network_function"
+                                                                           : "unauthorised")
+      .Add("client", zk.name.empty() ? std::string("-") : zk.name)
+      .Add("certificate_subject", rec.certificate_subject.empty() ? std::string("-") : rec.certificate_subject)
+      .Add("certificate_sha256", rec.certificate_sha256.empty() ? std::string("-") : rec.certificate_sha256)
+      .Add("status", status)
+      .Add("outcome", rec.outcome)
+      .Add("refusal", rec.refusal)
+      .Add("mikey_error", mikey_error);
+  if (rec.reply.has_value()) {
+    line.Add("ticket_initiator", rec.reply->ticket_initiator.empty() ? std::string("-") : rec.reply->ticket_initiator)
+        .Add("ticket_responders",
+             rec.reply->ticket_responders.empty() ? std::string("-") : rec.reply->ticket_responders)
+        .Add("responder", rec.reply->user.empty() ? std::string("-") : rec.reply->user);
+  }
+  if (!zk.refusal.empty()) line.Add("why", zk.refusal);
+  if (!rec.detail.empty()) line.Add("detail", rec.detail);
 }
 
 }  // namespace
@@ -169,7 +257,7 @@ HttpResponse UaHandler::Handle(const HttpRequest& request) {
   rec.peer = request.peer.address;
   HttpResponse response;
   try {
-    response = Serve(request, max_body_bytes_, stopping_.load(), service_, rec);
+    response = Serve(request, max_body_bytes_, stopping_.load(), service_, zk_authorizer_, rec);
   } catch (const std::exception& e) {
     response = TextResponse(500, "internal error");
     rec.outcome = "internal";
@@ -186,11 +274,12 @@ HttpResponse UaHandler::Handle(const HttpRequest& request) {
   const auto latency = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::steady_clock::now() - request.received);
   if (rec.rejection_status.has_value()) metrics_.RecordRejection(*rec.rejection_status);
+  if (zk()) metrics_.RecordZkRequest(ZkClientOf(rec), ZkResultOf(rec, response.status));
   std::string mikey_error = "-";
   std::string user = "-";
   if (rec.reply.has_value()) {
     const kms::KmsReply& reply = *rec.reply;
-    if (rec.type.has_value()) metrics_.RecordRequest(*rec.type, reply.outcome, latency);
+    if (rec.type.has_value() && !zk()) metrics_.RecordRequest(*rec.type, reply.outcome, latency);
     metrics_.RecordRefusal(reply.refusal);
     if (reply.mikey_error.has_value()) {
       metrics_.RecordMikeyError(*reply.mikey_error);
@@ -205,6 +294,10 @@ HttpResponse UaHandler::Handle(const HttpRequest& request) {
                          status = response.status,
                          bytes_out = response.body.size()](bool written) {
     try {
+      if (rec.zk.has_value()) {
+        LogZkAudit(rec, status, mikey_error);
+        return;
+      }
       LogLine line(status >= 500 ? LogLevel::kWarn : LogLevel::kInfo, "request");
       line.Add("id", rec.id)
           .Add("peer", rec.peer)

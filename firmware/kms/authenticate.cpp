@@ -81,53 +81,6 @@ StepResult<std::optional<std::string>> VerifyAgainst(const ParsedRequest& reques
   return verified;
 }
 
-// The timestamp window (RFC 3830 §5.4) and the restart rule (docs/kms.md
-// "Replay protection across restarts"), then the replay cache.
-std::optional<Rejection> CheckFreshness(const ParsedRequest& request, const UserRecord& user, ExchangeEnv& env) {
-  const auto& t = *request.payloads.t;
-  const auto sent = TimeFromTimestamp(t.ts_type, t.value);
-  if (!sent) {
-    return Rejection::Mikey(ErrorNo::kInvalidTs, Refusal::kStaleTimestamp,
-                            "TS type " + std::to_string(t.ts_type) + " is not a time (COUNTER is not accepted)");
-  }
-  const auto window = std::chrono::seconds(env.snapshot.config.mikey.timestamp_window_s);
-  const auto skew = *sent > env.now ? *sent - env.now : env.now - *sent;
-  if (skew > window) {
-    return Rejection::Mikey(
-        ErrorNo::kInvalidTs, Refusal::kStaleTimestamp,
-        "timestamp is " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(skew).count()) +
-            " s from the KMS clock (window " + std::to_string(window.count()) + " s)");
-  }
-  // Whole seconds: NTP-UTC-32 has no fraction, and a request made in the
-  // second the KMS started cannot have reached the previous instance.
-  using std::chrono::floor;
-  using std::chrono::seconds;
-  if (floor<seconds>(*sent) < floor<seconds>(env.started)) {
-    // A previous instance of this KMS may have accepted it: its replay
-    // cache is gone (RFC 3830 §5.4).
-    return Rejection::Mikey(ErrorNo::kInvalidTs, Refusal::kBeforeStart,
-                            "timestamp precedes this KMS's start; it may have been accepted before the restart");
-  }
-  // One entry per (data type, user, MAC), until the message's T leaves the window.
-  mikey::Bytes key;
-  key.push_back(request.header().data_type);
-  key.insert(key.end(), user.psk_id.begin(), user.psk_id.end());
-  key.insert(key.end(), request.payloads.v->mac.begin(), request.payloads.v->mac.end());
-  const auto expires = env.mono_now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                          *sent + window - env.now);
-  Status inserted = env.replay.Insert(key, expires, env.mono_now);
-  if (inserted.code() == StatusCode::kPermissionDenied) {
-    return Rejection::Mikey(ErrorNo::kInvalidTs, Refusal::kReplay, "replayed message");
-  }
-  if (!inserted.ok()) {
-    Rejection r = Rejection::FromStatus(inserted, "replay cache");
-    r.outcome = Outcome::kUnavailable;
-    r.refusal = Refusal::kOverloaded;
-    return r;
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 StepResult<Requester> Authenticate(const ParsedRequest& request, ExchangeEnv& env) {
@@ -197,7 +150,60 @@ std::optional<Rejection> AdmitRequester(const ParsedRequest& request, const Requ
     return Rejection::Mikey(ErrorNo::kInvalidId, Refusal::kWrongKms,
                             "IDRkms names '" + IdText(p.idr_kms->data) + "'");
   }
-  return CheckFreshness(request, *who.user, env);
+  return CheckFreshness(request, who.user->psk_id, p.v->mac, env);
 }
+
+// The timestamp window (RFC 3830 §5.4) and the restart rule (docs/kms.md
+// "Replay protection across restarts"), then the replay cache.
+std::optional<Rejection> CheckFreshness(const ParsedRequest& request, ByteSpan who, ByteSpan unique,
+                                        ExchangeEnv& env) {
+  const auto& t = *request.payloads.t;
+  const auto sent = TimeFromTimestamp(t.ts_type, t.value);
+  if (!sent) {
+    return Rejection::Mikey(ErrorNo::kInvalidTs, Refusal::kStaleTimestamp,
+                            "TS type " + std::to_string(t.ts_type) + " is not a time (COUNTER is not accepted)");
+  }
+  const auto window = std::chrono::seconds(env.snapshot.config.mikey.timestamp_window_s);
+  const auto skew = *sent > env.now ? *sent - env.now : env.now - *sent;
+  if (skew > window) {
+    return Rejection::Mikey(
+        ErrorNo::kInvalidTs, Refusal::kStaleTimestamp,
+        "timestamp is " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(skew).count()) +
+            " s from the KMS clock (window " + std::to_string(window.count()) + " s)");
+  }
+  // Whole seconds: NTP-UTC-32 has no fraction, and a request made in the
+  // second the KMS started cannot have reached the previous instance.
+  using std::chrono::floor;
+  using std::chrono::seconds;
+  if (floor<seconds>(*sent) < floor<seconds>(env.started)) {
+    // A previous instance of this KMS may have accepted it: its replay
+    // cache is gone (RFC 3830 §5.4).
+    return Rejection::Mikey(ErrorNo::kInvalidTs, Refusal::kBeforeStart,
+                            "timestamp precedes this KMS's start; it may have been accepted before the restart");
+  }
+  // One entry per (data type, sender, MAC or RAND), until the message's T
+  // leaves the window. The sender's length is part of the key, so no two
+  // (who, unique) pairs give the same bytes.
+  mikey::Bytes key;
+  key.push_back(request.header().data_type);
+  key.push_back(static_cast<uint8_t>(who.size() >> 8));
+  key.push_back(static_cast<uint8_t>(who.size()));
+  key.insert(key.end(), who.begin(), who.end());
+  key.insert(key.end(), unique.begin(), unique.end());
+  const auto expires = env.mono_now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                          *sent + window - env.now);
+  Status inserted = env.replay.Insert(key, expires, env.mono_now);
+  if (inserted.code() == StatusCode::kPermissionDenied) {
+    return Rejection::Mikey(ErrorNo::kInvalidTs, Refusal::kReplay, "replayed message");
+  }
+  if (!inserted.ok()) {
+    Rejection r = Rejection::FromStatus(inserted, "replay cache");
+    r.outcome = Outcome::kUnavailable;
+    r.refusal = Refusal::kOverloaded;
+    return r;
+  }
+  return std::nullopt;
+}
+
 
 }  // namespace tkms::kms

@@ -12,6 +12,17 @@
 //   any step ─ Rejection ─► BuildErrorReply: MIKEY Error message, or a
 //                           4xx/5xx condition                    response.cpp
 //
+// Over Zk (docs/zk.md; TS 33.328 B.2.2.3, RFC 6043 §10) two variants:
+//   KMS_R, a ticket of a KMS it has a trust relation with: DecideTicketResolve
+//     hands over to ForwardResolve, which sends an unprotected RESOLVE_INIT to
+//     the issuer (BuildPeerResolveInit, through PeerKmsClient) and turns its
+//     unprotected RESOLVE_RESP into ResponseContent (ReadPeerAnswer); the
+//     response to the UE is then built as any other.       zk_forward.cpp
+//   KMS_I (or this KMS for an authorised network function): a Zk client
+//     instead of Authenticate/AdmitRequester (AdmitZkClient), ResolveTicket
+//     for a Resolver that is not a local user, BuildUnprotectedResponse.
+//                                                            zk_serve.cpp
+//
 // Every step is a function of its inputs and the ExchangeEnv (the KMS's
 // keys, clock, snapshot and replay cache); nothing is shared between
 // requests except the replay cache. A new kind of exchange (a resolve
@@ -31,6 +42,7 @@
 #include "firmware/base/byte_reader.h"
 #include "firmware/base/status.h"
 #include "firmware/kms/keys.h"
+#include "firmware/kms/peer_kms.h"
 #include "firmware/kms/replay_cache.h"
 #include "firmware/kms/service.h"
 #include "firmware/kms/ticket_format.h"
@@ -59,6 +71,7 @@ struct ExchangeEnv {
   TimePoint now;                                   // wall time of this request
   std::chrono::steady_clock::time_point mono_now;  // monotonic time of this request
   TimePoint started;                               // when this KMS started (replay rule)
+  PeerKmsClient* peers = nullptr;                  // Zk client (KMS_R); nullptr: no forwarding
 
   const std::string& kms_identity() const { return snapshot.config.kms_identity; }
 };
@@ -129,6 +142,16 @@ struct ResponseContent {
   std::vector<mikey::Payload> after_kemac;         // IDRr, RANDRkms (forked RESOLVE_RESP)
 };
 
+// Who a Ticket Resolve is answered for: a local user (Ua), a user of
+// another KMS whose request a peer KMS forwarded (Zk, B.2.2.3 step 9), or an
+// authorised network function (Zk, TR 33.828 step 5).
+struct Resolver {
+  const UserRecord* user = nullptr;     // the local user; nullptr over Zk
+  std::vector<std::string> identities;  // identities it may answer as, preferred first
+  bool network_function = false;        // all keys, unforked, no recipient or policy check
+  std::string name;                     // for messages: user name, "sip:b@y via kms.y", function name
+};
+
 // ---- the steps ---------------------------------------------------------------
 
 // Decodes `bytes` (the header once, payloads strictly, composition rules not
@@ -158,6 +181,55 @@ StepResult<ResponseContent> DecideTicketRequest(const ParsedRequest& request, co
 // 33.328 B.2.2.2 step 6).
 StepResult<ResponseContent> DecideTicketResolve(const ParsedRequest& request, const Requester& requester,
                                                 ExchangeEnv& env);
+
+// Opens a ticket of this KMS and decides the keys of the RESOLVE_RESP for
+// `resolver` (recipient and policy checks, forking): the part of
+// DecideTicketResolve shared with Zk.
+StepResult<ResponseContent> ResolveTicket(const ParsedRequest& request, const Resolver& resolver, ExchangeEnv& env);
+
+// The timestamp window, the restart rule and the replay cache (RFC 3830
+// §5.4) for a message from `who` whose unique part is `unique` (the MAC, or
+// for an unprotected Zk message its RAND).
+std::optional<Rejection> CheckFreshness(const ParsedRequest& request, ByteSpan who, ByteSpan unique,
+                                        ExchangeEnv& env);
+
+// ---- Zk (zk_forward.cpp, zk_serve.cpp) -----------------------------------------
+
+// KMS_R (B.2.2.3 steps 6-12): resolves the ticket through the trust relation
+// with `issuer`. The peer's MIKEY Error becomes a rejection with the same
+// number (authenticated towards the UE by BuildErrorMessage); no relation is
+// error 14; a peer that cannot answer is 503.
+StepResult<ResponseContent> ForwardResolve(const ParsedRequest& request, const Requester& requester,
+                                           const std::string& issuer, ExchangeEnv& env);
+// Step 6: the unprotected RESOLVE_INIT_PSK to the issuer: HDR (PRF, CSB ID
+// of the UE's request), fresh T and RAND, IDRr = `responder`, IDRkms =
+// `issuer`, the TICKET as received, V with MAC NULL.
+StepResult<mikey::Bytes> BuildPeerResolveInit(const ParsedRequest& request, const std::string& responder,
+                                              const std::string& issuer, ExchangeEnv& env);
+// What was sent to the peer, for checking its answer.
+struct PeerQuery {
+  uint32_t csb_id = 0;
+  uint8_t prf_func = 0;
+  std::string issuer;     // IDRkms the answer must carry
+  std::string responder;  // IDRr the answer may carry (forked)
+};
+// Steps 10-11: the peer's answer (untrusted bytes) as the content of the
+// RESOLVE_RESP to the UE, or the rejection it means. Strict: an unprotected
+// RESOLVE_RESP (T, IDRkms, KEMAC with encryption NULL and MAC NULL, [IDRr,
+// RANDRkms], V with MAC NULL) or an Error; anything else is kUnavailable.
+StepResult<ResponseContent> ReadPeerAnswer(ByteSpan answer, const PeerQuery& query);
+
+// Step 8 (KMS_I) / TR 33.828 step 5: the checks of an unprotected
+// RESOLVE_INIT from the Zk client `context` names: V names the NULL MAC,
+// IDRkms (if any) is this KMS, T is fresh and not a replay; a peer KMS must
+// name the responder (IDRr). Returns who the keys are for.
+StepResult<Resolver> AdmitZkClient(const ParsedRequest& request, const RequestContext& context, ExchangeEnv& env);
+// Step 10: the unprotected RESOLVE_RESP: HDR copied, fresh T, IDRkms, KEMAC
+// with encryption NULL and MAC NULL, [IDRr, RANDRkms], V with MAC NULL.
+StepResult<mikey::Bytes> BuildUnprotectedResponse(const ParsedRequest& request, const ResponseContent& content,
+                                                  ExchangeEnv& env);
+// The audit fields of a Zk resolve: the ticket's initiator and responders.
+void SetTicketAudit(const mikey::TicketPolicy& policy, KmsReply& reply);
 
 // The REQUEST_RESP / RESOLVE_RESP: KEMAC under the requester's keys, V over
 // response || request (§4.2.1.5, §4.2.3.5, §5.5).

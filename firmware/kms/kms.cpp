@@ -58,8 +58,14 @@ KmsReply Kms::Serve(const RequestContext& context, ByteSpan bytes) {
     return FailureReply(Outcome::kUnavailable, Refusal::kToken, "token: " + health.message());
   }
   const auto snap = snapshot();
-  ExchangeEnv env{keys_, keys_.provider(), *snap, replay_, formats_, clock_.Now(), clock_.MonotonicNow(), started_};
-  KmsReply reply = RunSteps(context.type, bytes, env);
+  ExchangeEnv env{keys_,          keys_.provider(),      *snap,    replay_, formats_,
+                  clock_.Now(),   clock_.MonotonicNow(), started_, peers_};
+  KmsReply reply;
+  if (context.interface == Interface::kZk) {
+    reply = RunZkSteps(context, bytes, env);
+  } else {
+    reply = RunSteps(context.type, bytes, env);
+  }
   if (reply.refusal == Refusal::kToken) keys_.OnTokenFailure(reply.detail);
   return reply;
 }
@@ -86,6 +92,30 @@ KmsReply Kms::RunSteps(RequestType type, ByteSpan bytes, ExchangeEnv& env) {
     }
   }
   reply.user = requester->user->name;
+  return reply;
+}
+
+KmsReply Kms::RunZkSteps(const RequestContext& context, ByteSpan bytes, ExchangeEnv& env) {
+  if (context.type != RequestType::kTicketResolve) {
+    return FailureReply(Outcome::kBadRequest, Refusal::kZkClient, "only ticketresolve is served on Zk");
+  }
+  std::optional<mikey::HeaderPrefix> header;
+  auto request = ParseRequest(context.type, bytes, header);
+  if (!request.ok()) return ReplyFor(request.error(), header, nullptr, nullptr, env);
+  auto resolver = AdmitZkClient(*request, context, env);
+  if (!resolver.ok()) return ReplyFor(resolver.error(), header, &*request, nullptr, env);
+  auto content = ResolveTicket(*request, *resolver, env);
+  auto response = content.ok() ? BuildUnprotectedResponse(*request, *content, env)
+                               : StepResult<mikey::Bytes>(content.error());
+  KmsReply reply;
+  if (response.ok()) {
+    reply.outcome = Outcome::kOk;
+    reply.mikey = std::move(*response);
+  } else {
+    reply = ReplyFor(response.error(), header, &*request, nullptr, env);
+  }
+  reply.user = resolver->name;
+  SetTicketAudit(request->payloads.ticket->policy, reply);
   return reply;
 }
 

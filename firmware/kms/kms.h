@@ -10,6 +10,8 @@
 //   ParseRequest → Authenticate → AdmitRequester
 //     → DecideTicketRequest | DecideTicketResolve → BuildResponse
 //   (any refusal → BuildErrorMessage, or 400 / 503 / 500)
+// and, for a Zk request (a peer KMS or a network function, docs/zk.md):
+//   ParseRequest → AdmitZkClient → ResolveTicket → BuildUnprotectedResponse
 //
 // The refusal table (MIKEY error numbers, HTTP statuses, metrics labels) is
 // docs/kms.md. The KMS keeps no per-call state beyond the replay cache.
@@ -39,6 +41,10 @@ class Kms final : public KmsService {
 
   // Swaps in a new snapshot; requests in flight finish on the old one.
   void SetSnapshot(std::shared_ptr<const KmsSnapshot> snapshot);
+  // The Zk client tickets of other KMSs are resolved through (TS 33.328
+  // B.2.2.3); nullptr (the default): such tickets get MIKEY error 14. Set
+  // before serving; `peers` must outlive the Kms.
+  void SetPeerClient(PeerKmsClient* peers) { peers_ = peers; }
   std::shared_ptr<const KmsSnapshot> snapshot() const;
 
   KmsReply Handle(const RequestContext& context, ByteSpan mikey) override;
@@ -50,6 +56,8 @@ class Kms final : public KmsService {
  private:
   KmsReply Serve(const RequestContext& context, ByteSpan bytes);
   KmsReply RunSteps(RequestType type, ByteSpan bytes, ExchangeEnv& env);
+  // Zk: an unprotected RESOLVE_INIT from a peer KMS or a network function.
+  KmsReply RunZkSteps(const RequestContext& context, ByteSpan bytes, ExchangeEnv& env);
 
   KmsKeys& keys_;
   const hal::Clock& clock_;
@@ -57,6 +65,7 @@ class Kms final : public KmsService {
   std::shared_ptr<const KmsSnapshot> snapshot_;  // std::atomic_load/store
   ReplayCache replay_;
   TicketFormats formats_;
+  PeerKmsClient* peers_ = nullptr;
 };
 
 }  // namespace tkms::kms

@@ -214,9 +214,9 @@ Result<PolicyDecision, PolicyRefusal> DecideTicketPolicy(const mikey::TicketPoli
 }
 
 Result<void, PolicyRefusal> CheckTicketUse(const TicketUse& use, const UserRecord* initiator,
-                                           const UserRecord& responder, TimePoint now) {
-  if (!responder.policy.allow_resolve) {
-    return Refuse(responder.name + " may not resolve tickets (policy class '" + responder.policy_class + "')");
+                                           const UserRecord* responder, TimePoint now) {
+  if (responder != nullptr && !responder->policy.allow_resolve) {
+    return Refuse(responder->name + " may not resolve tickets (policy class '" + responder->policy_class + "')");
   }
   if (initiator == nullptr) return Refuse("the ticket's initiator is no longer a user of this KMS");
   const provisioning::PolicyClass& p = initiator->policy;

@@ -89,8 +89,10 @@ struct TicketUse {
   size_t responders = 0;              // IDRr entries
   size_t session_keys = 0;            // TGK/TEK/GTGK in the ticket
 };
-// `initiator` is nullptr when the ticket's IDRi is not a user of this KMS.
+// `initiator` is nullptr when the ticket's IDRi is not a user of this KMS;
+// `responder` is nullptr for a user of another KMS (Zk, TS 33.328 B.2.2.3
+// step 9: that KMS applied its own policy for its user).
 Result<void, PolicyRefusal> CheckTicketUse(const TicketUse& use, const UserRecord* initiator,
-                                           const UserRecord& responder, TimePoint now);
+                                           const UserRecord* responder, TimePoint now);
 
 }  // namespace tkms::kms

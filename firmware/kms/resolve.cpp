@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <string>
 
+#include "firmware/base/printable.h"
 #include "firmware/base/user_identity.h"
 #include "firmware/kms/exchange.h"
 #include "firmware/kms/payload_helpers.h"
@@ -68,12 +69,16 @@ TicketFacts ReadFacts(const mikey::TicketPolicy& policy) {
   return f;
 }
 
-// Tickets this KMS cannot handle at all (error 14).
+bool IssuedElsewhere(const TicketFacts& facts, const ExchangeEnv& env) {
+  return facts.issuer && !SameUserIdentity(*facts.issuer, env.kms_identity());
+}
+
+// Tickets this KMS cannot open itself (error 14).
 std::optional<Rejection> CheckHandled(const mikey::TicketPolicy& policy, const TicketFacts& facts,
                                       const ExchangeEnv& env) {
-  if (facts.issuer && !SameUserIdentity(*facts.issuer, env.kms_identity())) {
+  if (IssuedElsewhere(facts, env)) {
     return Invalid(ErrorNo::kInvalidTicket, Refusal::kInvalidTicket,
-                   "ticket was issued by KMS '" + *facts.issuer + "' (KMS-to-KMS resolution is not configured)");
+                   "ticket was issued by KMS " + Quote(*facts.issuer) + ", not by this KMS");
   }
   if ((policy.flags & mikey::kFlagD) == 0) {
     // Mode 3 (RFC 6043 §4.1.1): the initiator made the ticket with a TPK it
@@ -87,12 +92,8 @@ std::optional<Rejection> CheckHandled(const mikey::TicketPolicy& policy, const T
 // The identity this responder answers as: its authenticated identity if the
 // ticket names it (or a group it belongs to), else another of its
 // identities (§4.2.3.5).
-std::optional<std::string> AnsweringIdentity(const TicketFacts& facts, const Requester& who,
+std::optional<std::string> AnsweringIdentity(const TicketFacts& facts, const std::vector<std::string>& mine,
                                              const UserDirectory& users) {
-  std::vector<std::string> mine{who.identity};
-  for (const auto& id : who.user->identities) {
-    if (!SameUserIdentity(id, who.identity)) mine.push_back(id);
-  }
   for (const auto& id : mine) {
     for (const auto& r : facts.recipients) {
       if (SameUserIdentity(r, id) || users.IsGroupMember(r, id)) return id;
@@ -161,7 +162,8 @@ StepResult<ForkedKeys> Fork(TicketKeys& keys, const std::string& answered, mikey
 // The opened ticket against the clock and the KMS's current policy for the
 // initiator and the requesting user (TS 33.328 B.2.2.2 step 6).
 std::optional<Rejection> CheckStillPermitted(const mikey::TicketPolicy& policy, const TicketFacts& facts,
-                                             const TicketKeys& keys, const Requester& who, const ExchangeEnv& env) {
+                                             const TicketKeys& keys, const UserRecord* responder,
+                                             const ExchangeEnv& env) {
   if (facts.valid_from && env.now < *facts.valid_from) {
     return Invalid(ErrorNo::kInvalidTpPar, Refusal::kExpiredTicket, "ticket is not valid yet (TRs)");
   }
@@ -174,15 +176,35 @@ std::optional<Rejection> CheckStillPermitted(const mikey::TicketPolicy& policy, 
   use.valid_to = facts.valid_to;
   use.responders = facts.recipients.size();
   use.session_keys = keys.session_keys.size();
-  auto conflict = CheckTicketUse(use, initiator, *who.user, env.now);
+  auto conflict = CheckTicketUse(use, initiator, responder, env.now);
   if (!conflict.ok()) return Invalid(ErrorNo::kInvalidTpPar, Refusal::kPolicyConflict, conflict.error().detail);
   return std::nullopt;
 }
 
+// The resolve of an authorised network function (TR 33.828 step 5): the
+// ticket's keys as they are in the ticket, MPKr unforked (the function
+// derives forked keys from the RANDRkms in the signalling, §5.1.1).
+ResponseContent NetworkFunctionContent(const mikey::TicketPolicy& policy, const TicketKeys& keys) {
+  ResponseContent content;
+  content.data_type = mikey::DataType::kResolveResp;
+  content.kemac_keys.push_back(MpkKeyData(keys.mpki, keys.mpk_spi, kMpkiSpiSuffix));
+  if ((policy.flags & mikey::kFlagI) != 0) {
+    content.kemac_keys.push_back(MpkKeyData(keys.mpkr, keys.mpk_spi, kMpkrSpiSuffix));
+  }
+  for (const auto& k : keys.session_keys) content.kemac_keys.push_back(k);
+  return content;
+}
+
 }  // namespace
 
-StepResult<ResponseContent> DecideTicketResolve(const ParsedRequest& request, const Requester& requester,
-                                                ExchangeEnv& env) {
+void SetTicketAudit(const mikey::TicketPolicy& policy, KmsReply& reply) {
+  const TicketFacts facts = ReadFacts(policy);
+  reply.ticket_initiator = facts.initiator.value_or("");
+  reply.ticket_responders.clear();
+  for (const auto& r : facts.recipients) reply.ticket_responders += (reply.ticket_responders.empty() ? "" : ",") + r;
+}
+
+StepResult<ResponseContent> ResolveTicket(const ParsedRequest& request, const Resolver& resolver, ExchangeEnv& env) {
   const mikey::TicketPayload& ticket = *request.payloads.ticket;
   const mikey::TicketPolicy& policy = ticket.policy;
   const TicketFacts facts = ReadFacts(policy);
@@ -195,14 +217,14 @@ StepResult<ResponseContent> DecideTicketResolve(const ParsedRequest& request, co
   auto opened = format->Open(ticket);
   if (!opened.ok()) return FromTicketError(opened.error());
   // The ticket is authentic: its policy can be trusted from here on.
-  const auto answered = AnsweringIdentity(facts, requester, *env.snapshot.users);
-  if (!answered) {
-    return Invalid(ErrorNo::kInvalidId, Refusal::kNotRecipient,
-                   requester.user->name + " is not among the ticket's responders");
-  }
-  if (auto refused = CheckStillPermitted(policy, facts, *opened, requester, env)) return *refused;
-
   TicketKeys& keys = *opened;
+  if (resolver.network_function) return NetworkFunctionContent(policy, keys);
+  const auto answered = AnsweringIdentity(facts, resolver.identities, *env.snapshot.users);
+  if (!answered) {
+    return Invalid(ErrorNo::kInvalidId, Refusal::kNotRecipient, resolver.name + " is not among the ticket's responders");
+  }
+  if (auto refused = CheckStillPermitted(policy, facts, keys, resolver.user, env)) return *refused;
+
   const bool forking = (policy.flags & mikey::kFlagI) != 0;
   const auto prf = static_cast<mikey::PrfFunc>(policy.prf_func);
   ResponseContent content;
@@ -221,6 +243,20 @@ StepResult<ResponseContent> DecideTicketResolve(const ParsedRequest& request, co
   }
   for (const auto& k : keys.session_keys) content.kemac_keys.push_back(k);
   return content;
+}
+
+StepResult<ResponseContent> DecideTicketResolve(const ParsedRequest& request, const Requester& requester,
+                                                ExchangeEnv& env) {
+  const TicketFacts facts = ReadFacts(request.payloads.ticket->policy);
+  if (IssuedElsewhere(facts, env)) return ForwardResolve(request, requester, *facts.issuer, env);
+  Resolver resolver;
+  resolver.user = requester.user;
+  resolver.name = requester.user->name;
+  resolver.identities.push_back(requester.identity);
+  for (const auto& id : requester.user->identities) {
+    if (!SameUserIdentity(id, requester.identity)) resolver.identities.push_back(id);
+  }
+  return ResolveTicket(request, resolver, env);
 }
 
 }  // namespace tkms::kms

@@ -38,6 +38,10 @@ std::string_view RefusalName(Refusal refusal) {
     case Refusal::kExpiredTicket: return "expired_ticket";
     case Refusal::kPolicyConflict: return "policy_conflict";
     case Refusal::kNotRecipient: return "not_recipient";
+    case Refusal::kNoTrustRelation: return "no_trust_relation";
+    case Refusal::kPeerRefused: return "peer_refused";
+    case Refusal::kPeerUnavailable: return "peer_unavailable";
+    case Refusal::kZkClient: return "zk_client";
     case Refusal::kToken: return "token";
     case Refusal::kOverloaded: return "overloaded";
     case Refusal::kInternal: return "internal";

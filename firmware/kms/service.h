@@ -30,9 +30,17 @@ std::string_view RequestTypeName(RequestType type);  // "ticketrequest" | "ticke
 // Where a request came from (Ua: UEs; Zk: peer KMSs, added with KMS-to-KMS).
 enum class Interface : uint8_t { kUa, kZk };
 
+// Who sent a Zk request, as the Zk listener established it from the TLS
+// client certificate (docs/zk.md): a peer KMS of a trust relation (TS 33.328
+// B.2.2.3 step 8) or a network function granted the resolve role (TR 33.828
+// step 5). Never set on Ua.
+enum class ZkClientKind : uint8_t { kNone, kPeerKms, kNetworkFunction };
+
 struct RequestContext {
   RequestType type = RequestType::kTicketRequest;
   Interface interface = Interface::kUa;
+  ZkClientKind zk_client = ZkClientKind::kNone;
+  std::string zk_client_name;  // the peer's kms_uri, or the network function's name
   std::string request_id;  // for log lines; chosen by web/
   std::string peer;        // "127.0.0.1:53312"; for log lines only
 };
@@ -64,6 +72,10 @@ enum class Refusal : uint8_t {
   kExpiredTicket,     // outside the ticket's validity period
   kPolicyConflict,    // the ticket conflicts with the current policy (resolve)
   kNotRecipient,      // responder not among the ticket's IDRr / groups
+  kNoTrustRelation,   // a ticket of another KMS with which there is no trust relation
+  kPeerRefused,       // the issuing KMS answered a forwarded resolve with a MIKEY Error
+  kPeerUnavailable,   // the issuing KMS could not be reached, was too slow, or answered badly (503)
+  kZkClient,          // a Zk request this client may not make (unprotected message rules)
   kToken,             // PKCS#11 failure (Outcome kUnavailable)
   kOverloaded,        // a bounded resource (replay cache) is full
   kInternal,
@@ -77,6 +89,10 @@ struct KmsReply {
   std::optional<uint8_t> mikey_error;       // kMikeyError: the ERR payload's error no
   std::string detail;                       // log-safe explanation ("bad V MAC for psk:ab12..")
   std::string user;                         // authenticated user, if any (log-safe)
+  // For the audit line of a Zk resolve: whose ticket it was (the ticket's
+  // IDRi, and its IDRr list joined with ","); raw text, the logger escapes.
+  std::string ticket_initiator = {};
+  std::string ticket_responders = {};
 };
 
 // Readiness for /readyz: each condition with a short log-safe explanation.
