@@ -23,14 +23,11 @@ group. Exits 1 on the first failed check.
 """
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from doc_walkthrough import Checks, sh_block, with_settings  # noqa: E402
+from doc_walkthrough import Checks, free_ports, run, sh_block, with_settings  # noqa: E402
 
 SOURCE_DIR, TKMSCTL, TKMSD, TKMS_UE = (os.path.abspath(a) for a in sys.argv[1:5])
 HEADING = "## The authority's flow, step by step"
@@ -44,16 +41,6 @@ def walkthrough_block():
     return sh_block(checks, SOURCE_DIR, "bundles.md", HEADING)
 
 
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def script_for(lines, work):
     ua, admin = free_ports(2)
     settings = [
@@ -64,33 +51,6 @@ def script_for(lines, work):
         "DEMO=" + os.path.join(work, "demo"),
     ]
     return with_settings(checks, lines, SETTINGS, settings)
-
-
-def run(script, work):
-    path = os.path.join(work, "walkthrough.sh")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(script)
-    env = dict(os.environ)
-    for name in ("TKMS_PIN", "TKMS_SO_PIN", "SOFTHSM2_CONF"):
-        env.pop(name, None)
-    # Output to a file, not a pipe: a tkmsd left running by a failed step
-    # must not keep the test waiting for the end of the output.
-    log_path = os.path.join(work, "walkthrough.out")
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(["bash", "-e", "-o", "pipefail", path], cwd=work, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        code = proc.wait(timeout=240)
-    except subprocess.TimeoutExpired:
-        code = -1
-    finally:
-        # Stop whatever the script left behind in its session (its own group).
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-    return code, open(log_path, encoding="utf-8", errors="replace").read()
 
 
 def main():

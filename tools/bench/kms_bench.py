@@ -18,7 +18,10 @@ same run (docs/benchmarks.md).
   5. full TLS handshakes per second (connect, handshake, close; no request),
      against the TLS echo (software key) and tkmsd (key in the token), from N
      Python threads: tkms-bench keeps one TLS session per connection and has
-     no one-request-per-connection mode.
+     no one-request-per-connection mode;
+  6. cross-domain Ticket Resolve over Zk: two tkmsd domains (two_domains.py),
+     tickets from A, the responder resolving at B, which asks A over Zk; as a
+     ratio to the local resolve rate at B (B's own tickets) in the same run.
 
 Prints a table with each rate as a ratio to each ceiling, and writes the
 figures as JSON (--json-out). Only loopback is used; every process started is
@@ -37,6 +40,7 @@ import threading
 import time
 
 from tkmsd_harness import bench_path, dev_ca, run_json, start_dev, stop, user_args
+from two_domains import TwoDomains, programs_in
 
 
 def make_software_tls(directory):
@@ -125,6 +129,7 @@ def main():
     ap.add_argument("--handshake-seconds", type=float, default=3.0,
                     help="seconds of each handshake measurement (0: skip it)")
     ap.add_argument("--no-https", action="store_true", help="plain HTTP only (the figures before HTTPS)")
+    ap.add_argument("--no-zk", action="store_true", help="skip the cross-domain resolve over Zk")
     ap.add_argument("--json-out")
     a = ap.parse_args()
     b = a.build
@@ -186,6 +191,14 @@ def main():
                                                               a.handshake_seconds)
         finally:
             kms.stop()
+
+        if not a.no_zk:
+            print("== cross-domain resolve over Zk (two_domains.py: tickets from A, responder at B)", flush=True)
+            try:
+                results["zk"] = cross_domain_resolve(b, os.path.join(state, "zk"), a.connections, common)
+            except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as e:
+                results["zk"] = {"error": str(e)}
+                print("cross-domain resolve failed: %s" % e, flush=True)
     finally:
         shutil.rmtree(state, ignore_errors=True)
 
@@ -194,6 +207,25 @@ def main():
         with open(a.json_out, "w") as f:
             json.dump(results, f, indent=2)
     return 0
+
+
+def cross_domain_resolve(build, work, connections, common):
+    """tkms-bench --mode resolve at B over HTTPS, saturating: bert's tickets
+    from B (local) and alice's from A (B asks A over Zk), bob resolving both."""
+    os.makedirs(work)
+    with TwoDomains(programs_in(build), work) as d:
+        bob = d.b.users["bob"]
+
+        def resolve(issuer, initiator, extra=()):
+            user = issuer.users[initiator]
+            return run_json([bench_path(build), "--mode", "resolve", "--connections", str(connections),
+                             "--url", issuer.https(), "--kms-identity", issuer.host, "--cacert", d.cacerts,
+                             "--initiator", user[0], "--initiator-psk", user[1],
+                             "--responder", bob[0], "--responder-psk", bob[1], "--tgk-bytes", "0", *extra] + common)
+        local = resolve(d.b, "bert")
+        cross = resolve(d.a, "alice", ["--responder-kms", d.b.https(), "--responder-kms-identity", d.b.host])
+        return {"local": local, "cross": cross,
+                "ratio": cross["requests_per_second"] / local["requests_per_second"]}
 
 
 def report(results, connections):
@@ -238,6 +270,16 @@ def report(results, connections):
             print("ticket%s: HTTPS / HTTP = %.2f" % (mode, ratio))
     if "_https" in echo:
         print("echo: HTTPS / HTTP = %.2f" % (echo["_https"] / echo[""]))
+    zk = results.get("zk")
+    if zk and "error" in zk:
+        print("cross-domain resolve over Zk: FAILED: %s" % zk["error"])
+    elif zk:
+        local, cross = zk["local"], zk["cross"]
+        print("ticket resolve across domains (HTTPS, B asks A over Zk): %.0f req/s, p99 %.2f ms; local resolve at B "
+              "%.0f req/s, p99 %.2f ms; cross / local = %.2f%s" % (
+                  cross["requests_per_second"], cross["latency_ms"]["p99"], local["requests_per_second"],
+                  local["latency_ms"]["p99"], zk["ratio"],
+                  "  (%d errors)" % (cross["errors"] + local["errors"]) if cross["errors"] + local["errors"] else ""))
     for key, what in (("handshakes_echo", "tkms-echo, software RSA-2048 key"),
                       ("handshakes_tkmsd", "tkmsd, RSA-2048 key in the token (rsa_alt)")):
         if key in results:
