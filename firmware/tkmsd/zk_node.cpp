@@ -26,7 +26,7 @@ struct ZkNode::Built {
 
 Result<std::shared_ptr<ZkNode::Built>> ZkNode::Build(const provisioning::KmsConfig& config) {
   auto built = std::make_shared<Built>();
-  auto trust = zk::BuildZkTrust(config);
+  auto trust = zk::ZkTrust::Build(config);
   if (!trust.ok()) return trust.error();
   built->trust = std::move(*trust);
   built->settings.connect_timeout = std::chrono::milliseconds(config.zk.connect_timeout_ms);
