@@ -39,6 +39,20 @@ inline Bytes Filled(size_t n, uint8_t seed) {
   return b;
 }
 
+// Opaque but well-formed base ticket Ticket Data (RFC 6043 Appendix A; the
+// codec checks its structure, the UE never opens it).
+inline Bytes OpaqueBaseTicketData() {
+  mikey::BaseTicketData d;
+  d.thdr.data = {0x00, 0x01};
+  d.t = mikey::TPayload{0, 0xEB3F2A2080000000ull};
+  d.rand.rand = Filled(32, 9);
+  d.kemac.encr_alg = static_cast<uint8_t>(mikey::EncrAlg::kAesCm256);
+  d.kemac.encr_data = Filled(60, 10);
+  d.v = mikey::VPayload{2, Filled(32, 11)};
+  auto encoded = mikey::EncodeBaseTicketData(d);
+  return encoded.ok() ? *encoded : Bytes{};
+}
+
 // RFC 6043 §5.1.2 label, written out: const || 0xFF || CSB ID || dir ||
 // L8 || RANDRi || L8 || RANDRr.
 inline Bytes MessageLabel(uint32_t constant, uint32_t csb_id, uint8_t direction, const Bytes& randri,
@@ -203,7 +217,7 @@ class FakeKms {
     if (!as_resolve_resp) {
       mikey::TicketPayload ticket;
       ticket.policy = policy;
-      ticket.ticket_data = BaseTicketData();
+      ticket.ticket_data = OpaqueBaseTicketData();
       m.payloads.emplace_back(ticket);
     }
     std::vector<mikey::KeyDataPayload> keys;
@@ -356,19 +370,6 @@ class FakeKms {
       k.kv.spi = std::move(spi);
     }
     return k;
-  }
-
-  // Opaque but well-formed base ticket Ticket Data (the UE never opens it).
-  static Bytes BaseTicketData() {
-    mikey::BaseTicketData d;
-    d.thdr.data = {0x00, 0x01};
-    d.t = mikey::TPayload{0, 0xEB3F2A2080000000ull};
-    d.rand.rand = Filled(32, 9);
-    d.kemac.encr_alg = static_cast<uint8_t>(mikey::EncrAlg::kAesCm256);
-    d.kemac.encr_data = Filled(60, 10);
-    d.v = mikey::VPayload{2, Filled(32, 11)};
-    auto encoded = mikey::EncodeBaseTicketData(d);
-    return encoded.ok() ? *encoded : Bytes{};
   }
 
   crypto::CryptoProvider& provider_;

@@ -107,22 +107,28 @@ ue::RequestInitParams RequestParams(const BenchConfig& c, bool reusable_ticket) 
   return p;
 }
 
+bool CrossDomain(const BenchConfig& c) { return !c.responder_kms_url.empty(); }
+
 ue::ResolveInitParams ResolveParams(const BenchConfig& c, const mikey::TicketPayload& ticket) {
   ue::ResolveInitParams p;
   p.psk = c.responder_psk;
   p.psk_id = c.responder_psk_id;
   p.responder.id = c.responder;
-  p.kms.id = c.kms_identity;
+  // RFC 6043 §4.2.3.1: IDRkms is the KMS the Responder talks to (KMS_R).
+  p.kms.id = CrossDomain(c) ? c.responder_kms_identity : c.kms_identity;
   p.ticket = ticket;
   return p;
 }
 
-Result<ue::HttpClient> Client(const BenchConfig& c) {
+// A client of `url`, or of the KMS that resolves (the Responder's own).
+Result<ue::HttpClient> Client(const BenchConfig& c, const std::string& url) {
   ue::HttpClientOptions options;
   options.timeout = c.timeout;
   options.tls = c.tls;
-  return ue::HttpClient::FromUrl(c.url, options);
+  return ue::HttpClient::FromUrl(url, options);
 }
+Result<ue::HttpClient> Client(const BenchConfig& c) { return Client(c, c.url); }
+const std::string& ResolveUrl(const BenchConfig& c) { return CrossDomain(c) ? c.responder_kms_url : c.url; }
 
 // Resolve mode: one ticket for the whole run (J flag: reusable), with
 // Initiator Data from a real TRANSFER_INIT when forking.
@@ -155,12 +161,28 @@ Status CheckConfig(const BenchConfig& c) {
   if (c.mode == BenchMode::kResolve && c.responder_psk.empty()) {
     return InvalidArgument("--responder-psk is needed in resolve mode");
   }
+  if (CrossDomain(c) || !c.responder_kms_identity.empty()) {
+    if (c.mode != BenchMode::kResolve) {
+      return InvalidArgument("--responder-kms and --responder-kms-identity are for resolve mode only");
+    }
+    if (!CrossDomain(c) || c.responder_kms_identity.empty()) {
+      return InvalidArgument("--responder-kms and --responder-kms-identity go together (the Responder's own KMS)");
+    }
+    if (auto url = ue::ParseHttpUrl(c.responder_kms_url); !url.ok()) {
+      return InvalidArgument("--responder-kms: " + url.error().message());
+    }
+  }
   return Status::Ok();
 }
 
 double Ms(double ns) { return ns / 1e6; }
 
 }  // namespace
+
+const char* ReportModeName(const BenchConfig& config) {
+  if (config.mode == BenchMode::kResolve && CrossDomain(config)) return "resolve-cross-domain";
+  return BenchModeName(config.mode);
+}
 
 const char* BenchModeName(BenchMode mode) {
   switch (mode) {
@@ -214,7 +236,7 @@ Result<BenchReport> RunBench(const BenchConfig& config) {
   std::vector<std::unique_ptr<ue::KmsClient>> clients;
   std::vector<Job> jobs;
   for (int i = 0; i < n; ++i) {
-    auto http = Client(config);
+    auto http = Client(config, config.mode == BenchMode::kResolve ? ResolveUrl(config) : config.url);
     if (!http.ok()) return http.error();
     clients.push_back(std::make_unique<ue::KmsClient>(std::move(*http)));
     ue::KmsClient* client = clients.back().get();
@@ -254,7 +276,7 @@ Result<BenchReport> RunBench(const BenchConfig& config) {
   // with the reason instead of producing a report full of errors.
   if (config.mode != BenchMode::kEcho) {
     Outcome trial = jobs.front()();
-    if (!trial.ok) return Unavailable("trial " + std::string(BenchModeName(config.mode)) + " failed: " + trial.detail);
+    if (!trial.ok) return Unavailable("trial " + std::string(ReportModeName(config)) + " failed: " + trial.detail);
   }
 
   const auto to_duration = [](double s) {
@@ -305,10 +327,12 @@ Result<BenchReport> RunBench(const BenchConfig& config) {
 }
 
 std::string FormatText(const BenchReport& r) {
-  char line[256];
+  char line[512];
   std::string out;
+  const std::string urls =
+      r.config.url + (CrossDomain(r.config) ? " responder-kms=" + r.config.responder_kms_url : std::string());
   std::snprintf(line, sizeof line, "tkms-bench: mode=%s url=%s connections=%d warmup=%.1fs duration=%.1fs %s\n",
-                BenchModeName(r.config.mode), r.config.url.c_str(), r.config.connections, r.config.warmup_s,
+                ReportModeName(r.config), urls.c_str(), r.config.connections, r.config.warmup_s,
                 r.config.duration_s,
                 r.config.rate ? ("open loop at " + std::to_string(*r.config.rate) + " req/s").c_str()
                               : "closed loop");
@@ -338,8 +362,9 @@ std::string FormatText(const BenchReport& r) {
 
 std::string FormatJson(const BenchReport& r) {
   nlohmann::json j;
-  j["mode"] = BenchModeName(r.config.mode);
+  j["mode"] = ReportModeName(r.config);
   j["url"] = r.config.url;
+  j["responder_kms_url"] = CrossDomain(r.config) ? nlohmann::json(r.config.responder_kms_url) : nlohmann::json(nullptr);
   j["connections"] = r.config.connections;
   j["warmup_s"] = r.config.warmup_s;
   j["duration_s"] = r.config.duration_s;

@@ -61,12 +61,24 @@ struct BenchConfig {
   mikey::Bytes responder;
   SecretBytes responder_psk;
   std::optional<mikey::Bytes> responder_psk_id;
+  // Cross-domain resolve (resolve mode; TS 33.328 B.2.2.3, RFC 6043 §10):
+  // the ticket is requested at `url` (KMS_I, kms_identity) and resolved at
+  // responder_kms_url (KMS_R, the Responder's own KMS, responder_kms_identity
+  // in IDRkms), which forwards each resolve to KMS_I over Zk. The TLS options
+  // apply to both. Empty: resolve at `url`. Reported as
+  // "resolve-cross-domain".
+  std::string responder_kms_url;
+  mikey::Bytes responder_kms_identity;
   bool forking = false;   // request the I flag; resolve tickets carry Initiator Data
   size_t tgk_bytes = 16;  // requested TGK length; 0: no TP KEMAC (the KMS's default keys)
   // Echo mode.
   std::string echo_path = "/keymanagement?requesttype=ticketrequest";
   size_t echo_body_bytes = 200;  // base64 characters
 };
+
+// The name a run is reported under: BenchModeName, or "resolve-cross-domain"
+// for a resolve at another KMS than the one that issued the ticket.
+const char* ReportModeName(const BenchConfig& config);
 
 struct LatencySummary {
   uint64_t count = 0;
@@ -95,7 +107,8 @@ struct BenchReport {
 };
 
 // Runs the benchmark. Fails before the measurement if the configuration is
-// incomplete or (resolve mode) no ticket can be obtained.
+// incomplete or inconsistent (kInvalidArgument) or (resolve mode) no ticket
+// can be obtained.
 Result<BenchReport> RunBench(const BenchConfig& config);
 
 std::string FormatText(const BenchReport& report);

@@ -11,6 +11,10 @@
 //       --cacert ca.pem [--cert ue.pem --key ue.key]
 // (--cacert required; the host must be a DNS name in the KMS certificate;
 // the key file unencrypted, mode 0600).
+// Resolve across two KMS domains (TS 33.328 B.2.2.3): the ticket from --url
+// (KMS_I), every resolve at the Responder's own KMS, which asks KMS_I over Zk
+// (reported as mode resolve-cross-domain):
+//       --mode resolve --responder-kms URL --responder-kms-identity ID --responder-psk FILE
 #include <cstdio>
 #include <string>
 
@@ -36,7 +40,7 @@ int main(int argc, char** argv) {
   std::string mode = "request";
   std::string kms_identity = "kms.example.org";
   std::string initiator, initiator_psk_file, initiator_psk_id;
-  std::string responder, responder_psk_file, responder_psk_id;
+  std::string responder, responder_psk_file, responder_psk_id, responder_kms_identity;
   double rate = 0;
   int timeout_ms = 5000;
   bool json = false;
@@ -64,6 +68,11 @@ int main(int argc, char** argv) {
   app.add_option("--responder", responder, "the Responder's URI (IDRr)");
   app.add_option("--responder-psk", responder_psk_file, "hex PSK file of the Responder (resolve mode)");
   app.add_option("--responder-psk-id", responder_psk_id, "IDRpsk of the Responder's PSK (byte string)");
+  CLI::Option* rkms = app.add_option("--responder-kms", config.responder_kms_url,
+                                     "resolve mode across domains: the Responder's own KMS (KMS_R), which resolves "
+                                     "the ticket requested at --url over Zk; TLS files as for --url");
+  app.add_option("--responder-kms-identity", responder_kms_identity, "the identity of --responder-kms (IDRkms)")
+      ->needs(rkms);
   app.add_flag("--forking", config.forking, "request key forking (I flag); resolve tickets carry Initiator Data");
   app.add_option("--tgk-bytes", config.tgk_bytes, "requested TGK length (0: no TP KEMAC, the KMS's default)")
       ->capture_default_str();
@@ -80,6 +89,7 @@ int main(int argc, char** argv) {
   config.kms_identity = AsBytes(kms_identity);
   config.initiator = AsBytes(initiator);
   config.responder = AsBytes(responder);
+  config.responder_kms_identity = AsBytes(responder_kms_identity);
   if (!initiator_psk_id.empty()) config.initiator_psk_id = AsBytes(initiator_psk_id);
   if (!responder_psk_id.empty()) config.responder_psk_id = AsBytes(responder_psk_id);
   if (!initiator_psk_file.empty()) {

@@ -92,4 +92,14 @@ UeResult<ResolvedTicket> KmsClient::ResolveTicket(const ResolveInitParams& param
   return ParseResolveResp(*provider_, *answer, *request);
 }
 
+UeResult<FunctionResolvedKeys> KmsClient::FunctionResolve(const FunctionResolveParams& params) {
+  auto request = BuildFunctionResolveInit(*provider_, params);
+  if (!request.ok()) return std::move(request).error();
+  auto answer = Exchange(AnnexARequest::kTicketResolve, request->bytes);
+  if (!answer.ok()) return std::move(answer).error();
+  auto keys = ParseFunctionResolveResp(*provider_, *answer, *request);
+  SecureWipe(answer->data(), answer->size());  // the keys were in clear in it
+  return keys;
+}
+
 }  // namespace tkms::ue

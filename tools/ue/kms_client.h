@@ -23,6 +23,7 @@
 #include <string_view>
 
 #include "firmware/mikey/crypto/transient_provider.h"
+#include "tools/ue/function_resolve.h"
 #include "tools/ue/http_client.h"
 #include "tools/ue/ticket_client.h"
 
@@ -58,6 +59,10 @@ class KmsClient {
   UeResult<TicketGrant> RequestTicket(const RequestInitParams& params);
   // Builds a fresh RESOLVE_INIT_PSK, sends it and checks the RESOLVE_RESP.
   UeResult<ResolvedTicket> ResolveTicket(const ResolveInitParams& params);
+  // A network function's resolve on the KMS's Zk listener (function_resolve.h;
+  // the HttpClient must be https with the function's client certificate):
+  // an unprotected RESOLVE_INIT_PSK, the unprotected RESOLVE_RESP checked.
+  UeResult<FunctionResolvedKeys> FunctionResolve(const FunctionResolveParams& params);
 
   // One Annex A round trip for already-built MIKEY bytes: the MIKEY bytes of
   // a 200 answer (not yet checked), or kTransport / kHttpStatus / kBadResponse.

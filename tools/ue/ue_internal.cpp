@@ -215,21 +215,20 @@ const mikey::RandrPayload* FindRandr(const Message& m, mikey::RandRole role) {
   return nullptr;
 }
 
-UeResult<OpenedResponse> OpenResponse(crypto::CryptoProvider& provider, ByteSpan bytes,
-                                      const ResponseContext& ctx) {
-  if (bytes.size() >= 2 && bytes[1] == static_cast<uint8_t>(DataType::kError)) {
-    auto report = ParseErrorMessage(provider, bytes, ctx.error_key);
-    if (!report.ok()) return std::move(report).error();
-    return ErrorFromReport(*report);
-  }
-  std::vector<mikey::PayloadExtent> extents;
-  auto decoded = mikey::Decode(bytes, {}, extents);
+bool IsErrorMessage(ByteSpan bytes) {
+  return bytes.size() >= 2 && bytes[1] == static_cast<uint8_t>(DataType::kError);
+}
+
+UeResult<DecodedResponse> DecodeBoundResponse(ByteSpan bytes, const ResponseBinding& b) {
+  DecodedResponse out;
+  auto decoded = mikey::Decode(bytes, {}, out.extents);
   if (!decoded.ok()) return Undecodable("MIKEY message", decoded.error());
-  Message& m = *decoded;
+  out.message = std::move(*decoded);
+  const Message& m = out.message;
   const CommonHeader& h = m.header;
-  const CommonHeader& req = *ctx.initial_header;
-  if (h.data_type != static_cast<uint8_t>(ctx.expected)) {
-    return Verification("expected " + Name(static_cast<uint8_t>(ctx.expected)) + ", received " +
+  const CommonHeader& req = *b.initial_header;
+  if (h.data_type != static_cast<uint8_t>(b.expected)) {
+    return Verification("expected " + Name(static_cast<uint8_t>(b.expected)) + ", received " +
                         Name(h.data_type));
   }
   // RFC 6043 §4.2.1.5 / §4.2.3.5: version, PRF func, CSB ID, #CS and CS ID map
@@ -241,16 +240,33 @@ UeResult<OpenedResponse> OpenResponse(crypto::CryptoProvider& provider, ByteSpan
     return Verification("HDR #CS / CS ID map type differ from the request's");
   }
   // Identities compare in the KMS user identity format (user_identity.h).
-  if (const IdrPayload* kms = FindIdr(m, mikey::IdRole::kKms);
-      kms != nullptr && !ctx.kms_identity->empty() && !SameIdentity(kms->data, *ctx.kms_identity)) {
+  const IdrPayload* kms = FindIdr(m, mikey::IdRole::kKms);
+  if (kms == nullptr && b.require_kms_identity) return Verification("the answer lacks IDRkms");
+  if (kms != nullptr && !b.kms_identity->empty() && !SameIdentity(kms->data, *b.kms_identity)) {
     return Verification("IDRkms of the answer is not the expected KMS identity");
   }
-  const auto* t = std::get_if<TPayload>(&m.payloads.front());
-  const KemacPayload* kemac = Find<KemacPayload>(m);
-  const auto* v = std::get_if<VPayload>(&m.payloads.back());
-  if (t == nullptr || kemac == nullptr || v == nullptr) {
+  if (m.payloads.empty() || !std::holds_alternative<TPayload>(m.payloads.front()) || Find<KemacPayload>(m) == nullptr ||
+      !std::holds_alternative<VPayload>(m.payloads.back())) {
     return Verification("answer lacks T, KEMAC or V");  // composition makes this unreachable
   }
+  return out;
+}
+
+UeResult<OpenedResponse> OpenResponse(crypto::CryptoProvider& provider, ByteSpan bytes,
+                                      const ResponseContext& ctx) {
+  if (IsErrorMessage(bytes)) {
+    auto report = ParseErrorMessage(provider, bytes, ctx.error_key);
+    if (!report.ok()) return std::move(report).error();
+    return ErrorFromReport(*report);
+  }
+  auto bound = DecodeBoundResponse(bytes, ResponseBinding{ctx.expected, ctx.initial_header, ctx.kms_identity});
+  if (!bound.ok()) return std::move(bound).error();
+  Message& m = bound->message;
+  const CommonHeader& h = m.header;
+  const std::vector<mikey::PayloadExtent>& extents = bound->extents;
+  const auto* t = &std::get<TPayload>(m.payloads.front());
+  const KemacPayload* kemac = Find<KemacPayload>(m);
+  const auto* v = &std::get<VPayload>(m.payloads.back());
   if (v->auth_alg == static_cast<uint8_t>(mikey::MacAlg::kNull)) {
     return Verification("the V payload uses the NULL MAC");
   }

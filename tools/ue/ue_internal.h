@@ -101,6 +101,28 @@ struct ResponseContext {
   ErrorAuthKey error_key;
 };
 
+// How an answer is bound to its request, whatever protects it: data type,
+// the HDR fields copied from the request (§4.2.1.5, §4.2.3.5) and IDRkms (if
+// present, or always with require_kms_identity: the unprotected RESOLVE_RESP
+// of Zk, TS 33.328 B.2.2.3 step 10).
+struct ResponseBinding {
+  mikey::DataType expected;
+  const mikey::CommonHeader* initial_header;
+  const Bytes* kms_identity;  // empty: any IDRkms
+  bool require_kms_identity = false;
+};
+
+struct DecodedResponse {
+  mikey::Message message;  // T first, a KEMAC, V last
+  std::vector<mikey::PayloadExtent> extents;
+};
+
+// A MIKEY Error message (data type 6 in the second byte): to ParseErrorMessage.
+bool IsErrorMessage(ByteSpan bytes);
+// Decodes an answer that is not an Error message (strict codec) and checks
+// the binding above: kBadResponse if it does not decode, else kVerification.
+UeResult<DecodedResponse> DecodeBoundResponse(ByteSpan bytes, const ResponseBinding& binding);
+
 struct OpenedResponse {
   mikey::Message message;
   std::vector<mikey::KeyDataPayload> keys;

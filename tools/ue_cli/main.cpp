@@ -19,6 +19,11 @@
 //                  --sdp-in offer.sdp --sdp-out answer.sdp
 //   tkms-ue finish --state call.state --initiator-psk FILE --sdp-in answer.sdp
 //                  [--media N] [--timeout-ms 5000]
+// and an authorised network function's resolve at the issuing KMS's Zk
+// listener (TR 33.828 step 5; function_resolve.h):
+//   tkms-ue function-resolve --kms https://HOST:ZKPORT [--kms-identity ID]
+//                  --cacert CA --cert NF.pem --key NF.key --offer offer.sdp
+//                  [--keys-out keys.json] [--timeout-ms 5000]
 // A KMS URL is http://host:port or https://host:port (RFC 2818; TLS 1.2 with
 // the tkms profile, tools/ue/tls_client.h): https needs --cacert (the CA
 // certificates, PEM, that issued the KMS certificate; the URL's host must be
@@ -43,6 +48,7 @@
 
 #include "firmware/base/secret_files.h"
 #include "tools/ue_cli/call.h"
+#include "tools/ue_cli/function_resolve.h"
 
 namespace {
 
@@ -181,7 +187,30 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 10000))
       ->capture_default_str();
   AddTimeout(finish, f_timeout_ms, "timeout of the wait for media");
+
+  CLI::App* fresolve = app.add_subcommand(
+      "function-resolve",
+      "network function (TR 33.828 step 5): have the issuing KMS open the offer's ticket over Zk (mutual TLS)");
+  tkms::ue_cli::FunctionResolveConfig rc;
+  int r_timeout_ms = 5000;
+  fresolve->add_option("--kms", rc.kms_url, "the issuing KMS's Zk listener, https://host:port")->required();
+  fresolve->add_option("--kms-identity", rc.kms_identity,
+                       "the issuing KMS's identity, IDRkms (default as for call)");
+  const std::vector<CLI::Option*> r_tls = AddTls(fresolve, rc.tls);
+  for (CLI::Option* o : r_tls) o->required();
+  fresolve->add_option("--offer,--sdp-in", rc.offer, "the SDP offer with the TRANSFER_INIT (a=key-mgmt:mikey)")
+      ->required();
+  fresolve->add_option("--keys-out", rc.keys_out,
+                       "write the keys (hex, JSON) to this new file, mode 0600 (never overwritten)");
+  AddTimeout(fresolve, r_timeout_ms, "timeout of the KMS exchange");
   CLI11_PARSE(app, argc, argv);
+
+  if (*fresolve) {
+    rc.timeout = std::chrono::milliseconds(r_timeout_ms);
+    if (auto st = DefaultIdentity(rc.kms_url, rc.kms_identity); !st.ok()) return Fail(st.ToString());
+    tkms::Status st = tkms::ue_cli::RunFunctionResolve(rc, stdout);
+    return st.ok() ? 0 : Fail(st.message());
+  }
 
   if (*offer) {
     oc.timeout = std::chrono::milliseconds(o_timeout_ms);
