@@ -1,9 +1,12 @@
 // tkms-bench's engine (tools/bench/bench.h) against the in-test HTTP server:
-// echo, request and resolve modes (with and without key forking), closed and
-// open loop, the percentile arithmetic and the configuration checks.
+// echo, request and resolve modes (with and without key forking; resolve
+// across two KMSs with --responder-kms), closed and open loop, the percentile
+// arithmetic and the configuration checks.
 #include "tools/bench/bench.h"
 
 #include <gtest/gtest.h>
+
+#include <atomic>
 
 #include <nlohmann/json.hpp>
 
@@ -19,6 +22,7 @@ using ue::testing::HttpOk;
 using ue::testing::ServerReply;
 using ue::testing::ServerRequest;
 using ue::testing::TestHttpServer;
+using ue::testing::Text;
 
 class Bench : public ::testing::Test {
  protected:
@@ -113,6 +117,72 @@ TEST_F(Bench, ResolveModeWithAndWithoutForking) {
     EXPECT_GT(r->ok, 5u);
     EXPECT_EQ(r->errors, 0u) << r->first_error;
   }
+}
+
+// --responder-kms: the ticket from KMS_I (--url), every resolve at KMS_R with
+// KMS_R's identity in IDRkms (the second fake verifies the MAC with it).
+TEST_F(Bench, CrossDomainResolveAsksTheResponderKms) {
+  std::atomic<int> requests_at_i{0}, resolves_at_i{0}, requests_at_r{0};
+  TestHttpServer kms_i([&](const ServerRequest& req) {
+    if (req.target == "/keymanagement?requesttype=ticketrequest") ++requests_at_i;
+    else ++resolves_at_i;
+    return Answer(req);
+  });
+  FakeKms fake_r{provider_};
+  fake_r.id_kms = Text("kms.b.example.org");
+  TestHttpServer kms_r([&](const ServerRequest& req) {
+    auto body = Base64Decode(req.body);
+    if (req.target != "/keymanagement?requesttype=ticketresolve" || !body) {
+      ++requests_at_r;
+      return ServerReply{"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"};
+    }
+    return ServerReply{HttpOk(Base64Encode(fake_r.AnswerResolve(*body)), "application/mikey")};
+  });
+  for (bool forking : {false, true}) {
+    BenchConfig c = Config(kms_i, BenchMode::kResolve);
+    c.forking = forking;
+    c.responder_kms_url = kms_r.url();
+    c.responder_kms_identity = fake_r.id_kms;
+    EXPECT_STREQ(ReportModeName(c), "resolve-cross-domain");
+    auto r = RunBench(c);
+    ASSERT_TRUE(r.ok()) << r.error().ToString();
+    EXPECT_GT(r->ok, 5u);
+    EXPECT_EQ(r->errors, 0u) << r->first_error;
+    auto j = nlohmann::json::parse(FormatJson(*r));
+    EXPECT_EQ(j["mode"], "resolve-cross-domain");
+    EXPECT_EQ(j["responder_kms_url"], kms_r.url());
+    EXPECT_NE(FormatText(*r).find("mode=resolve-cross-domain"), std::string::npos);
+    EXPECT_NE(FormatText(*r).find("responder-kms=" + kms_r.url()), std::string::npos);
+  }
+  EXPECT_EQ(requests_at_i.load(), 2);  // one (reusable) ticket per run
+  EXPECT_EQ(resolves_at_i.load(), 0);
+  EXPECT_EQ(requests_at_r.load(), 0);
+}
+
+TEST_F(Bench, CrossDomainArgumentsAreChecked) {
+  TestHttpServer server([this](const ServerRequest& req) { return Answer(req); });
+  BenchConfig c = Config(server, BenchMode::kResolve);
+  EXPECT_STREQ(ReportModeName(c), "resolve");
+  c.responder_kms_url = server.url();  // without its identity
+  auto r = RunBench(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.error().message().find("go together"), std::string::npos) << r.error().ToString();
+  c.responder_kms_url.clear();
+  c.responder_kms_identity = Text("kms.b.example.org");  // identity without the URL
+  EXPECT_EQ(RunBench(c).error().code(), StatusCode::kInvalidArgument);
+  c = Config(server, BenchMode::kRequest);  // not resolve mode
+  c.responder_kms_url = server.url();
+  c.responder_kms_identity = Text("kms.b.example.org");
+  r = RunBench(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("resolve mode only"), std::string::npos) << r.error().ToString();
+  c = Config(server, BenchMode::kResolve);
+  c.responder_kms_url = "ftp://kms.b.example.org";
+  c.responder_kms_identity = Text("kms.b.example.org");
+  r = RunBench(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("--responder-kms"), std::string::npos) << r.error().ToString();
 }
 
 TEST_F(Bench, OpenLoopPacesAtTheRate) {
