@@ -38,15 +38,10 @@ namespace tkms::test {
 namespace {
 
 using mikey::Bytes;
-using ue::testing::Filled;
-using ue::testing::HttpOk;
-using ue::testing::ServerReply;
-using ue::testing::ServerRequest;
-using ue::testing::TestHttpServer;
-using ue::testing::Text;
+namespace fake = ue::testing;  // the in-test HTTP server, TLS server and helpers of tests/ue
 
 const std::string kKms = "kms.a.example.org";
-const Bytes kMpki = Filled(16, 41), kTgk = Filled(16, 42);
+const Bytes kMpki = fake::Filled(16, 41), kTgk = fake::Filled(16, 42);
 
 enum class Reply { kKeys, kMikeyError, kForbidden };
 
@@ -54,8 +49,8 @@ class FunctionResolveCli : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(pki_.ok()) << "make_test_pki.sh failed";
-    server_ = std::make_unique<TestHttpServer>([this](const ServerRequest& req) { return Answer(req); });
-    proxy_ = ue::testing::TlsTestServer::Start(
+    server_ = std::make_unique<fake::TestHttpServer>([this](const fake::ServerRequest& req) { return Answer(req); });
+    proxy_ = fake::TlsTestServer::Start(
         {"--cert", pki_.File("server.pem"), "--key", pki_.File("server.key"), "--verify", "required", "--cafile",
          pki_.File("ca.pem"), "--forward", "127.0.0.1:" + std::to_string(server_->port())},
         dir_.path() + "/proxy.log");
@@ -73,14 +68,14 @@ class FunctionResolveCli : public ::testing::Test {
     grant.ticket.policy.version = 1;
     grant.ticket.policy.prf_func = 1;
     grant.ticket.policy.flags = mikey::kFlagD | mikey::kFlagE | mikey::kFlagF | mikey::kFlagH | mikey::kFlagO;
-    grant.ticket.policy.tp_data.emplace_back(mikey::IdrPayload{1, 1, Text("sip:alice@a.example.org")});
-    grant.ticket.policy.tp_data.emplace_back(mikey::IdrPayload{2, 1, Text("sip:bob@b.example.org")});
-    grant.ticket.ticket_data = ue::testing::OpaqueBaseTicketData();
+    grant.ticket.policy.tp_data.emplace_back(mikey::IdrPayload{1, 1, fake::Text("sip:alice@a.example.org")});
+    grant.ticket.policy.tp_data.emplace_back(mikey::IdrPayload{2, 1, fake::Text("sip:bob@b.example.org")});
+    grant.ticket.ticket_data = fake::OpaqueBaseTicketData();
     grant.policy = grant.ticket.policy;
     grant.mpki = ToSecret(kMpki);
     ue::TransferInitParams tp;
-    tp.initiator.id = Text("sip:alice@a.example.org");
-    tp.responder.id = Text("sip:bob@b.example.org");
+    tp.initiator.id = fake::Text("sip:alice@a.example.org");
+    tp.responder.id = fake::Text("sip:bob@b.example.org");
     auto init = ue::BuildTransferInit(provider, grant, tp);
     ASSERT_TRUE(init.ok()) << init.error().ToString();
     auto sdp = ue::BuildAudioSdp(ue::AudioSdpParams{1, "127.0.0.1", 49170}, init->bytes);
@@ -99,10 +94,10 @@ class FunctionResolveCli : public ::testing::Test {
 
   // The Zk listener's side: the request must be the unprotected
   // RESOLVE_INIT_PSK of the contract; the answer as `reply_` says.
-  ServerReply Answer(const ServerRequest& req) {
+  fake::ServerReply Answer(const fake::ServerRequest& req) {
     ++requests_;
     EXPECT_EQ(req.target, "/keymanagement?requesttype=ticketresolve");
-    const ServerReply bad{"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"};
+    const fake::ServerReply bad{"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"};
     auto body = Base64Decode(req.body);
     EXPECT_TRUE(body.has_value());
     if (!body) return bad;
@@ -114,7 +109,7 @@ class FunctionResolveCli : public ::testing::Test {
     const auto& v = std::get<mikey::VPayload>(m->payloads.back());
     EXPECT_EQ(v.auth_alg, 0);
     EXPECT_TRUE(v.mac.empty());
-    if (reply_ == Reply::kForbidden) return ServerReply{"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"};
+    if (reply_ == Reply::kForbidden) return fake::ServerReply{"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"};
     mikey::Message resp;
     resp.header = m->header;
     resp.payloads.emplace_back(mikey::TPayload{0, 0xEB3F2A2180000000ull});
@@ -123,7 +118,7 @@ class FunctionResolveCli : public ::testing::Test {
       resp.payloads.emplace_back(mikey::ErrPayload{14});
     } else {
       resp.header.data_type = static_cast<uint8_t>(mikey::DataType::kResolveResp);
-      resp.payloads.emplace_back(mikey::IdrPayload{3, 1, Text(kKms)});
+      resp.payloads.emplace_back(mikey::IdrPayload{3, 1, fake::Text(kKms)});
       auto chain = mikey::EncodeKeyDataChain(
           {Key(mikey::KeyType::kMpk, kMpki, 1), Key(mikey::KeyType::kTgk, kTgk, 3)});
       EXPECT_TRUE(chain.ok());
@@ -136,7 +131,7 @@ class FunctionResolveCli : public ::testing::Test {
     }
     auto encoded = mikey::Encode(resp);
     EXPECT_TRUE(encoded.ok());
-    return ServerReply{HttpOk(Base64Encode(*encoded), "application/mikey")};
+    return fake::ServerReply{fake::HttpOk(Base64Encode(*encoded), "application/mikey")};
   }
 
   std::vector<std::string> Args(std::vector<std::string> extra = {}, const std::string& offer = "") const {
@@ -159,9 +154,9 @@ class FunctionResolveCli : public ::testing::Test {
   }
 
   TempDir dir_;
-  ue::testing::TlsTestPki pki_;
-  std::unique_ptr<TestHttpServer> server_;
-  std::unique_ptr<ue::testing::TlsTestServer> proxy_;
+  fake::TlsTestPki pki_;
+  std::unique_ptr<fake::TestHttpServer> server_;
+  std::unique_ptr<fake::TlsTestServer> proxy_;
   std::string offer_;
   std::atomic<Reply> reply_{Reply::kKeys};
   std::atomic<int> requests_{0};
