@@ -62,10 +62,10 @@
 #include <vector>
 
 #include "firmware/base/status.h"
-#include "tools/ue/http_response_parser.h"
-#include "tools/ue/tls_client.h"
+#include "web/client/http_response_parser.h"
+#include "web/client/tls_client.h"
 
-namespace tkms::ue {
+namespace tkms::web::client {
 
 struct HttpClientOptions {
   std::chrono::milliseconds timeout{10000};  // per request: connect + send + response
@@ -145,4 +145,4 @@ class HttpClient {
   uint64_t connections_opened_ = 0;
 };
 
-}  // namespace tkms::ue
+}  // namespace tkms::web::client

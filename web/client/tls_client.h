@@ -54,7 +54,7 @@
 
 #include "firmware/base/status.h"
 
-namespace tkms::ue {
+namespace tkms::web::client {
 
 // Files of the UE's TLS trust and identity (tkms-ue / tkms-bench:
 // --cacert, --cert, --key).
@@ -129,4 +129,4 @@ class TlsSession {
   std::unique_ptr<State> state_;
 };
 
-}  // namespace tkms::ue
+}  // namespace tkms::web::client

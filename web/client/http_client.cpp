@@ -1,4 +1,4 @@
-#include "tools/ue/http_client.h"
+#include "web/client/http_client.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -16,9 +16,9 @@
 #include <cstring>
 
 #include "firmware/base/printable.h"
-#include "tools/ue/http_text.h"
+#include "web/client/http_text.h"
 
-namespace tkms::ue {
+namespace tkms::web::client {
 namespace {
 
 using http_text::EqualsIgnoreCase;
@@ -366,4 +366,4 @@ Result<HttpResponse> HttpClient::Send(std::string_view method, std::string_view 
   }
 }
 
-}  // namespace tkms::ue
+}  // namespace tkms::web::client

@@ -1,5 +1,5 @@
 // The UE's TLS client: see tls_client.h.
-#include "tools/ue/tls_client.h"
+#include "web/client/tls_client.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -25,7 +25,7 @@
 #include "firmware/pki/tls_policy.h"
 #include "firmware/pki/x509.h"
 
-namespace tkms::ue {
+namespace tkms::web::client {
 namespace {
 
 using SslConfig = pki::MbedtlsOwner<mbedtls_ssl_config, mbedtls_ssl_config_init, mbedtls_ssl_config_free>;
@@ -444,4 +444,4 @@ std::string TlsSession::cipher_suite() const {
   return name != nullptr ? name : "";
 }
 
-}  // namespace tkms::ue
+}  // namespace tkms::web::client
