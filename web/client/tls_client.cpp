@@ -366,14 +366,9 @@ struct TlsSession::State {
       }
       if ((flags & MBEDTLS_X509_BADCERT_EXPIRED) != 0) add("certificate expired");
       if ((flags & MBEDTLS_X509_BADCERT_FUTURE) != 0) add("certificate not yet valid");
-      char info[512] = {};
-      mbedtls_x509_crt_verify_info(info, sizeof info, "", flags);
-      std::string detail = info;
-      for (char& c : detail) {
-        if (c == '\n') c = ';';
-      }
       if (causes.empty()) causes = "certificate refused";
-      return PermissionDenied(prefix + "server " + causes + " [mbedTLS: " + EscapedDetail(detail) + "]");
+      return PermissionDenied(prefix + "server " + causes + " [mbedTLS: " + EscapedDetail(pki::VerifyFlagsText(flags)) +
+                              "]");
     }
     // The server sent a CertificateRequest (RFC 5246 §7.4.4) and this client
     // has no certificate to give: whatever the server does next (an alert,
