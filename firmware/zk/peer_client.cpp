@@ -117,6 +117,7 @@ Status ZkPeerClient::Update(std::shared_ptr<const ZkTrust> trust, ZkPeerSettings
   TKMS_RETURN_IF_ERROR(Check(trust, tls));
   if (settings.max_connections_per_peer == 0) settings.max_connections_per_peer = 1;
   std::vector<std::unique_ptr<HttpClient>> closing;  // closed after the lock is released
+  const size_t peers = trust->relations().size();
   {
     std::lock_guard<std::mutex> lock(mu_);
     const bool keep_pools = settings == settings_ && tls == tls_;
@@ -145,7 +146,7 @@ Status ZkPeerClient::Update(std::shared_ptr<const ZkTrust> trust, ZkPeerSettings
     tls_ = std::move(tls);
   }
   LogLine(LogLevel::kInfo, "zk_client_configured")
-      .Add("peers", static_cast<uint64_t>(trust_ ? trust_->relations().size() : 0))
+      .Add("peers", static_cast<uint64_t>(peers))
       .Add("closed_connections", static_cast<uint64_t>(closing.size()));
   return Status::Ok();
 }

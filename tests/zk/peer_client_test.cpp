@@ -214,6 +214,23 @@ TEST_F(ZkPeerClientTest, ResolvesAndReusesOneConnection) {
   EXPECT_NE(metrics.find("# TYPE tkms_zk_peer_requests_total counter"), std::string::npos);
 }
 
+TEST_F(ZkPeerClientTest, StalePooledConnectionIsReplacedOnce) {
+  auto server = std::make_unique<PeerServer>(World().b, World().b_key, handler_);
+  const uint16_t port = server->port();
+  ZkPeerClient client(TrustWith(server->endpoint(), "127.0.0.1:1"), FastSettings(), IdentityA(), &clock_);
+  ASSERT_TRUE(client.Resolve(kPeerB, kMessage).ok());
+  EXPECT_EQ(client.idle_connections(kPeerB), 1u);
+  // The peer restarts: its listener closed the pooled connection.
+  server->Stop();
+  server = std::make_unique<PeerServer>(World().b, World().b_key, handler_, port);
+  ASSERT_EQ(server->port(), port);
+  auto answer = client.Resolve(kPeerB, kMessage);
+  ASSERT_TRUE(answer.ok()) << answer.error().ToString();
+  EXPECT_EQ(*answer, kReversed);
+  EXPECT_EQ(client.connections_opened(kPeerB), 2u);
+  EXPECT_EQ(client.requests(kPeerB, "ok"), 2u);
+}
+
 TEST_F(ZkPeerClientTest, NonOkStatusAndBadBodyAreUnavailable) {
   PeerServer server(World().b, World().b_key, handler_);
   ZkPeerClient client(TrustWith(server.endpoint(), "127.0.0.1:1"), FastSettings(), IdentityA(), &clock_);
