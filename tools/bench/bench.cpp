@@ -117,11 +117,11 @@ ue::ResolveInitParams ResolveParams(const BenchConfig& c, const mikey::TicketPay
   return p;
 }
 
-Result<ue::HttpClient> Client(const BenchConfig& c) {
-  ue::HttpClientOptions options;
+Result<web::client::HttpClient> Client(const BenchConfig& c) {
+  web::client::HttpClientOptions options;
   options.timeout = c.timeout;
   options.tls = c.tls;
-  return ue::HttpClient::FromUrl(c.url, options);
+  return web::client::HttpClient::FromUrl(c.url, options);
 }
 
 // Resolve mode: one ticket for the whole run (J flag: reusable), with
@@ -193,7 +193,7 @@ LatencySummary Summarize(std::vector<int64_t>& ns) {
 
 Result<BenchReport> RunBench(const BenchConfig& config) {
   TKMS_RETURN_IF_ERROR(CheckConfig(config));
-  if (auto url = ue::ParseHttpUrl(config.url); !url.ok()) return url.error();
+  if (auto url = web::client::ParseHttpUrl(config.url); !url.ok()) return url.error();
 
   // Shared, read-only inputs of the jobs.
   std::optional<mikey::TicketPayload> ticket;
