@@ -52,17 +52,6 @@ int RecvCallback(void* ctx, unsigned char* buf, size_t len) {
   }
 }
 
-std::string FlagsText(uint32_t flags) {
-  char buf[512];
-  const int n = mbedtls_x509_crt_verify_info(buf, sizeof buf, "", flags);
-  std::string text = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-  for (char& c : text) {
-    if (c == '\n') c = ';';
-  }
-  while (!text.empty() && (text.back() == ';' || text.back() == ' ')) text.pop_back();
-  return text;
-}
-
 }  // namespace
 
 CertificateFingerprint FingerprintOf(ByteSpan der) {
@@ -224,7 +213,7 @@ bool TlsConnection::AcceptClientCertificate() {
     return true;
   }
   error_ = "client certificate " + identity.subject + " refused: " +
-           (is_pinned ? "pinned but " : "") + FlagsText(flags);
+           (is_pinned ? "pinned but " : "") + pki::VerifyFlagsText(flags);
   return false;
 }
 

@@ -78,6 +78,17 @@ std::string FormatUtcTime(std::time_t t) {
   return text;
 }
 
+std::string VerifyFlagsText(uint32_t flags) {
+  char buf[512];
+  const int n = mbedtls_x509_crt_verify_info(buf, sizeof buf, "", flags);
+  std::string text = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  for (char& c : text) {
+    if (c == '\n') c = ';';
+  }
+  while (!text.empty() && (text.back() == ';' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
 // ---- CertificateRef ----------------------------------------------------------------
 
 ByteSpan CertificateRef::der() const { return Span(crt_->raw); }

@@ -42,6 +42,10 @@ inline constexpr size_t kMaxCertificateFileBytes = 256 * 1024;
 std::time_t ToTimeT(const mbedtls_x509_time& t);
 // "2026-01-31T00:00:00Z"; "(time out of range)" if gmtime_r fails.
 std::string FormatUtcTime(std::time_t t);
+// mbedTLS's text of certificate verification flags (MBEDTLS_X509_BADCERT_*)
+// on one line, causes separated by ";" ("The certificate is not correctly
+// signed by the trusted CA"); "" for 0.
+std::string VerifyFlagsText(uint32_t flags);
 
 // What one parsed certificate says. A view: the X509Chain that parsed the
 // certificate must outlive it. Text is escaped printable ASCII.

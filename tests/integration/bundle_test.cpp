@@ -61,7 +61,7 @@ class BundleTest : public TkmsdTest {
 
   // POST /admin/bundle: status and the JSON answer.
   std::pair<int, nlohmann::json> PostBundle(const std::string& text) {
-    ue::HttpClient admin("127.0.0.1", kms_->admin_port());
+    web::client::HttpClient admin("127.0.0.1", kms_->admin_port());
     auto r = admin.Post("/admin/bundle", "application/json", text);
     EXPECT_TRUE(r.ok()) << r.error().message();
     if (!r.ok()) return {0, {}};

@@ -80,7 +80,7 @@ class TkmsdTest : public ::testing::Test {
   std::string FaultFile() const { return dir_.path() + "/fault"; }
 
   ue::KmsClient Client() {
-    auto http = ue::HttpClient::FromUrl(kms_->ua_url());
+    auto http = web::client::HttpClient::FromUrl(kms_->ua_url());
     if (!http.ok()) ADD_FAILURE() << http.error().message();
     return ue::KmsClient(std::move(*http));
   }
@@ -115,11 +115,11 @@ class TkmsdTest : public ::testing::Test {
   }
 
   // An Annex A POST with raw bytes.
-  ue::HttpResponse Post(std::string_view target, std::string_view content_type, std::string_view body) {
-    auto http = ue::HttpClient::FromUrl(kms_->ua_url());
+  web::client::HttpResponse Post(std::string_view target, std::string_view content_type, std::string_view body) {
+    auto http = web::client::HttpClient::FromUrl(kms_->ua_url());
     auto r = http->Post(target, content_type, body);
     EXPECT_TRUE(r.ok()) << r.error().message();
-    return r.ok() ? *r : ue::HttpResponse{};
+    return r.ok() ? *r : web::client::HttpResponse{};
   }
 
   // Polls `done` every 10 ms until it holds or `seconds` pass.
@@ -133,7 +133,7 @@ class TkmsdTest : public ::testing::Test {
   }
 
   int ReadyzStatus() {
-    ue::HttpClient admin("127.0.0.1", kms_->admin_port());
+    web::client::HttpClient admin("127.0.0.1", kms_->admin_port());
     auto r = admin.Get("/readyz");
     return r.ok() ? r->status : -1;
   }
@@ -141,7 +141,7 @@ class TkmsdTest : public ::testing::Test {
   bool LogHas(std::string_view text) { return kms_->Log().find(text) != std::string::npos; }
 
   double Metric(const std::string& series) {
-    ue::HttpClient admin("127.0.0.1", kms_->admin_port());
+    web::client::HttpClient admin("127.0.0.1", kms_->admin_port());
     auto r = admin.Get("/metrics");
     EXPECT_TRUE(r.ok());
     std::istringstream in(r->body);

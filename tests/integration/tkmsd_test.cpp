@@ -144,7 +144,7 @@ TEST_F(TkmsdTest, RequestedKeysAndPolicyChanges) {
 // ---- HTTP-level rejections (Annex A) -------------------------------------------------
 
 TEST_F(TkmsdTest, AnnexAHttpRejections) {
-  auto http = ue::HttpClient::FromUrl(kms_->ua_url());
+  auto http = web::client::HttpClient::FromUrl(kms_->ua_url());
   ASSERT_TRUE(http.ok());
   auto get = http->Get("/keymanagement?requesttype=ticketrequest");
   ASSERT_TRUE(get.ok());

@@ -4,6 +4,7 @@
 #include <mbedtls/bignum.h>
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
+#include <mbedtls/oid.h>
 #include <mbedtls/pem.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
@@ -237,6 +238,22 @@ Cert IssueCert(const CertSpec& spec, const Key& subject_key, std::string_view is
   Check(mbedtls_x509write_crt_set_basic_constraints(crt, spec.ca ? 1 : 0, spec.ca ? spec.path_len : -1),
         "set_basic_constraints");
   if (spec.key_usage) Check(mbedtls_x509write_crt_set_key_usage(crt, *spec.key_usage), "set_key_usage");
+  if (!spec.dns_names.empty()) {
+    // GeneralNames (RFC 5280 §4.2.1.6): SEQUENCE OF [2] IA5String.
+    Bytes names;
+    for (const std::string& name : spec.dns_names) {
+      if (name.size() >= 128) Die("dns name too long", 0);
+      names.push_back(0x82);
+      names.push_back(static_cast<uint8_t>(name.size()));
+      names.insert(names.end(), name.begin(), name.end());
+    }
+    if (names.size() >= 128) Die("dns names too long", 0);
+    names.insert(names.begin(), {0x30, static_cast<uint8_t>(names.size())});
+    Check(mbedtls_x509write_crt_set_extension(crt, MBEDTLS_OID_SUBJECT_ALT_NAME,
+                                              MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0, names.data(),
+                                              names.size()),
+          "set_extension subjectAltName");
+  }
   Check(mbedtls_x509write_crt_set_subject_key_identifier(crt), "set_subject_key_identifier");
   Check(mbedtls_x509write_crt_set_authority_key_identifier(crt), "set_authority_key_identifier");
   std::vector<unsigned char> buffer(4096);

@@ -99,6 +99,9 @@ struct CertSpec {
   // keyUsage bits (kKu*); nullopt: no keyUsage extension at all.
   std::optional<unsigned> key_usage = kKuDigitalSignature;
   uint64_t serial = 1;
+  // subjectAltName dNSName entries (each under 128 bytes); empty: no
+  // subjectAltName extension.
+  std::vector<std::string> dns_names = {};
 };
 
 // A CA certificate's spec: cA, keyUsage keyCertSign | cRLSign.

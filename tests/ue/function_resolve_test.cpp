@@ -336,7 +336,7 @@ TEST_F(FunctionResolveTest, KmsClientRoundTrip) {
     for (int i = 0; i < 4; ++i) answer[4 + static_cast<size_t>(i)] = (*body)[4 + static_cast<size_t>(i)];
     return ServerReply{HttpOk(Base64Encode(answer), "application/mikey")};
   });
-  auto http = HttpClient::FromUrl(server.url());
+  auto http = web::client::HttpClient::FromUrl(server.url());
   ASSERT_TRUE(http.ok());
   KmsClient client(std::move(*http));
   FunctionResolveParams p = Params(false);
@@ -349,7 +349,7 @@ TEST_F(FunctionResolveTest, KmsClientRoundTrip) {
   TestHttpServer forbidding([](const ServerRequest&) {
     return ServerReply{"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"};
   });
-  auto http2 = HttpClient::FromUrl(forbidding.url());
+  auto http2 = web::client::HttpClient::FromUrl(forbidding.url());
   ASSERT_TRUE(http2.ok());
   KmsClient refused(std::move(*http2));
   auto r = refused.FunctionResolve(p);

@@ -1,8 +1,8 @@
-// HttpClient (tools/ue/http_client.h) against a scripted in-test server:
+// HttpClient (web/client/http_client.h) against a scripted in-test server:
 // keep-alive reuse, transparent reconnect after the server closed an idle
 // connection, and the bounded parsing of untrusted responses (oversized,
 // truncated, malformed, chunked, close-delimited, timeouts).
-#include "tools/ue/http_client.h"
+#include "web/client/http_client.h"
 
 #include <gtest/gtest.h>
 
@@ -10,13 +10,13 @@
 
 #include "tests/ue/test_http_server.h"
 
-namespace tkms::ue {
+namespace tkms::web::client {
 namespace {
 
-using testing::HttpOk;
-using testing::ServerReply;
-using testing::ServerRequest;
-using testing::TestHttpServer;
+using ue::testing::HttpOk;
+using ue::testing::ServerReply;
+using ue::testing::ServerRequest;
+using ue::testing::TestHttpServer;
 
 HttpClient ClientFor(const TestHttpServer& server, std::chrono::milliseconds timeout = std::chrono::milliseconds(3000)) {
   HttpClientOptions options;
@@ -311,4 +311,4 @@ TEST(HttpClient, RefusesInvalidRequestTargets) {
 }
 
 }  // namespace
-}  // namespace tkms::ue
+}  // namespace tkms::web::client

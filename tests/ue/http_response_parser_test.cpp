@@ -1,16 +1,16 @@
-// HttpResponseParser (tools/ue/http_response_parser.h) on its own, without
+// HttpResponseParser (web/client/http_response_parser.h) on its own, without
 // sockets: valid responses give the same result however the bytes are split
 // into reads (every byte boundary, and one byte at a time), each limit holds
 // exactly at its value and refuses one byte more, and every documented
 // refusal has a negative case -- also under every split.
-#include "tools/ue/http_response_parser.h"
+#include "web/client/http_response_parser.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-namespace tkms::ue {
+namespace tkms::web::client {
 namespace {
 
 // What feeding `input` in pieces (cut at `cuts`) and then, if nothing is
@@ -322,4 +322,4 @@ TEST(HttpResponseParser, IsSpentAfterAResponseOrAnError) {
 }
 
 }  // namespace
-}  // namespace tkms::ue
+}  // namespace tkms::web::client

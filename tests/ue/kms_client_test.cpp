@@ -56,7 +56,7 @@ class KmsClientTest : public ::testing::Test {
   }
 
   KmsClient ClientFor(const TestHttpServer& server) {
-    auto http = HttpClient::FromUrl(server.url());
+    auto http = web::client::HttpClient::FromUrl(server.url());
     EXPECT_TRUE(http.ok());
     return KmsClient(std::move(*http));
   }
@@ -142,7 +142,7 @@ TEST_F(KmsClientTest, TransportFailuresAreTheirOwnKind) {
     TestHttpServer server([](const ServerRequest&) { return ServerReply{HttpOk("")}; });
     port = server.port();
   }
-  KmsClient client(HttpClient("127.0.0.1", port));
+  KmsClient client(web::client::HttpClient("127.0.0.1", port));
   auto r = client.RequestTicket(RequestParams());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().kind, UeErrorKind::kTransport);

@@ -1,6 +1,6 @@
 // A tiny scripted HTTP/1.1 server on 127.0.0.1 for the UE client tests.
 //
-// Why: the HttpClient (tools/ue/http_client.h) must be tested against a peer
+// Why: the HttpClient (web/client/http_client.h) must be tested against a peer
 // that does exactly what a test asks -- keep a connection open, close it after
 // an answer or before one, send truncated, oversized or malformed responses --
 // which no real server does on request. One thread accepts connections and

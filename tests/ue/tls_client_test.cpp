@@ -1,4 +1,4 @@
-// HttpClient over https:// (tools/ue/tls_client.h) against an independent TLS
+// HttpClient over https:// (web/client/tls_client.h) against an independent TLS
 // stack (OpenSSL, through tests/ue/tls/tls_test_server.py) on loopback, with
 // a test PKI made by the openssl command for this run: success and keep-alive
 // over one TLS session against the right CA; refusal of an untrusted CA, a
@@ -7,7 +7,7 @@
 // when the server requires one; close_notify; the handshake timeout; the key
 // file permission rule and the other configuration errors; tkms-bench's echo
 // mode over https.
-#include "tools/ue/tls_client.h"
+#include "web/client/tls_client.h"
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -19,13 +19,13 @@
 
 #include "tests/ue/tls_test_server.h"
 #include "tools/bench/bench.h"
-#include "tools/ue/http_client.h"
+#include "web/client/http_client.h"
 
-namespace tkms::ue {
+namespace tkms::web::client {
 namespace {
 
-using testing::TlsTestPki;
-using testing::TlsTestServer;
+using ue::testing::TlsTestPki;
+using ue::testing::TlsTestServer;
 
 class TlsClientTest : public ::testing::Test {
  protected:
@@ -326,4 +326,4 @@ TEST_F(TlsClientTest, BenchEchoModeOverHttps) {
 }
 
 }  // namespace
-}  // namespace tkms::ue
+}  // namespace tkms::web::client

@@ -1,6 +1,6 @@
 // The test PKI and the TLS test server (tests/ue/tls/) as a test sees them.
 //
-// Why: the UE's TLS client (tools/ue/tls_client.h) must be tested against a
+// Why: the UE's TLS client (web/client/tls_client.h) must be tested against a
 // real, independent TLS stack on loopback -- the right and a wrong CA, a
 // certificate for another name, a TLS 1.1-only or CBC-only server, a server
 // that requires a client certificate -- before the KMS's own HTTPS listener

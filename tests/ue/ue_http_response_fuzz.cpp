@@ -1,4 +1,4 @@
-// Fuzz target: the UE's HTTP response parser (tools/ue/http_response_parser.h)
+// Fuzz target: the UE's HTTP response parser (web/client/http_response_parser.h)
 // and the Annex A answer check after it (AnnexAAnswerBytes, kms_client.h) --
 // the bytes a KMS (or anything on the path) sends back to a UE.
 //
@@ -26,7 +26,7 @@
 
 #include "firmware/base/encoding.h"
 #include "tests/fuzz/fuzz_target.h"
-#include "tools/ue/http_response_parser.h"
+#include "web/client/http_response_parser.h"
 #include "tools/ue/kms_client.h"
 
 namespace {
@@ -34,9 +34,9 @@ namespace {
 constexpr const char* kTarget = "ue_http_response_fuzz";
 
 using tkms::StatusCode;
-using tkms::ue::HttpResponseLimits;
-using tkms::ue::HttpResponseParser;
-using tkms::ue::ParsedHttpResponse;
+using tkms::web::client::HttpResponseLimits;
+using tkms::web::client::HttpResponseParser;
+using tkms::web::client::ParsedHttpResponse;
 
 void Check(bool ok, const char* property) {
   if (!ok) tkms::fuzz::Violation(kTarget, property);
@@ -158,7 +158,7 @@ void CheckAccepted(const Outcome& o, std::string_view stream, const HttpResponse
   }
 }
 
-void CheckAnnexA(const tkms::ue::HttpResponse& resp) {
+void CheckAnnexA(const tkms::web::client::HttpResponse& resp) {
   for (bool check_type : {true, false}) {
     auto bytes = tkms::ue::AnnexAAnswerBytes(resp, check_type);
     if (bytes.ok()) {

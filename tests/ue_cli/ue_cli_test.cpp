@@ -30,7 +30,7 @@
 #include "firmware/mikey/codec.h"
 #include "tests/integration/tkmsd_process.h"
 #include "tests/ue/tls_test_server.h"
-#include "tools/ue/http_client.h"
+#include "web/client/http_client.h"
 #include "tools/ue/sdp.h"
 #include "tools/ue_cli/call.h"
 
@@ -145,7 +145,7 @@ class UeCliTest : public ::testing::Test {
   }
 
   double Metric(const std::string& series) {
-    ue::HttpClient admin("127.0.0.1", kms_->admin_port());
+    web::client::HttpClient admin("127.0.0.1", kms_->admin_port());
     auto r = admin.Get("/metrics");
     EXPECT_TRUE(r.ok());
     if (!r.ok()) return -1;
@@ -358,7 +358,7 @@ TEST_F(UeCliTest, ResponderOfAnotherDomainWithoutTrustRelationGetsError14) {
                             {"--responder-kms", (*other)->ua_url(), "--responder-kms-identity", "kms.b.example.org"});
   EXPECT_NE(code, 0) << out;
   EXPECT_NE(out.find("ticket resolve failed: mikey_error: MIKEY error 14"), std::string::npos) << out;
-  ue::HttpClient admin("127.0.0.1", (*other)->admin_port());
+  web::client::HttpClient admin("127.0.0.1", (*other)->admin_port());
   auto metrics = admin.Get("/metrics");
   ASSERT_TRUE(metrics.ok());
   EXPECT_NE(metrics->body.find("tkms_requests_total{type=\"ticketresolve\",outcome=\"mikey_error\"} 1"),

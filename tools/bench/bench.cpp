@@ -121,13 +121,13 @@ ue::ResolveInitParams ResolveParams(const BenchConfig& c, const mikey::TicketPay
 }
 
 // A client of `url`, or of the KMS that resolves (the Responder's own).
-Result<ue::HttpClient> Client(const BenchConfig& c, const std::string& url) {
-  ue::HttpClientOptions options;
+Result<web::client::HttpClient> Client(const BenchConfig& c, const std::string& url) {
+  web::client::HttpClientOptions options;
   options.timeout = c.timeout;
   options.tls = c.tls;
-  return ue::HttpClient::FromUrl(url, options);
+  return web::client::HttpClient::FromUrl(url, options);
 }
-Result<ue::HttpClient> Client(const BenchConfig& c) { return Client(c, c.url); }
+Result<web::client::HttpClient> Client(const BenchConfig& c) { return Client(c, c.url); }
 const std::string& ResolveUrl(const BenchConfig& c) { return CrossDomain(c) ? c.responder_kms_url : c.url; }
 
 // Resolve mode: one ticket for the whole run (J flag: reusable), with
@@ -168,7 +168,7 @@ Status CheckConfig(const BenchConfig& c) {
     if (!CrossDomain(c) || c.responder_kms_identity.empty()) {
       return InvalidArgument("--responder-kms and --responder-kms-identity go together (the Responder's own KMS)");
     }
-    if (auto url = ue::ParseHttpUrl(c.responder_kms_url); !url.ok()) {
+    if (auto url = web::client::ParseHttpUrl(c.responder_kms_url); !url.ok()) {
       return InvalidArgument("--responder-kms: " + url.error().message());
     }
   }
@@ -215,7 +215,7 @@ LatencySummary Summarize(std::vector<int64_t>& ns) {
 
 Result<BenchReport> RunBench(const BenchConfig& config) {
   TKMS_RETURN_IF_ERROR(CheckConfig(config));
-  if (auto url = ue::ParseHttpUrl(config.url); !url.ok()) return url.error();
+  if (auto url = web::client::ParseHttpUrl(config.url); !url.ok()) return url.error();
 
   // Shared, read-only inputs of the jobs.
   std::optional<mikey::TicketPayload> ticket;

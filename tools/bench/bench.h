@@ -12,7 +12,7 @@
 //   - N connections, each a thread with its own keep-alive HttpClient and
 //     crypto provider; with an https:// URL each connection is one TLS
 //     session (one handshake, before the clock starts unless the server
-//     closes it), its own TLS configuration and DRBG (tools/ue/tls_client.h);
+//     closes it), its own TLS configuration and DRBG (web/client/tls_client.h);
 //   - closed loop by default (each connection sends its next request when the
 //     previous one completed; latency = completion - send);
 //   - open loop with a total rate R: connection i sends request k at
@@ -37,7 +37,7 @@
 #include "firmware/base/secret_bytes.h"
 #include "firmware/base/status.h"
 #include "firmware/mikey/message.h"
-#include "tools/ue/tls_client.h"
+#include "web/client/tls_client.h"
 
 namespace tkms::bench {
 
@@ -46,7 +46,7 @@ const char* BenchModeName(BenchMode mode);
 
 struct BenchConfig {
   std::string url = "http://127.0.0.1:8080";  // or https://host:port
-  ue::TlsClientOptions tls;                  // https: --cacert [--cert --key]
+  web::client::TlsClientOptions tls;                  // https: --cacert [--cert --key]
   BenchMode mode = BenchMode::kRequest;
   int connections = 1;
   double duration_s = 10;

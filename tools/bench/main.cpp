@@ -7,7 +7,7 @@
 //       --connections 4 --duration 10 --warmup 2 [--rate 2000] [--json]
 //
 // PSK files are the hex files `tkmsctl user add --psk-out` writes (mode 0600).
-// An https://host:port URL runs every mode over TLS 1.2 (tools/ue/tls_client.h):
+// An https://host:port URL runs every mode over TLS 1.2 (web/client/tls_client.h):
 //       --cacert ca.pem [--cert ue.pem --key ue.key]
 // (--cacert required; the host must be a DNS name in the KMS certificate;
 // the key file unencrypted, mode 0600).

@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "firmware/base/encoding.h"
-#include "tools/ue/http_text.h"
+#include "web/client/http_text.h"
 
 namespace tkms::ue {
 namespace {
@@ -22,10 +22,11 @@ std::string Excerpt(std::string_view body) {
 }  // namespace
 
 bool IsMikeyContentType(std::string_view value) {
+  namespace http_text = web::client::http_text;
   return http_text::EqualsIgnoreCase(http_text::TrimOws(value.substr(0, value.find(';'))), kMikeyContentType);
 }
 
-UeResult<Bytes> AnnexAAnswerBytes(const HttpResponse& resp, bool check_content_type) {
+UeResult<Bytes> AnnexAAnswerBytes(const web::client::HttpResponse& resp, bool check_content_type) {
   if (resp.status != 200) {
     UeError e;
     e.kind = UeErrorKind::kHttpStatus;
@@ -58,7 +59,7 @@ std::string_view AnnexARequestName(AnnexARequest type) {
   return type == AnnexARequest::kTicketRequest ? "ticketrequest" : "ticketresolve";
 }
 
-KmsClient::KmsClient(HttpClient http, KmsClientOptions options)
+KmsClient::KmsClient(web::client::HttpClient http, KmsClientOptions options)
     : http_(std::move(http)),
       options_(std::move(options)),
       provider_(std::make_unique<mikey::crypto::TransientCryptoProvider>()) {}

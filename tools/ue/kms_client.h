@@ -24,7 +24,7 @@
 
 #include "firmware/mikey/crypto/transient_provider.h"
 #include "tools/ue/function_resolve.h"
-#include "tools/ue/http_client.h"
+#include "web/client/http_client.h"
 #include "tools/ue/ticket_client.h"
 
 namespace tkms::ue {
@@ -38,7 +38,7 @@ bool IsMikeyContentType(std::string_view value);
 // only, in the detail), kBadResponse unless the Content-Type is
 // application/mikey (if checked) and the body is non-empty strict base64
 // once ASCII whitespace is removed.
-UeResult<Bytes> AnnexAAnswerBytes(const HttpResponse& resp, bool check_content_type);
+UeResult<Bytes> AnnexAAnswerBytes(const web::client::HttpResponse& resp, bool check_content_type);
 
 // The requesttype URI parameter of Annex A.
 enum class AnnexARequest : uint8_t { kTicketRequest, kTicketResolve };
@@ -53,7 +53,7 @@ struct KmsClientOptions {
 
 class KmsClient {
  public:
-  explicit KmsClient(HttpClient http, KmsClientOptions options = {});
+  explicit KmsClient(web::client::HttpClient http, KmsClientOptions options = {});
 
   // Builds a fresh REQUEST_INIT_PSK, sends it and checks the REQUEST_RESP.
   UeResult<TicketGrant> RequestTicket(const RequestInitParams& params);
@@ -68,11 +68,11 @@ class KmsClient {
   // a 200 answer (not yet checked), or kTransport / kHttpStatus / kBadResponse.
   UeResult<Bytes> Exchange(AnnexARequest type, ByteSpan mikey);
 
-  HttpClient& http() { return http_; }
+  web::client::HttpClient& http() { return http_; }
   mikey::crypto::CryptoProvider& provider() { return *provider_; }
 
  private:
-  HttpClient http_;
+  web::client::HttpClient http_;
   KmsClientOptions options_;
   std::unique_ptr<mikey::crypto::TransientCryptoProvider> provider_;
 };

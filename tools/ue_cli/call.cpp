@@ -19,7 +19,7 @@
 #include "firmware/base/byte_reader.h"
 #include "firmware/base/byte_writer.h"
 #include "firmware/mikey/crypto/transient_provider.h"
-#include "tools/ue/http_client.h"
+#include "web/client/http_client.h"
 #include "tools/ue/sdp.h"
 #include "tools/ue_cli/cli_common.h"
 
@@ -305,7 +305,7 @@ Status Initiator(const CallConfig& c, Children& children, std::FILE* out) {
 }  // namespace
 
 Result<std::string> DefaultKmsIdentity(const std::string& kms_url) {
-  auto url = ue::ParseHttpUrl(kms_url);
+  auto url = web::client::ParseHttpUrl(kms_url);
   if (!url.ok()) return url.error();
   if (url->host == "localhost" || url->host == "::1" || url->host.rfind("127.", 0) == 0) {
     return std::string("kms.example.org");

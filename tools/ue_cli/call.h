@@ -44,7 +44,7 @@
 
 #include "firmware/base/secret_bytes.h"
 #include "firmware/base/status.h"
-#include "tools/ue/tls_client.h"
+#include "web/client/tls_client.h"
 
 namespace tkms::ue_cli {
 
@@ -52,7 +52,7 @@ struct CallConfig {
   std::string kms_url;       // http://host:port or https://host:port
   // https: CA file, optional client certificate and key, for every KMS of
   // the call (the Responder's too).
-  ue::TlsClientOptions tls;
+  web::client::TlsClientOptions tls;
   std::string kms_identity;  // IDRkms ID Data
   std::string initiator;
   SecretBytes initiator_psk;
@@ -124,7 +124,7 @@ Status RunCall(const CallConfig& config, std::FILE* out);
 struct OfferConfig {
   // A new ticket (all of these; none of them with reuse_state):
   std::string kms_url;
-  ue::TlsClientOptions tls;  // https only
+  web::client::TlsClientOptions tls;  // https only
   std::string kms_identity;
   std::string initiator;
   std::string responder;
@@ -143,7 +143,7 @@ Status RunOffer(const OfferConfig& config, std::FILE* out);
 
 struct AnswerConfig {
   std::string kms_url;
-  ue::TlsClientOptions tls;  // https only
+  web::client::TlsClientOptions tls;  // https only
   std::string kms_identity;
   std::string responder;           // the end-point's own identity (owner of responder_psk)
   std::string called_as;           // also accepted as the ticket's IDRr (e.g. a group); may be empty

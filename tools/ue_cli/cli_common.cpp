@@ -8,7 +8,7 @@
 #include "firmware/base/big_endian.h"
 #include "firmware/base/byte_reader.h"
 #include "firmware/base/encoding.h"
-#include "tools/ue/http_client.h"
+#include "web/client/http_client.h"
 
 namespace tkms::ue_cli {
 namespace {
@@ -50,11 +50,11 @@ void PrintCryptoSessions(std::FILE* out, const std::string& who, const ue::Trans
 }
 
 Result<ue::KmsClient> KmsAt(const std::string& url, std::chrono::milliseconds timeout,
-                            const ue::TlsClientOptions& tls) {
-  ue::HttpClientOptions options;
+                            const web::client::TlsClientOptions& tls) {
+  web::client::HttpClientOptions options;
   options.timeout = timeout;
   options.tls = tls;
-  auto http = ue::HttpClient::FromUrl(url, options);
+  auto http = web::client::HttpClient::FromUrl(url, options);
   if (!http.ok()) return http.error();
   return ue::KmsClient(std::move(*http));
 }

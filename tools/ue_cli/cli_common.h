@@ -33,9 +33,9 @@ std::string DescribeSession(const ue::TransferSession& s);
 void PrintCryptoSessions(std::FILE* out, const std::string& who, const ue::TransferSession& s);
 
 // A KMS client for an http:// or https:// URL (https: `tls` must name the CA
-// file; see tools/ue/tls_client.h).
+// file; see web/client/tls_client.h).
 Result<ue::KmsClient> KmsAt(const std::string& url, std::chrono::milliseconds timeout,
-                            const ue::TlsClientOptions& tls);
+                            const web::client::TlsClientOptions& tls);
 
 // The TICKET payload of a decoded TRANSFER_INIT; nullptr if there is none.
 const mikey::TicketPayload* TicketIn(const mikey::Message& m);

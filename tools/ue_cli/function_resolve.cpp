@@ -91,7 +91,7 @@ Status Refusal(const ue::UeError& e) {
 }
 
 Status CheckConfig(const FunctionResolveConfig& c) {
-  auto url = ue::ParseHttpUrl(c.kms_url);
+  auto url = web::client::ParseHttpUrl(c.kms_url);
   if (!url.ok()) return url.error();
   if (!url->https) return InvalidArgument("--kms must be https:// (the Zk listener is mutual TLS only)");
   if (c.tls.ca_file.empty() || c.tls.cert_file.empty() || c.tls.key_file.empty()) {

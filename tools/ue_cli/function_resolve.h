@@ -19,13 +19,13 @@
 
 #include "firmware/base/status.h"
 #include "tools/ue/function_resolve.h"
-#include "tools/ue/tls_client.h"
+#include "web/client/tls_client.h"
 
 namespace tkms::ue_cli {
 
 struct FunctionResolveConfig {
   std::string kms_url;       // https://host:port of the KMS's Zk listener
-  ue::TlsClientOptions tls;  // CA file, the function's certificate and key: all required
+  web::client::TlsClientOptions tls;  // CA file, the function's certificate and key: all required
   std::string kms_identity;  // IDRkms: the ticket's issuer, the KMS asked
   std::string offer;         // SDP offer with the TRANSFER_INIT
   std::string keys_out;      // optional: JSON keys file (0600, never overwritten)

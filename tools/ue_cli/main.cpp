@@ -25,7 +25,7 @@
 //                  --cacert CA --cert NF.pem --key NF.key --offer offer.sdp
 //                  [--keys-out keys.json] [--timeout-ms 5000]
 // A KMS URL is http://host:port or https://host:port (RFC 2818; TLS 1.2 with
-// the tkms profile, tools/ue/tls_client.h): https needs --cacert (the CA
+// the tkms profile, web/client/tls_client.h): https needs --cacert (the CA
 // certificates, PEM, that issued the KMS certificate; the URL's host must be
 // a DNS name in that certificate) and takes --cert / --key (PEM client
 // certificate and its unencrypted key, mode 0600) when the KMS asks for
@@ -66,7 +66,7 @@ void AddTimeout(CLI::App* app, int& timeout_ms, const char* what) {
 
 // --cacert, --cert, --key (https KMS URLs). Returns the options, so that
 // callers can make them exclusive with others.
-std::vector<CLI::Option*> AddTls(CLI::App* app, tkms::ue::TlsClientOptions& tls) {
+std::vector<CLI::Option*> AddTls(CLI::App* app, tkms::web::client::TlsClientOptions& tls) {
   CLI::Option* ca = app->add_option("--cacert", tls.ca_file,
                                     "https: PEM file of the CA certificates that issued the KMS certificate (required)");
   CLI::Option* key = app->add_option("--key", tls.key_file,

@@ -1,5 +1,5 @@
-// The UE's TLS client: see tls_client.h.
-#include "tools/ue/tls_client.h"
+// tkms's TLS client: see tls_client.h.
+#include "web/client/tls_client.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <mbedtls/net_sockets.h>
+#include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -24,9 +26,14 @@
 #include "firmware/pki/pk.h"
 #include "firmware/pki/tls_policy.h"
 #include "firmware/pki/x509.h"
+#include "hal/entropy.h"
 
-namespace tkms::ue {
+namespace tkms::web::client {
 namespace {
+
+// Random numbers of in-memory configurations: getrandom(2), stateless, so
+// one configuration serves sessions on every thread.
+hal::OsEntropy g_entropy;
 
 using SslConfig = pki::MbedtlsOwner<mbedtls_ssl_config, mbedtls_ssl_config_init, mbedtls_ssl_config_free>;
 using SslContext = pki::MbedtlsOwner<mbedtls_ssl_context, mbedtls_ssl_init, mbedtls_ssl_free>;
@@ -145,6 +152,7 @@ const char* AlertName(unsigned description) {
 // DRBG in the ssl config: all of them live (on the heap) as long as it does.
 struct TlsClientConfig::State {
   TlsClientOptions options;
+  bool in_memory = false;  // Create(): sessions need a ServerVerifier
   pki::X509Chain ca;
   pki::X509Chain own_chain;
   pki::PkContext own_key;
@@ -157,6 +165,67 @@ TlsClientConfig::~TlsClientConfig() = default;
 
 bool TlsClientConfig::has_client_certificate() const { return !state_->own_chain.empty(); }
 const TlsClientOptions& TlsClientConfig::options() const { return state_->options; }
+bool TlsClientConfig::verifier_required() const { return state_->in_memory; }
+
+namespace {
+
+// mbedtls_ssl_config_defaults for a client, then the tkms profile and no
+// session tickets.
+Status ClientDefaults(mbedtls_ssl_config* conf) {
+  const int ret = mbedtls_ssl_config_defaults(conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                              MBEDTLS_SSL_PRESET_DEFAULT);
+  if (ret != 0) return Internal("TLS client configuration: " + pki::MbedtlsError(ret));
+  pki::ApplyTlsPolicy(*conf);
+  mbedtls_ssl_conf_session_tickets(conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+  return Status::Ok();
+}
+
+// The key is the leaf's: it signs a test digest (in the token, for an
+// RSA-alt key; mbedtls_pk_check_pair cannot check those) that the leaf's
+// public key verifies.
+Status CheckLeafKey(mbedtls_x509_crt& leaf, pki::PkContext& key) {
+  std::array<unsigned char, 4096> der{};
+  const int written = mbedtls_pk_write_pubkey_der(&leaf.pk, der.data(), der.size());
+  if (written <= 0) return InvalidArgument("TLS client certificate: its public key cannot be written");
+  const auto n = static_cast<size_t>(written);
+  auto public_key = pki::PkContext::ParsePublicKey(
+      std::string_view(reinterpret_cast<const char*>(der.data() + der.size() - n), n));
+  if (!public_key.ok()) return public_key.error();
+  Status pair = pki::CheckKeyPair(key, *public_key);
+  if (pair.code() == StatusCode::kFailedPrecondition) {
+    return InvalidArgument("TLS client key is not the key of the certificate " + pki::CertificateRef(leaf).subject());
+  }
+  return pair;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<TlsClientConfig>> TlsClientConfig::Create(TlsClientSettings settings) {
+  auto state = std::make_unique<State>();
+  state->in_memory = true;
+  if (settings.chain_der.size() > kMaxTlsClientChain) {
+    return InvalidArgument("TLS client certificate chain longer than " + std::to_string(kMaxTlsClientChain));
+  }
+  for (const auto& der : settings.chain_der) {
+    TKMS_RETURN_IF_ERROR(state->own_chain.AddDer(der, "TLS client certificate chain"));
+  }
+  if (!state->own_chain.empty()) {
+    if (!settings.key.has_key()) return InvalidArgument("TLS client certificate chain without its key");
+    TKMS_RETURN_IF_ERROR(CheckLeafKey(*state->own_chain.native(), settings.key));
+    state->own_key = std::move(settings.key);
+  }
+  mbedtls_ssl_config* conf = state->conf.native();
+  TKMS_RETURN_IF_ERROR(ClientDefaults(conf));
+  // OPTIONAL without a CA: mbedTLS records its flags, the session's
+  // ServerVerifier decides after the handshake.
+  mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_OPTIONAL);
+  mbedtls_ssl_conf_rng(conf, pki::EntropyRandom, &g_entropy);
+  if (!state->own_chain.empty()) {
+    const int own = mbedtls_ssl_conf_own_cert(conf, state->own_chain.native(), state->own_key.native());
+    if (own != 0) return Internal("TLS client certificate: " + pki::MbedtlsError(own));
+  }
+  return std::shared_ptr<TlsClientConfig>(new TlsClientConfig(std::move(state)));
+}
 
 Result<std::shared_ptr<TlsClientConfig>> TlsClientConfig::Load(const TlsClientOptions& options) {
   if (options.ca_file.empty()) {
@@ -187,14 +256,10 @@ Result<std::shared_ptr<TlsClientConfig>> TlsClientConfig::Load(const TlsClientOp
   state->drbg.emplace(std::move(*drbg));
 
   mbedtls_ssl_config* conf = state->conf.native();
-  const int ret = mbedtls_ssl_config_defaults(conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
-                                              MBEDTLS_SSL_PRESET_DEFAULT);
-  if (ret != 0) return Internal("TLS client configuration: " + pki::MbedtlsError(ret));
-  pki::ApplyTlsPolicy(*conf);
+  TKMS_RETURN_IF_ERROR(ClientDefaults(conf));
   mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_REQUIRED);
   mbedtls_ssl_conf_ca_chain(conf, state->ca.native(), nullptr);
   mbedtls_ssl_conf_rng(conf, pki::CtrDrbg::Random, state->drbg->native());
-  mbedtls_ssl_conf_session_tickets(conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
   if (!state->own_chain.empty()) {
     const int own = mbedtls_ssl_conf_own_cert(conf, state->own_chain.native(), state->own_key.native());
     if (own != 0) return Internal("TLS client certificate: " + pki::MbedtlsError(own));
@@ -270,6 +335,23 @@ struct TlsSession::State {
     return s->in_msg[1];
   }
 
+  // The ServerVerifier's decision on the server's chain; a refusal sends
+  // a bad_certificate alert (RFC 5246 §7.2.2).
+  Status AskVerifier(const ServerVerifier& verifier) {
+    const mbedtls_x509_crt* chain = mbedtls_ssl_get_peer_cert(ssl.native());
+    Status verdict = PermissionDenied("the server sent no certificate");
+    if (chain != nullptr) {
+      try {
+        verdict = verifier.Verify(*chain, mbedtls_ssl_get_verify_result(ssl.native()));
+      } catch (...) {
+        verdict = Internal("the certificate check failed");
+      }
+    }
+    if (verdict.ok()) return verdict;
+    (void)mbedtls_ssl_send_alert_message(ssl.native(), MBEDTLS_SSL_ALERT_LEVEL_FATAL, MBEDTLS_SSL_ALERT_MSG_BAD_CERT);
+    return PermissionDenied("TLS handshake with " + peer + " failed: server certificate refused: " + verdict.message());
+  }
+
   Status HandshakeError(int ret) {
     const std::string prefix = "TLS handshake with " + peer + " failed: ";
     if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
@@ -284,14 +366,9 @@ struct TlsSession::State {
       }
       if ((flags & MBEDTLS_X509_BADCERT_EXPIRED) != 0) add("certificate expired");
       if ((flags & MBEDTLS_X509_BADCERT_FUTURE) != 0) add("certificate not yet valid");
-      char info[512] = {};
-      mbedtls_x509_crt_verify_info(info, sizeof info, "", flags);
-      std::string detail = info;
-      for (char& c : detail) {
-        if (c == '\n') c = ';';
-      }
       if (causes.empty()) causes = "certificate refused";
-      return PermissionDenied(prefix + "server " + causes + " [mbedTLS: " + EscapedDetail(detail) + "]");
+      return PermissionDenied(prefix + "server " + causes + " [mbedTLS: " + EscapedDetail(pki::VerifyFlagsText(flags)) +
+                              "]");
     }
     // The server sent a CertificateRequest (RFC 5246 §7.4.4) and this client
     // has no certificate to give: whatever the server does next (an alert,
@@ -342,8 +419,13 @@ TlsSession& TlsSession::operator=(TlsSession&& other) noexcept = default;
 
 Result<TlsSession> TlsSession::Handshake(std::shared_ptr<TlsClientConfig> config, int fd,
                                          const std::string& server_name, const std::string& peer,
-                                         Clock::time_point deadline) {
+                                         Clock::time_point deadline,
+                                         std::shared_ptr<const ServerVerifier> verifier) {
   if (!config) return InvalidArgument("TLS session without a configuration");
+  if (config->verifier_required() != (verifier != nullptr)) {
+    return InvalidArgument(verifier ? "a ServerVerifier needs an in-memory TLS configuration"
+                                    : "an in-memory TLS configuration needs a ServerVerifier");
+  }
   auto state = std::make_unique<State>();
   state->config = std::move(config);
   state->fd = fd;
@@ -352,9 +434,13 @@ Result<TlsSession> TlsSession::Handshake(std::shared_ptr<TlsClientConfig> config
   mbedtls_ssl_context* ssl = state->ssl.native();
   int ret = mbedtls_ssl_setup(ssl, state->config->state_->conf.native());
   if (ret != 0) return Internal("TLS session: " + pki::MbedtlsError(ret));
-  // The name checked against the certificate and sent as SNI (RFC 6066 §3).
-  ret = mbedtls_ssl_set_hostname(ssl, server_name.c_str());
-  if (ret != 0) return InvalidArgument("TLS server name \"" + EscapedDetail(server_name) + "\": " + pki::MbedtlsError(ret));
+  if (!verifier) {
+    // The name checked against the certificate and sent as SNI (RFC 6066 §3).
+    ret = mbedtls_ssl_set_hostname(ssl, server_name.c_str());
+    if (ret != 0) {
+      return InvalidArgument("TLS server name \"" + EscapedDetail(server_name) + "\": " + pki::MbedtlsError(ret));
+    }
+  }
   mbedtls_ssl_set_bio(ssl, state.get(), &State::Send, &State::Recv, nullptr);
   for (;;) {
     ret = mbedtls_ssl_handshake(ssl);
@@ -365,6 +451,7 @@ Result<TlsSession> TlsSession::Handshake(std::shared_ptr<TlsClientConfig> config
     }
     return state->HandshakeError(ret);
   }
+  if (verifier) TKMS_RETURN_IF_ERROR(state->AskVerifier(*verifier));
   state->healthy = true;
   return TlsSession(std::move(state));
 }
@@ -444,4 +531,4 @@ std::string TlsSession::cipher_suite() const {
   return name != nullptr ? name : "";
 }
 
-}  // namespace tkms::ue
+}  // namespace tkms::web::client

@@ -1,12 +1,12 @@
 // The UE's HTTP/1.1 response parser (see http_response_parser.h; RFC 9112).
-#include "tools/ue/http_response_parser.h"
+#include "web/client/http_response_parser.h"
 
 #include <algorithm>
 #include <string>
 
-#include "tools/ue/http_text.h"
+#include "web/client/http_text.h"
 
-namespace tkms::ue {
+namespace tkms::web::client {
 namespace {
 
 using http_text::EqualsIgnoreCase;
@@ -318,4 +318,4 @@ Result<HttpResponseParser::Step> HttpResponseParser::OnTrailer(ByteReader& r) {
   return Step::kAgain;
 }
 
-}  // namespace tkms::ue
+}  // namespace tkms::web::client

@@ -40,7 +40,13 @@
 //     options.tls.ca_file (there is no unverified mode) and a host name, not
 //     an IP literal: mbedTLS 2.28 cannot match iPAddress subjectAltNames, so
 //     the KMS is named by a DNS name in its certificate. TLS files given for
-//     an http:// URL are refused rather than ignored.
+//     an http:// URL are refused rather than ignored;
+//   - WithTls: HTTPS with a prepared (in-memory) TlsClientConfig and a
+//     ServerVerifier that judges the server instead of a host name (the Zk
+//     client, firmware/zk; the host may be an IP address). With
+//     options.connect_timeout, connecting (TCP + TLS handshake) has its own
+//     deadline and the request's `timeout` starts once connected;
+//     last_failure() tells a failed connect from a failed exchange.
 //
 // Errors (Status codes): kUnavailable for connect/send/receive failures,
 // timeouts and a connection closed mid-response; kResourceExhausted for a
@@ -62,13 +68,18 @@
 #include <vector>
 
 #include "firmware/base/status.h"
-#include "tools/ue/http_response_parser.h"
-#include "tools/ue/tls_client.h"
+#include "web/client/http_response_parser.h"
+#include "web/client/tls_client.h"
 
-namespace tkms::ue {
+namespace tkms::web::client {
 
 struct HttpClientOptions {
   std::chrono::milliseconds timeout{10000};  // per request: connect + send + response
+  // 0: connecting counts against `timeout`. Otherwise TCP connect + TLS
+  // handshake have this deadline, and `timeout` covers send + response
+  // from the moment the connection is ready (a stale idle connection
+  // replaced during a request keeps the request's first deadline).
+  std::chrono::milliseconds connect_timeout{0};
   size_t max_header_bytes = 16 * 1024;       // status line + header fields (+ chunked trailers)
   size_t max_body_bytes = 1024 * 1024;
   TlsClientOptions tls;                      // https only: --cacert [--cert --key]
@@ -84,10 +95,23 @@ struct HttpUrl {
 // The http and https schemes; no user info, query or fragment in a base URL.
 Result<HttpUrl> ParseHttpUrl(std::string_view url);
 
+// Where the last failed request failed.
+enum class FailurePhase : uint8_t {
+  kNone,      // the last request succeeded (or none was made)
+  kConnect,   // resolving, TCP connect or the TLS handshake
+  kExchange,  // sending the request or receiving the response
+};
+
 class HttpClient {
  public:
   // Plain HTTP to host:port.
   HttpClient(std::string host, uint16_t port, HttpClientOptions options = {});
+  // HTTPS to host:port with an in-memory configuration
+  // (TlsClientConfig::Create) and the verifier of this server
+  // (options.tls is not used). kInvalidArgument if either is missing or the
+  // configuration is a file-based one.
+  static Result<HttpClient> WithTls(std::string host, uint16_t port, std::shared_ptr<TlsClientConfig> tls,
+                                    std::shared_ptr<const ServerVerifier> verifier, HttpClientOptions options = {});
   // From "http://127.0.0.1:8080[/base]" or "https://kms.example.org:8443"
   // (loads options.tls); request paths are appended to /base.
   static Result<HttpClient> FromUrl(std::string_view url, HttpClientOptions options = {});
@@ -116,6 +140,7 @@ class HttpClient {
   // https, also the number of TLS handshakes.
   uint64_t connections_opened() const { return connections_opened_; }
   bool connected() const { return fd_ >= 0; }
+  FailurePhase last_failure() const { return last_failure_; }
   bool https() const { return tls_config_ != nullptr; }
   // The current connection's TLS version and cipher suite ("" without one).
   std::string tls_version() const { return tls_ ? tls_->version() : ""; }
@@ -140,9 +165,11 @@ class HttpClient {
   std::string base_path_;
   HttpClientOptions options_;
   std::shared_ptr<TlsClientConfig> tls_config_;  // https only
+  std::shared_ptr<const ServerVerifier> verifier_;  // WithTls only
   std::optional<TlsSession> tls_;                // the connection's TLS session
   int fd_ = -1;
   uint64_t connections_opened_ = 0;
+  FailurePhase last_failure_ = FailurePhase::kNone;
 };
 
-}  // namespace tkms::ue
+}  // namespace tkms::web::client

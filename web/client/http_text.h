@@ -1,4 +1,4 @@
-// Internal to tools/ue: the small, bounded text scanners of the UE's HTTP
+// Internal to web/client: the small, bounded text scanners of the HTTP client
 // code (http_client.cpp, http_response_parser.cpp, kms_client.cpp).
 //
 // Why: the HTTP client and the response parser both compare header names,
@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <string_view>
 
-namespace tkms::ue::http_text {
+namespace tkms::web::client::http_text {
 
 constexpr char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
@@ -84,4 +84,4 @@ constexpr bool ParseHex(std::string_view s, size_t max_digits, uint64_t& out) {
   return true;
 }
 
-}  // namespace tkms::ue::http_text
+}  // namespace tkms::web::client::http_text

@@ -60,7 +60,7 @@
 #include "firmware/base/byte_reader.h"
 #include "firmware/base/status.h"
 
-namespace tkms::ue {
+namespace tkms::web::client {
 
 struct HttpResponse {
   int status = 0;
@@ -139,4 +139,4 @@ class HttpResponseParser {
   Status error_;
 };
 
-}  // namespace tkms::ue
+}  // namespace tkms::web::client

@@ -1,4 +1,4 @@
-#include "tools/ue/http_client.h"
+#include "web/client/http_client.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -16,9 +16,9 @@
 #include <cstring>
 
 #include "firmware/base/printable.h"
-#include "tools/ue/http_text.h"
+#include "web/client/http_text.h"
 
-namespace tkms::ue {
+namespace tkms::web::client {
 namespace {
 
 using http_text::EqualsIgnoreCase;
@@ -140,6 +140,18 @@ Result<HttpClient> HttpClient::FromUrl(std::string_view url, HttpClientOptions o
   return client;
 }
 
+Result<HttpClient> HttpClient::WithTls(std::string host, uint16_t port, std::shared_ptr<TlsClientConfig> tls,
+                                       std::shared_ptr<const ServerVerifier> verifier, HttpClientOptions options) {
+  if (!tls || !verifier || !tls->verifier_required()) {
+    return InvalidArgument("HTTPS with a verifier needs an in-memory TLS configuration and a ServerVerifier");
+  }
+  options.tls = {};
+  HttpClient client(std::move(host), port, options);
+  client.tls_config_ = std::move(tls);
+  client.verifier_ = std::move(verifier);
+  return client;
+}
+
 HttpClient::~HttpClient() { Close(); }
 
 HttpClient::HttpClient(HttpClient&& other) noexcept
@@ -148,9 +160,11 @@ HttpClient::HttpClient(HttpClient&& other) noexcept
       base_path_(std::move(other.base_path_)),
       options_(other.options_),
       tls_config_(std::move(other.tls_config_)),
+      verifier_(std::move(other.verifier_)),
       tls_(std::exchange(other.tls_, std::nullopt)),
       fd_(std::exchange(other.fd_, -1)),
-      connections_opened_(other.connections_opened_) {}
+      connections_opened_(other.connections_opened_),
+      last_failure_(other.last_failure_) {}
 
 HttpClient& HttpClient::operator=(HttpClient&& other) noexcept {
   if (this != &other) {
@@ -160,9 +174,11 @@ HttpClient& HttpClient::operator=(HttpClient&& other) noexcept {
     base_path_ = std::move(other.base_path_);
     options_ = other.options_;
     tls_config_ = std::move(other.tls_config_);
+    verifier_ = std::move(other.verifier_);
     tls_ = std::exchange(other.tls_, std::nullopt);
     fd_ = std::exchange(other.fd_, -1);
     connections_opened_ = other.connections_opened_;
+    last_failure_ = other.last_failure_;
   }
   return *this;
 }
@@ -234,7 +250,7 @@ Status HttpClient::Connect(Clock::time_point deadline) {
     if (tls_config_) {
       // A handshake that fails is not retried on another address: the
       // server answered, and its answer (certificate, alert) stands.
-      auto session = TlsSession::Handshake(tls_config_, fd_, host_, host_ + ":" + port_text, deadline);
+      auto session = TlsSession::Handshake(tls_config_, fd_, host_, host_ + ":" + port_text, deadline, verifier_);
       if (!session.ok()) {
         Close();
         return session.error();
@@ -316,6 +332,7 @@ Result<ParsedHttpResponse> HttpClient::ReadResponse(std::string_view method, Clo
 
 Result<HttpResponse> HttpClient::Send(std::string_view method, std::string_view path,
                                       std::string_view content_type, std::string_view body) {
+  last_failure_ = FailurePhase::kExchange;
   const std::string target = base_path_ + std::string(path);
   if (!ValidTarget(target)) return InvalidArgument("invalid HTTP request target");
   if (!ValidFieldValue(content_type)) return InvalidArgument("invalid Content-Type");
@@ -335,14 +352,22 @@ Result<HttpResponse> HttpClient::Send(std::string_view method, std::string_view 
   }
   request.append("\r\n").append(body);
 
-  const auto deadline = Clock::now() + options_.timeout;
+  auto deadline = Clock::now() + options_.timeout;
+  const bool own_connect_deadline = options_.connect_timeout.count() > 0;
   for (int attempt = 0;; ++attempt) {
     bool reused = fd_ >= 0;
     if (reused && IdleConnectionClosed()) {
       Close();
       reused = false;
     }
-    if (fd_ < 0) TKMS_RETURN_IF_ERROR(Connect(deadline));
+    if (fd_ < 0) {
+      Status connected = Connect(own_connect_deadline ? Clock::now() + options_.connect_timeout : deadline);
+      if (!connected.ok()) {
+        last_failure_ = FailurePhase::kConnect;
+        return connected;
+      }
+      if (own_connect_deadline && attempt == 0) deadline = Clock::now() + options_.timeout;
+    }
     Status sent = WriteAll(request, deadline);
     if (!sent.ok()) {
       Close();
@@ -362,8 +387,9 @@ Result<HttpResponse> HttpClient::Send(std::string_view method, std::string_view 
     }
     // Bytes after the response were not asked for: do not reuse the connection.
     if (!resp->keep_alive || !resp->leftover.empty()) Close();
+    last_failure_ = FailurePhase::kNone;
     return std::move(resp->response);
   }
 }
 
-}  // namespace tkms::ue
+}  // namespace tkms::web::client
