@@ -20,8 +20,10 @@ constexpr web::CertificateFingerprint kNobody{};
 struct ZkNode::Built {
   std::shared_ptr<const zk::ZkTrust> trust;
   std::shared_ptr<const web::TlsCredentials> listener;  // nullptr: no identity (the listener cannot start)
-  std::shared_ptr<const zk::ZkIdentity> identity;       // nullptr: no identity (calls to peers fail)
-  zk::ZkClientSettings settings;
+  std::shared_ptr<web::client::TlsClientConfig> client_tls;  // nullptr: no identity (calls to peers fail)
+  std::vector<pki::Bytes> chain;
+  std::string key_label;
+  zk::ZkPeerSettings settings;
 };
 
 Result<std::shared_ptr<ZkNode::Built>> ZkNode::Build(const provisioning::KmsConfig& config) {
@@ -29,10 +31,7 @@ Result<std::shared_ptr<ZkNode::Built>> ZkNode::Build(const provisioning::KmsConf
   auto trust = zk::ZkTrust::Build(config);
   if (!trust.ok()) return trust.error();
   built->trust = std::move(*trust);
-  built->settings.connect_timeout = std::chrono::milliseconds(config.zk.connect_timeout_ms);
-  built->settings.response_timeout = std::chrono::milliseconds(config.zk.response_timeout_ms);
-  built->settings.max_connections_per_peer = config.zk.max_connections_per_peer;
-  built->settings.retry_after_failure = std::chrono::milliseconds(config.zk.retry_after_failure_ms);
+  built->settings = zk::ZkPeerSettings::From(config.zk);
 
   auto chain = ZkCertificateChain(config);
   if (!chain.ok()) return chain.error();
@@ -55,11 +54,26 @@ Result<std::shared_ptr<ZkNode::Built>> ZkNode::Build(const provisioning::KmsConf
                                                "': " + listener.error().message());
   }
   built->listener = std::move(*listener);
+  built->chain = *chain;
+  built->key_label = config.tls.key_label;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (client_tls_ && client_chain_ == built->chain && client_key_label_ == built->key_label) {
+      built->client_tls = client_tls_;  // the same identity: the pools stay
+      return built;
+    }
+  }
   auto client_key = TokenTlsKey(config.tls, keystore_, on_token_failure_);
   if (!client_key.ok()) return client_key.error();
-  auto identity = zk::ZkIdentity::Create(std::move(*chain), std::move(*client_key));
-  if (!identity.ok()) return identity.error();
-  built->identity = std::move(*identity);
+  web::client::TlsClientSettings client;
+  client.chain_der = std::move(*chain);
+  client.key = std::move(*client_key);
+  auto client_tls = web::client::TlsClientConfig::Create(std::move(client));
+  if (!client_tls.ok()) {
+    return Status(client_tls.error().code(), "the Zk client identity with TLS key '" + config.tls.key_label +
+                                                 "': " + client_tls.error().message());
+  }
+  built->client_tls = std::move(*client_tls);
   return built;
 }
 
@@ -73,7 +87,6 @@ Result<std::unique_ptr<ZkNode>> ZkNode::Create(const provisioning::KmsConfig& co
                            ": the Zk listener needs a TLS identity (kms_certificate_chain, or "
                            "tls.certificate_chain_file)");
   }
-  node->client_ = std::make_unique<zk::ZkPeerClient>();
   if ((*built)->listener) node->listener_tls_ = std::make_shared<web::TlsServer>((*built)->listener);
   node->Apply(*built);
   return node;
@@ -91,12 +104,42 @@ Result<ZkNode::Commit> ZkNode::Prepare(const provisioning::KmsConfig& config) {
 }
 
 void ZkNode::Apply(const std::shared_ptr<Built>& built) {
+  std::shared_ptr<zk::ZkPeerClient> stale;  // destroyed outside the lock
   {
     std::lock_guard<std::mutex> lock(mu_);
     trust_ = built->trust;
+    client_chain_ = built->chain;
+    client_key_label_ = built->key_label;
+    client_tls_ = built->client_tls;
+    if (!built->client_tls) {
+      stale = std::move(peers_);
+    } else if (!peers_) {
+      peers_ = std::make_shared<zk::ZkPeerClient>(built->trust, built->settings, built->client_tls);
+    } else if (Status s = peers_->Update(built->trust, built->settings, built->client_tls); !s.ok()) {
+      // Built from a verified configuration: a failure here is a bug; keep
+      // serving with the previous peers, loudly.
+      LogLine(LogLevel::kError, "zk_update_failed").Add("error", s.message());
+    }
   }
   if (listener_tls_ && built->listener) listener_tls_->Replace(built->listener);
-  client_->Update(built->trust, built->settings, built->identity);
+}
+
+std::shared_ptr<zk::ZkPeerClient> ZkNode::peers() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return peers_;
+}
+
+std::string ZkNode::MetricsText() const {
+  const auto p = peers();
+  return p ? p->MetricsText() : std::string();
+}
+
+Result<std::vector<uint8_t>> ZkNode::Client::Resolve(const std::string& kms_uri, ByteSpan resolve_init) {
+  const auto p = node_.peers();
+  if (!p) {
+    return Unavailable("this KMS has no TLS identity for Zk (kms_certificate_chain, or tls.certificate_chain_file)");
+  }
+  return p->Resolve(kms_uri, resolve_init);
 }
 
 std::shared_ptr<const zk::ZkTrust> ZkNode::trust() const {
@@ -113,7 +156,7 @@ web::ZkAuthorizer ZkNode::authorizer() {
       out.refusal = "the certificate belongs to no trust relation or network function";
       return out;
     }
-    if (client->kind == zk::ZkClientKind::kNetworkFunction && !client->may_resolve) {
+    if (!client->may_resolve) {
       out.refusal = "network function '" + client->name + "' has no resolve role";
       return out;
     }

@@ -24,12 +24,14 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "firmware/base/status.h"
 #include "firmware/keystore/keystore.h"
 #include "firmware/tkmsd/listener_tls.h"
 #include "firmware/zk/peer_client.h"
 #include "firmware/zk/zk_trust.h"
+#include "web/client/tls_client.h"
 #include "provisioning/config.h"
 #include "web/tls_server.h"
 #include "web/ua_handler.h"
@@ -52,25 +54,43 @@ class ZkNode {
   // the per-request authoriser.
   std::shared_ptr<web::TlsServer> listener_tls() const { return listener_tls_; }
   web::ZkAuthorizer authorizer();
-  // For the KMS: the Zk client (lives as long as the ZkNode).
-  kms::PeerKmsClient& client() { return *client_; }
+  // For the KMS: the Zk client (lives as long as the ZkNode). Without a TLS
+  // identity every call is kUnavailable, naming what is missing.
+  kms::PeerKmsClient& client() { return client_; }
   // Per-peer metrics (Prometheus text) for /metrics.
-  std::string MetricsText() const { return client_->MetricsText(); }
+  std::string MetricsText() const;
 
  private:
   struct Built;
+  // Forwards to the ZkPeerClient of the moment.
+  class Client final : public kms::PeerKmsClient {
+   public:
+    explicit Client(ZkNode& node) : node_(node) {}
+    Result<std::vector<uint8_t>> Resolve(const std::string& kms_uri, ByteSpan resolve_init) override;
+
+   private:
+    ZkNode& node_;
+  };
+
   ZkNode(keystore::Keystore& keystore, TokenFailureListener on_token_failure)
-      : keystore_(keystore), on_token_failure_(std::move(on_token_failure)) {}
+      : keystore_(keystore), on_token_failure_(std::move(on_token_failure)), client_(*this) {}
   Result<std::shared_ptr<Built>> Build(const provisioning::KmsConfig& config);
   void Apply(const std::shared_ptr<Built>& built);
   std::shared_ptr<const zk::ZkTrust> trust() const;
+  std::shared_ptr<zk::ZkPeerClient> peers() const;
 
   keystore::Keystore& keystore_;
   TokenFailureListener on_token_failure_;
+  Client client_;
   mutable std::mutex mu_;
   std::shared_ptr<const zk::ZkTrust> trust_;  // guarded by mu_
+  std::shared_ptr<zk::ZkPeerClient> peers_;   // guarded by mu_; nullptr without a TLS identity
+  // The client TLS configuration in use and what it was made from: kept
+  // across reloads that do not change the identity, so the pools survive.
+  std::shared_ptr<web::client::TlsClientConfig> client_tls_;  // guarded by mu_
+  std::vector<pki::Bytes> client_chain_;                      // guarded by mu_
+  std::string client_key_label_;                              // guarded by mu_
   std::shared_ptr<web::TlsServer> listener_tls_;
-  std::unique_ptr<zk::ZkPeerClient> client_;
 };
 
 }  // namespace tkms::tkmsd
