@@ -11,8 +11,12 @@
 // (the rest is a TRANSFER_INIT); bit 1: re-seal (the target recomputes the V
 // MAC with the right key first, so mutations reach the checks behind it);
 // bit 2: patch (the rest is (offset, xor) byte pairs applied to the built-in
-// message of that side instead of a whole message). Properties (besides no
-// crash, leak, UB):
+// message of that side instead of a whole message); bit 3 (before the
+// others): the rest is the answer to a network function's unprotected
+// RESOLVE_INIT_PSK for the built-in ticket (tools/ue/function_resolve.h, TR
+// 33.828 step 5) -- failures are kVerification, kBadResponse or kMikeyError,
+// an accepted answer has the request's CSB ID in its HDR and at least MPKi.
+// Properties (besides no crash, leak, UB):
 //   * failures are kVerification, kBadResponse, kInvalidArgument or (an Error
 //     message at the Initiator) kMikeyError -- never kInternal;
 //   * Responder: a TRANSFER_RESP it builds decodes strictly with the
@@ -29,11 +33,13 @@
 #include <string>
 #include <vector>
 
+#include "firmware/base/big_endian.h"
 #include "firmware/mikey/codec.h"
 #include "firmware/mikey/crypto/derivation.h"
 #include "firmware/mikey/crypto/protect.h"
 #include "firmware/mikey/crypto/transient_provider.h"
 #include "tests/fuzz/fuzz_target.h"
+#include "tools/ue/function_resolve.h"
 #include "tools/ue/transfer.h"
 
 namespace {
@@ -92,6 +98,7 @@ struct World {
   ue::ResolvedTicket resolved;
   ue::TransferInit init;       // the built-in TRANSFER_INIT
   Bytes resp;                  // the built-in TRANSFER_RESP answering it
+  ue::FunctionResolveInit function_init;  // a network function's resolve of the ticket
 };
 
 mikey::KeyDataPayload Key(mikey::KeyType type, Bytes key, uint8_t spi) {
@@ -156,6 +163,15 @@ const World& TheWorld() {
     if (!resp.ok()) std::fprintf(stderr, "%s: %s\n", kTarget, resp.error().ToString().c_str());
     Check(resp.ok(), "the built-in TRANSFER_RESP builds");
     w.resp = std::move(resp->bytes);
+    ue::FunctionResolveParams fp;
+    fp.ticket = w.init.ticket;
+    fp.kms_identity = Text("kms.example.org");
+    fp.csb_id = 0x01020304;
+    fp.timestamp = ue::TimestampSpec{0, kNow};
+    fp.randrr = Pattern(16, 0x30);
+    auto function_init = ue::BuildFunctionResolveInit(provider, fp);
+    Check(function_init.ok(), "the built-in network function RESOLVE_INIT_PSK builds");
+    w.function_init = std::move(*function_init);
     return w;
   }();
   return world;
@@ -305,6 +321,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t mode = data[0];
   const bool initiator = (mode & 1) != 0, reseal = (mode & 2) != 0, patch = (mode & 4) != 0;
   const ByteSpan rest(data + 1, size - 1);
+  if ((mode & 8) != 0) {
+    CounterProvider provider;
+    auto keys = ue::ParseFunctionResolveResp(provider, rest, w.function_init);
+    if (!keys.ok()) {
+      CheckKind(keys.error(), true);
+      Check(keys.error().kind != ue::UeErrorKind::kInvalidArgument, "no invalid_argument for an answer");
+      return 0;
+    }
+    Check(!keys->mpk_keys.empty() && rest.size() >= 8 && tkms::LoadBe32(rest.subspan<4, 4>()) == 0x01020304,
+          "an accepted answer carries MPKi and the request's CSB ID");
+    return 0;
+  }
   Bytes message = patch ? Patched(initiator ? w.resp : w.init.bytes, rest) : Bytes(rest.begin(), rest.end());
   CounterProvider provider;
   if (initiator) {
