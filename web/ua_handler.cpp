@@ -128,11 +128,10 @@ kms::KmsReply CallService(kms::KmsService& service, const kms::RequestContext& c
   return reply;
 }
 
-// Zk: only ticketresolve, and only from an authorised client (docs/zk.md).
+// Zk: only from an authorised client, and only ticketresolve (docs/zk.md).
+// Who the client is is established first, so every refusal's audit line
+// names it.
 std::optional<Rejection> CheckZkClient(const HttpRequest& request, const ZkAuthorizer& authorizer, UaRecord& rec) {
-  if (*rec.type != kms::RequestType::kTicketResolve) {
-    return Rejection{403, "zk_request_type", "only requesttype=ticketresolve is served on Zk"};
-  }
   if (!request.peer.tls_identity.has_value()) {
     rec.zk = ZkAuthorization{kms::ZkClientKind::kNone, "", "no client certificate"};
   } else {
@@ -143,6 +142,9 @@ std::optional<Rejection> CheckZkClient(const HttpRequest& request, const ZkAutho
   }
   if (rec.zk->kind == kms::ZkClientKind::kNone) {
     return Rejection{403, "zk_forbidden", "client certificate not authorised on Zk"};
+  }
+  if (*rec.type != kms::RequestType::kTicketResolve) {
+    return Rejection{403, "zk_request_type", "only requesttype=ticketresolve is served on Zk"};
   }
   return std::nullopt;
 }
@@ -290,6 +292,7 @@ HttpResponse UaHandler::Handle(const HttpRequest& request) {
   }
   if (stopping_.load()) response.keep_alive = false;
 
+  if (zk() && !rec.zk.has_value()) rec.zk = ZkAuthorization{};  // refused before the client was looked at
   response.on_written = [rec = std::move(rec), mikey_error, user, latency,
                          status = response.status,
                          bytes_out = response.body.size()](bool written) {

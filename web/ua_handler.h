@@ -39,7 +39,7 @@ namespace tkms::web {
 // honoured at once, also on open connections.
 struct ZkAuthorization {
   kms::ZkClientKind kind = kms::ZkClientKind::kNone;  // kNone: 403
-  std::string name;     // the peer's kms_uri or the network function's name
+  std::string name;     // the peer's kms_uri or the network function's name (also when refused, if known)
   std::string refusal;  // why not, when kind is kNone (log-safe)
 };
 using ZkAuthorizer = std::function<ZkAuthorization(const PeerIdentity&)>;

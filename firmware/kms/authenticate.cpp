@@ -85,13 +85,15 @@ StepResult<std::optional<std::string>> VerifyAgainst(const ParsedRequest& reques
 
 StepResult<Requester> Authenticate(const ParsedRequest& request, ExchangeEnv& env) {
   const RequestPayloads& p = request.payloads;
-  if (p.idr_psk == nullptr && p.idr_peer == nullptr) {
-    return Rejection::Mikey(ErrorNo::kAuthFailure, Refusal::kUnknownUser,
-                            "neither IDRpsk nor an identity names the user");
-  }
+  // First: an unprotected message (V with the NULL MAC, as on Zk) is never
+  // served on Ua, whoever it names (docs/zk.md).
   const auto mac_alg = static_cast<mikey::MacAlg>(p.v->auth_alg);
   if (mac_alg == mikey::MacAlg::kNull) {
     return Rejection::Mikey(ErrorNo::kInvalidMac, Refusal::kAuthentication, "the V payload names the NULL MAC");
+  }
+  if (p.idr_psk == nullptr && p.idr_peer == nullptr) {
+    return Rejection::Mikey(ErrorNo::kAuthFailure, Refusal::kUnknownUser,
+                            "neither IDRpsk nor an identity names the user");
   }
   Requester who;
   who.user = FindUser(p, *env.snapshot.users);

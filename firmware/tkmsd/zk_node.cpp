@@ -157,6 +157,7 @@ web::ZkAuthorizer ZkNode::authorizer() {
       return out;
     }
     if (!client->may_resolve) {
+      out.name = client->name;  // named in the audit line, still refused
       out.refusal = "network function '" + client->name + "' has no resolve role";
       return out;
     }

@@ -85,13 +85,14 @@ def ue(*args, timeout=60):
     return p.returncode, p.stdout + p.stderr
 
 
-def offer(d, work, name, initiator, responder):
+def offer(d, work, name, initiator, responder, forking=False):
     """tkms-ue offer at the initiator's KMS: the SDP offer's path."""
     (ki, ui), (kr, ur) = initiator, responder
     sdp = os.path.join(work, name + ".sdp")
     code, out = ue("offer", "--kms", ki.https(), "--kms-identity", ki.host, "--cacert", d.cacerts,
                    "--initiator", ki.users[ui][0], "--initiator-psk", ki.users[ui][1], "--responder", kr.users[ur][0],
-                   "--sdp-out", sdp, "--state-out", os.path.join(work, name + ".state"))
+                   "--sdp-out", sdp, "--state-out", os.path.join(work, name + ".state"),
+                   *(["--forking"] if forking else []))
     check(code == 0, "tkms-ue offer at %s" % ki.host, out)
     return sdp
 
@@ -286,14 +287,15 @@ def case_network_function(d, work):
     d.a.functions = [{"name": "li-probe", "certificate": read(nf[0]), "roles": ["resolve"]}]
     status, verdict = d.a.post_bundle()
     check(status == 200, "A accepts a bundle with the network function", repr(verdict))
-    sdp = offer(d, work, "li", alice, bob)
+    # A forking ticket: the function gets MPKr as the ticket holds it.
+    sdp = offer(d, work, "li", alice, bob, forking=True)
     code, out = function_resolve(d, d.a, sdp, *nf)
     check(code == 0, "tkms-ue function-resolve with the resolve role gets the ticket's keys", out)
     audit = r"event=zk_request audit=1 .*client_kind=network_function client=li-probe .*status=200 outcome=ok"
     check(eventually(lambda: re.search(audit, d.a.logtext())), "A's log has the audit line of li-probe's resolve",
           d.a.logtext())
-    for what in ("MPKi", "MPKr"):
-        check(what in out, "function-resolve shows %s (unforked keys)" % what, out)
+    for what in ("key MPKi ", "key MPKr ", "type TGK", "not forked"):
+        check(what in out, "function-resolve shows %r (unforked keys)" % what, out)
 
     # The same with curl and the message built here: the keys in clear, unforked.
     body = unprotected_resolve_init(work, offer(d, work, "li-curl", alice, bob), d.a.host)
