@@ -128,7 +128,9 @@ Result<std::shared_ptr<const TlsCredentials>> TlsCredentials::Build(TlsServerSet
     return Internal("TLS: " + pki::MbedtlsError(rc));
   }
   if (creds->client_auth_.required) {
-    // OPTIONAL: mbedTLS records its verdict, AcceptClientCertificate decides.
+    // OPTIONAL: mbedTLS records its verdict; the connection's verify
+    // callback decides during the handshake (TlsConnection::Decide), and
+    // AcceptClientCertificate again after it.
     mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_OPTIONAL);
     mbedtls_ssl_conf_ca_chain(conf, creds->anchors_.empty() ? nullptr : creds->anchors_.native(), nullptr);
   } else {
@@ -160,7 +162,43 @@ TlsConnection::TlsConnection(int fd, std::shared_ptr<const TlsCredentials> crede
     return;
   }
   mbedtls_ssl_set_bio(&ssl_, &fd_, SendCallback, RecvCallback, nullptr);
+  if (credentials_->client_auth().required) mbedtls_ssl_set_verify(&ssl_, VerifyCallback, this);
   setup_ok_ = true;
+}
+
+// Called by mbedTLS for each certificate of the client's chain, the root end
+// first and the client's own certificate (depth 0) last, while it processes
+// the client's Certificate message. The decision is made at depth 0 with the
+// flags of the whole chain: a refused certificate aborts the handshake here,
+// before the server's Finished, so the client sees a failed handshake (a
+// bad_certificate alert), not a session that is closed afterwards.
+int TlsConnection::VerifyCallback(void* ctx, mbedtls_x509_crt* crt, int depth, uint32_t* flags) {
+  auto* self = static_cast<TlsConnection*>(ctx);
+  self->chain_flags_ |= *flags;
+  if (depth != 0) return 0;
+  const uint32_t all = self->chain_flags_;
+  self->chain_flags_ = 0;
+  std::string why;
+  if (self->Decide(*crt, all, &why)) return 0;
+  self->error_ = why;
+  return MBEDTLS_ERR_X509_FATAL_ERROR;
+}
+
+bool TlsConnection::Decide(const mbedtls_x509_crt& certificate, uint32_t flags, std::string* why) const {
+  if (flags == 0) return true;
+  const CertificateFingerprint fingerprint = FingerprintOf(ByteSpan(certificate.raw.p, certificate.raw.len));
+  bool is_pinned = false;
+  for (const CertificateFingerprint& pin : credentials_->client_auth().pinned) {
+    // Fingerprints are public; equality of hashes needs no constant time,
+    // but costs nothing either.
+    is_pinned |= ConstantTimeEquals(ByteSpan(pin.data(), pin.size()), ByteSpan(fingerprint.data(), fingerprint.size()));
+  }
+  if (is_pinned && (flags & ~static_cast<uint32_t>(MBEDTLS_X509_BADCERT_NOT_TRUSTED)) == 0) return true;
+  char dn[512];
+  const int n = mbedtls_x509_dn_gets(dn, sizeof dn, &certificate.subject);
+  *why = "client certificate " + (n > 0 ? std::string(dn, static_cast<size_t>(n)) : std::string("?")) +
+         " refused: " + (is_pinned ? "pinned but " : "") + pki::VerifyFlagsText(flags);
+  return false;
 }
 
 TlsConnection::~TlsConnection() { mbedtls_ssl_free(&ssl_); }
@@ -194,27 +232,12 @@ bool TlsConnection::AcceptClientCertificate() {
     error_ = "client certificate required, none sent";
     return false;
   }
+  // The verify callback decided during the handshake; this is the same
+  // decision on the session's final verdict, so no path skips it.
   const uint32_t flags = mbedtls_ssl_get_verify_result(&ssl_);
-  PeerIdentity identity = IdentityOf(*peer);
-  if (flags == 0) {
-    identity_ = std::move(identity);
-    return true;
-  }
-  const auto& pinned = credentials_->client_auth().pinned;
-  bool is_pinned = false;
-  for (const CertificateFingerprint& pin : pinned) {
-    // Fingerprints are public; equality of hashes needs no constant time,
-    // but costs nothing either.
-    is_pinned |= ConstantTimeEquals(ByteSpan(pin.data(), pin.size()),
-                                    ByteSpan(identity.certificate_sha256.data(), identity.certificate_sha256.size()));
-  }
-  if (is_pinned && (flags & ~static_cast<uint32_t>(MBEDTLS_X509_BADCERT_NOT_TRUSTED)) == 0) {
-    identity_ = std::move(identity);
-    return true;
-  }
-  error_ = "client certificate " + identity.subject + " refused: " +
-           (is_pinned ? "pinned but " : "") + pki::VerifyFlagsText(flags);
-  return false;
+  if (!Decide(*peer, flags, &error_)) return false;
+  identity_ = IdentityOf(*peer);
+  return true;
 }
 
 IoResult TlsConnection::Read(char* buf, size_t cap, size_t* n) {

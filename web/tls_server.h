@@ -21,9 +21,12 @@
 //     its only flag is "not trusted" (mbedTLS 2.28 will not accept a pinned
 //     end-entity certificate that is not self-signed by itself, so the check
 //     is ours; expiry and usage flags still refuse it).
-// mbedTLS is run with authmode OPTIONAL so that this one decision, made
-// after the handshake, is the only one; its CertificateVerify check (the
-// client proves it holds the key) is unconditional.
+// mbedTLS is run with authmode OPTIONAL so that this one decision is the
+// only one; it is made in the verify callback while the client's
+// Certificate is processed, so a refused client sees the handshake fail
+// (bad_certificate) before the server's Finished, and once more after the
+// handshake. mbedTLS's CertificateVerify check (the client proves it holds
+// the key) is unconditional.
 //
 // Rotation: TlsCredentials is immutable; a TlsServer hands the current one to
 // each new connection, which keeps it (shared_ptr) for its lifetime, so a new
@@ -139,6 +142,9 @@ class TlsConnection {
  private:
   IoResult Map(int ret, std::string_view what);
   bool AcceptClientCertificate();
+  static int VerifyCallback(void* ctx, mbedtls_x509_crt* crt, int depth, uint32_t* flags);
+  // The client-certificate rule above; `why` set when refused.
+  bool Decide(const mbedtls_x509_crt& certificate, uint32_t flags, std::string* why) const;
 
   int fd_;
   std::shared_ptr<const TlsCredentials> credentials_;
@@ -147,6 +153,7 @@ class TlsConnection {
   bool close_notify_sent_ = false;
   std::optional<PeerIdentity> identity_;
   std::string error_;
+  uint32_t chain_flags_ = 0;  // the flags of the chain verified so far (VerifyCallback)
 };
 
 // The PeerIdentity of a certificate: subject DN, dNSName subject alternative
