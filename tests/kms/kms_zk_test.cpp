@@ -338,13 +338,19 @@ class PeerAnswerTest : public ::testing::Test {
  protected:
   static PeerQuery Query() { return PeerQuery{0x1234, 1, kIssuer, kBob}; }
 
-  static mikey::Message Valid(bool forked) {
+  // An empty message with the header the query expects.
+  static mikey::Message Answer(mikey::DataType type) {
     mikey::Message m;
     m.header.version = 1;
-    m.header.data_type = static_cast<uint8_t>(mikey::DataType::kResolveResp);
+    m.header.data_type = static_cast<uint8_t>(type);
     m.header.prf_func = 1;
     m.header.csb_id = 0x1234;
     m.header.cs_id_map_type = static_cast<uint8_t>(mikey::CsIdMapType::kEmpty);
+    return m;
+  }
+
+  static mikey::Message Valid(bool forked) {
+    mikey::Message m = Answer(mikey::DataType::kResolveResp);
     m.payloads.emplace_back(mikey::TPayload{0, 0x1122334455667788});
     m.payloads.emplace_back(UriIdr(mikey::IdRole::kKms, kIssuer));
     std::vector<mikey::KeyDataPayload> keys = {
@@ -439,12 +445,7 @@ TEST_F(PeerAnswerTest, EveryDeviationIsRefused) {
 }
 
 TEST_F(PeerAnswerTest, ErrorMessagesPassTheirNumber) {
-  mikey::Message m;
-  m.header.version = 1;
-  m.header.data_type = static_cast<uint8_t>(mikey::DataType::kError);
-  m.header.prf_func = 1;
-  m.header.csb_id = 0x1234;
-  m.header.cs_id_map_type = static_cast<uint8_t>(mikey::CsIdMapType::kEmpty);
+  mikey::Message m = Answer(mikey::DataType::kError);
   m.payloads.emplace_back(mikey::TPayload{0, 1});
   m.payloads.emplace_back(mikey::ErrPayload{15});
   auto content = Read(m);
