@@ -261,6 +261,12 @@ def case_bundle_update(d, work):
     alice, bob = (d.a, "alice"), (d.b, "bob")
     check(agreed(d.call(alice, bob)[1]), "a call A -> B (the control)")
     sdp = offer(d, work, "pending", alice, bob)
+    # A bundle whose Zk certificate is not for B's token key (A's chain) is
+    # refused, and B keeps forwarding.
+    status, verdict = d.b.post_bundle({"kms_certificate_chain": read(d.a.chain)})
+    check(status != 200 and verdict.get("verdict") != "accepted",
+          "B refuses a bundle whose kms_certificate_chain does not match its TLS key", repr(verdict))
+    check(agreed(d.call(alice, bob)[1]), "B still forwards after the refused bundle")
     relations = d.b.relations
     d.b.relations = []
     status, verdict = d.b.post_bundle()
