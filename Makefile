@@ -61,7 +61,7 @@ FUZZERS := mikey_codec_fuzz mikey_keydata_fuzz mikey_base_ticket_fuzz base64_fuz
   kms_handle_fuzz web_annex_a_fuzz ue_response_fuzz rtp_parse_fuzz ue_sdp_fuzz \
   provisioning_bundle_fuzz web_http_framing_fuzz web_http1_head_fuzz web_chunked_fuzz \
   ue_http_response_fuzz ue_state_fuzz ue_transfer_fuzz \
-  bounded_json_fuzz zk_identity_fuzz
+  bounded_json_fuzz zk_identity_fuzz kms_zk_fuzz
 FUZZ_SECONDS ?= 60
 
 fuzz: deps

@@ -7,7 +7,11 @@
 // resolves the fake KMS grants, requests it refuses for each reason it can
 // give after authentication, and mutations (bad MAC, truncations, wrong data
 // type or version). For ue_response_fuzz, the fake KMS's real answers to the
-// fixed requests and its Error messages. For web_annex_a_fuzz, query strings,
+// fixed requests and its Error messages. For kms_zk_fuzz, unprotected
+// RESOLVE_INIT_PSKs of the fixed world's tickets from a peer KMS and from a
+// network function (accepted, and refused for each reason AdmitZkClient and
+// ResolveTicket give), and the KMS's Zk answers to them for ReadPeerAnswer.
+// For web_annex_a_fuzz, query strings,
 // Content-Type values, Connection values and bodies. Each seed's first byte is
 // the target's selector byte (kms_handle_fuzz: requesttype; ue_response_fuzz:
 // which check), documented in the targets.
@@ -19,10 +23,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "firmware/base/encoding.h"
+#include "firmware/kms/exchange.h"
+#include "firmware/kms/payload_helpers.h"
+#include "firmware/mikey/codec.h"
 #include "firmware/mikey/crypto/protect.h"
 #include "tests/fuzz_service/service_env.h"
 
@@ -144,7 +153,9 @@ void KmsSeeds() {
   rich.policy.valid_from = ue::TsValue{0, fs::NowNtp() - (uint64_t{10} << 32)};
   rich.policy.valid_to = ue::TsValue{0, fs::NowNtp() + (uint64_t{7200} << 32)};
   rich.policy.rekey_interval = 300;
-  rich.policy.keys.push_back(ue::RequestedKey{static_cast<uint8_t>(mikey::KeyType::kTgk), 32, 0, {}});
+  // A 128-bit TGK: with SHA-1 PRF and MAC the KEMAC is AES-CM-128, which
+  // carries no session key over 128 bits (RFC 6043 §12.1, error 15).
+  rich.policy.keys.push_back(ue::RequestedKey{static_cast<uint8_t>(mikey::KeyType::kTgk), 16, 0, {}});
   rich.policy.keys.push_back(ue::RequestedKey{static_cast<uint8_t>(mikey::KeyType::kTekSalt), 16, 14, {}});
   rich.policy.applications.push_back(ue::IdValue{fs::Text("urn:app:voice")});
   rich.policy.responders.push_back(ue::IdValue{fs::Text(fs::kTeam)});
@@ -182,7 +193,7 @@ void KmsSeeds() {
     const tkms::ByteSpan ids[] = {r.responder_identity, r.kms_identity};
     auto sealed = tkms::mikey::crypto::SealWithV(p, m, **key, ids);
     if (!sealed.ok()) Fail("SealWithV: " + sealed.error().ToString());
-    KmsChecked(kResolve, *sealed, "forking ticket without Initiator Data", err, 14);
+    KmsChecked(kResolve, *sealed, "forking ticket without Initiator Data", err, 12);
   }
 
   // Bob (policy class "strict") asks for forking and reuse: granted without
@@ -301,6 +312,245 @@ void UeSeeds() {
   Write("ue_response_fuzz", With(kUeReseal | 4, replay.mikey), "re-seal: authenticated Error");
 }
 
+
+// ---- kms_zk_fuzz ---------------------------------------------------------------------
+
+constexpr uint8_t kZkPeerAnswer = 0;  // ReadPeerAnswer with the target's fixed PeerQuery
+constexpr uint8_t kZkPeer = 1;        // Handle on Zk from kms.b.example.org
+constexpr uint8_t kZkFunction = 2;    // Handle on Zk from the network function li-gw-1
+
+// An unprotected RESOLVE_INIT_PSK as KMS_R sends it (docs/zk.md): HDR (CSB ID
+// kZkCsbId, PRF kZkPrf, V flag 0), T, RANDRr, [IDRr], [IDRkms], TICKET, V with
+// MAC NULL and no MAC.
+struct ZkInit {
+  mikey::TicketPayload ticket;
+  std::optional<std::string> responder = std::string(fs::kBob);
+  std::optional<std::string> kms = std::string(fs::kKmsIdentity);
+  uint64_t t = fs::NowNtp();
+  uint32_t csb_id = fs::kZkCsbId;
+  mikey::VPayload v = mikey::VPayload{static_cast<uint8_t>(mikey::MacAlg::kNull), {}};
+};
+
+Bytes Build(const ZkInit& z) {
+  mikey::Message m;
+  m.header.version = mikey::kMikeyVersion;
+  m.header.data_type = static_cast<uint8_t>(mikey::DataType::kResolveInitPsk);
+  m.header.prf_func = fs::kZkPrf;
+  m.header.csb_id = z.csb_id;
+  m.header.cs_id_map_type = static_cast<uint8_t>(mikey::CsIdMapType::kEmpty);
+  m.payloads.emplace_back(mikey::TPayload{static_cast<uint8_t>(mikey::TsType::kNtpUtc), z.t});
+  m.payloads.emplace_back(mikey::RandrPayload{static_cast<uint8_t>(mikey::RandRole::kResponder), Bytes(16, 0x5a)});
+  if (z.responder) m.payloads.emplace_back(kms::UriIdr(mikey::IdRole::kResponder, *z.responder));
+  if (z.kms) m.payloads.emplace_back(kms::UriIdr(mikey::IdRole::kKms, *z.kms));
+  m.payloads.emplace_back(z.ticket);
+  m.payloads.emplace_back(z.v);
+  auto bytes = mikey::Encode(m);
+  if (!bytes.ok()) Fail("encoding an unprotected RESOLVE_INIT: " + bytes.error().ToString());
+  return std::move(*bytes);
+}
+
+kms::KmsReply RunZk(uint8_t mode, const Bytes& message) {
+  fs::FreshKms k;
+  return mode == kZkPeer ? k.HandleZk(kms::ZkClientKind::kPeerKms, fs::kPeerKms, message)
+                         : k.HandleZk(kms::ZkClientKind::kNetworkFunction, fs::kNetworkFunction, message);
+}
+
+// Writes a kms_zk_fuzz seed of mode 1 / 2 after checking that the KMS answers
+// it as intended (outcome, error number, refusal); returns the reply.
+kms::KmsReply ZkChecked(uint8_t mode, const Bytes& message, const char* what, kms::Outcome expected,
+                        int error_no = kAnyError, std::optional<kms::Refusal> refusal = std::nullopt) {
+  kms::KmsReply r = RunZk(mode, message);
+  const bool error_ok = error_no == kAnyError || (r.mikey_error && *r.mikey_error == error_no);
+  const bool refusal_ok = !refusal || r.refusal == *refusal;
+  if (r.outcome != expected || (expected == kms::Outcome::kMikeyError && !error_ok) || !refusal_ok) {
+    Fail(std::string(what) + ": unexpected outcome " + std::string(kms::OutcomeName(r.outcome)) + ", refusal " +
+         std::string(kms::RefusalName(r.refusal)) + " (" + r.detail + ")");
+  }
+  Write("kms_zk_fuzz", With(mode, message), what);
+  return r;
+}
+
+kms::PeerQuery ZkQuery() {
+  kms::PeerQuery q;
+  q.csb_id = fs::kZkCsbId;
+  q.prf_func = fs::kZkPrf;
+  q.issuer = std::string(fs::kKmsIdentity);
+  q.responder = std::string(fs::kBob);
+  return q;
+}
+
+// Writes a mode-0 seed after checking what ReadPeerAnswer makes of it: ok with
+// `after_kemac` payloads after the KEMAC, or the rejection's outcome / number
+// and a piece of its detail.
+void PeerAnswerOk(const Bytes& answer, const char* what, size_t after_kemac) {
+  auto r = kms::ReadPeerAnswer(answer, ZkQuery());
+  if (!r.ok()) Fail(std::string(what) + ": ReadPeerAnswer refused: " + r.error().detail);
+  if (r->after_kemac.size() != after_kemac) Fail(std::string(what) + ": unexpected after_kemac");
+  Write("kms_zk_fuzz", With(kZkPeerAnswer, answer), what);
+}
+
+void PeerAnswerRefused(const Bytes& answer, const char* what, kms::Outcome outcome, int error_no,
+                       const char* detail) {
+  auto r = kms::ReadPeerAnswer(answer, ZkQuery());
+  if (r.ok()) Fail(std::string(what) + ": ReadPeerAnswer accepted it");
+  if (r.error().outcome != outcome || (error_no != kAnyError && r.error().error_no != error_no) ||
+      r.error().detail.find(detail) == std::string::npos) {
+    Fail(std::string(what) + ": ReadPeerAnswer: unexpected " + std::string(kms::OutcomeName(r.error().outcome)) +
+         " (" + r.error().detail + ")");
+  }
+  Write("kms_zk_fuzz", With(kZkPeerAnswer, answer), what);
+}
+
+template <typename T>
+const T& The(const mikey::Message& m) {
+  for (const auto& p : m.payloads) {
+    if (const auto* x = std::get_if<T>(&p)) return *x;
+  }
+  Fail("payload missing");
+}
+
+// Re-encodes `message` after `change` (lenient decode; composition not checked).
+template <typename F>
+Bytes Changed(const Bytes& message, F change) {
+  mikey::DecodeOptions lenient;
+  lenient.check_composition = false;
+  auto m = mikey::Decode(message, lenient);
+  if (!m.ok()) Fail("Changed: " + m.error().ToString());
+  change(*m);
+  auto bytes = mikey::Encode(*m);
+  if (!bytes.ok()) Fail("Changed: " + bytes.error().ToString());
+  return std::move(*bytes);
+}
+
+void ZkSeeds() {
+  const fs::FixedExchanges& fixed = fs::Fixed();
+  fs::CounterRandomProvider p;
+  const auto ok = kms::Outcome::kOk;
+  const auto err = kms::Outcome::kMikeyError;
+  const auto bad = kms::Outcome::kBadRequest;
+  const auto unavailable = kms::Outcome::kUnavailable;
+
+  // The fixed world's tickets: plain and forking (with Initiator Data) for
+  // bob, and one for the group sip:team@example.org.
+  const mikey::TicketPayload& plain = The<mikey::TicketPayload>(fixed.plain_resolve.message);
+  const mikey::TicketPayload& forking = The<mikey::TicketPayload>(fixed.forking_resolve.message);
+  if (!forking.initiator_data) Fail("the forking resolve has no Initiator Data");
+  auto rich = fs::AliceRequestParams(false);
+  rich.csb_id = 0x61626364u;
+  rich.policy.responders = {ue::IdValue{fs::Text(fs::kTeam)}};
+  const ue::TicketGrant team = Grant(p, Request(p, rich));
+
+  // Mode 1, a peer KMS: accepted (plain, forking, a group member).
+  const Bytes peer_plain = Build(ZkInit{plain});
+  const Bytes peer_forking = Build(ZkInit{forking});
+  ZkInit alice_team{team.ticket};
+  alice_team.responder = std::string(fs::kAlice);
+  const kms::KmsReply plain_resp = ZkChecked(kZkPeer, peer_plain, "zk peer: RESOLVE_INIT plain ticket, IDRr bob", ok);
+  const kms::KmsReply forked_resp =
+      ZkChecked(kZkPeer, peer_forking, "zk peer: RESOLVE_INIT forking ticket, IDRr bob", ok);
+  ZkChecked(kZkPeer, Build(alice_team), "zk peer: RESOLVE_INIT group ticket, IDRr alice (member)", ok);
+  ZkInit no_kms{plain};
+  no_kms.kms.reset();
+  ZkChecked(kZkPeer, Build(no_kms), "zk peer: RESOLVE_INIT without IDRkms", ok);
+
+  // Mode 1 refusals, one per rule.
+  ZkChecked(kZkPeer, fixed.plain_resolve.bytes, "zk peer: a UE's protected RESOLVE_INIT (HMAC V)", err, 3,
+            kms::Refusal::kZkClient);
+  ZkInit mac_bytes{plain};
+  mac_bytes.v = mikey::VPayload{static_cast<uint8_t>(mikey::MacAlg::kHmacSha1_160), Bytes(20, 0)};
+  ZkChecked(kZkPeer, Build(mac_bytes), "zk peer: V with an HMAC-SHA-1 MAC", err, 3, kms::Refusal::kZkClient);
+  ZkInit no_idrr{plain};
+  no_idrr.responder.reset();
+  const kms::KmsReply no_idrr_reply =
+      ZkChecked(kZkPeer, Build(no_idrr), "zk peer: no IDRr", err, 7, kms::Refusal::kZkClient);
+  ZkInit wrong_kms{plain};
+  wrong_kms.kms = "kms.b.example.org";
+  ZkChecked(kZkPeer, Build(wrong_kms), "zk peer: IDRkms names another KMS", err, 7, kms::Refusal::kWrongKms);
+  ZkInit stale{plain};
+  stale.t = fs::NowNtp() - (uint64_t{3600} << 32);
+  const kms::KmsReply stale_reply =
+      ZkChecked(kZkPeer, Build(stale), "zk peer: stale T", err, 1, kms::Refusal::kStaleTimestamp);
+  ZkInit carol{plain};
+  carol.responder = "sip:carol@example.org";
+  const kms::KmsReply carol_reply =
+      ZkChecked(kZkPeer, Build(carol), "zk peer: IDRr not a recipient", err, 7, kms::Refusal::kNotRecipient);
+  ZkInit no_idata{forking};
+  no_idata.ticket.initiator_data.reset();
+  ZkChecked(kZkPeer, Build(no_idata), "zk peer: forking ticket without Initiator Data", err, kAnyError,
+            kms::Refusal::kInvalidTicket);
+  ZkInit bad_ticket{plain};
+  bad_ticket.ticket.ticket_data.back() ^= 0x01;
+  ZkChecked(kZkPeer, Build(bad_ticket), "zk peer: ticket MAC wrong", err, 0, kms::Refusal::kInvalidTicket);
+  ZkChecked(kZkPeer, fixed.plain_request.bytes, "zk peer: a REQUEST_INIT_PSK", err, 11,
+            kms::Refusal::kWrongDataType);
+  ZkChecked(kZkPeer, Truncated(peer_plain, 9), "zk peer: nine bytes", bad);
+  ZkChecked(kZkPeer, Truncated(peer_plain, peer_plain.size() / 2), "zk peer: truncated RESOLVE_INIT", err);
+  ZkChecked(kZkPeer, Truncated(peer_forking, peer_forking.size() - 1), "zk peer: RESOLVE_INIT without its last byte",
+            err);
+
+  // Mode 2, the network function: accepted (with and without IDRr; forking
+  // answered unforked), and refused.
+  ZkInit nf_plain{plain};
+  nf_plain.responder.reset();
+  ZkInit nf_forking{forking};
+  nf_forking.responder.reset();
+  ZkChecked(kZkFunction, Build(nf_plain), "zk function: RESOLVE_INIT plain ticket, no IDRr", ok);
+  const kms::KmsReply nf_forked_resp =
+      ZkChecked(kZkFunction, Build(nf_forking), "zk function: RESOLVE_INIT forking ticket, no IDRr", ok);
+  ZkChecked(kZkFunction, peer_forking, "zk function: RESOLVE_INIT forking ticket with IDRr", ok);
+  ZkChecked(kZkFunction, Build(alice_team), "zk function: RESOLVE_INIT group ticket", ok);
+  ZkChecked(kZkFunction, fixed.forking_resolve.bytes, "zk function: a UE's protected RESOLVE_INIT", err, 3,
+            kms::Refusal::kZkClient);
+  ZkInit nf_wrong_kms{nf_plain};
+  nf_wrong_kms.kms = "kms.other.example";
+  ZkChecked(kZkFunction, Build(nf_wrong_kms), "zk function: IDRkms names another KMS", err, 7,
+            kms::Refusal::kWrongKms);
+  ZkInit nf_stale{nf_plain};
+  nf_stale.t = fs::NowNtp() + (uint64_t{3600} << 32);
+  ZkChecked(kZkFunction, Build(nf_stale), "zk function: T an hour ahead", err, 1, kms::Refusal::kStaleTimestamp);
+  ZkChecked(kZkFunction, Truncated(Build(nf_plain), 40), "zk function: truncated RESOLVE_INIT", err);
+
+  // Mode 0: what KMS_I answers, read by KMS_R against the fixed query.
+  PeerAnswerOk(plain_resp.mikey, "zk answer: RESOLVE_RESP plain", 0);
+  PeerAnswerOk(forked_resp.mikey, "zk answer: RESOLVE_RESP forked (IDRr bob, RANDRkms)", 2);
+  PeerAnswerOk(nf_forked_resp.mikey, "zk answer: RESOLVE_RESP to a network function (MPKr unforked)", 0);
+  PeerAnswerRefused(no_idrr_reply.mikey, "zk answer: Error 7", kms::Outcome::kMikeyError, 7, "MIKEY error 7");
+  PeerAnswerRefused(stale_reply.mikey, "zk answer: Error 1", kms::Outcome::kMikeyError, 1, "MIKEY error 1");
+  (void)carol_reply;
+  const Bytes no_err = Changed(stale_reply.mikey, [](mikey::Message& m) {
+    std::erase_if(m.payloads, [](const mikey::Payload& x) { return std::holds_alternative<mikey::ErrPayload>(x); });
+  });
+  PeerAnswerRefused(no_err, "zk answer: Error without ERR", unavailable, kAnyError, "without an ERR");
+  PeerAnswerRefused(Truncated(forked_resp.mikey, forked_resp.mikey.size() - 1), "zk answer: truncated RESOLVE_RESP",
+                    unavailable, kAnyError, "not a MIKEY message");
+  PeerAnswerRefused(Run(kResolve, fixed.plain_resolve.bytes).mikey, "zk answer: a protected RESOLVE_RESP (Ua)",
+                    unavailable, kAnyError, "CSB ID");
+  PeerAnswerRefused(Changed(forked_resp.mikey,
+                            [](mikey::Message& m) {
+                              for (auto& x : m.payloads) {
+                                if (auto* v = std::get_if<mikey::VPayload>(&x)) *v = mikey::VPayload{2, Bytes(32, 0)};
+                              }
+                            }),
+                    "zk answer: V with a MAC", unavailable, kAnyError, "V is not");
+  PeerAnswerRefused(Changed(forked_resp.mikey,
+                            [](mikey::Message& m) {
+                              for (auto& x : m.payloads) {
+                                if (auto* i = std::get_if<mikey::IdrPayload>(&x);
+                                    i != nullptr && i->role == static_cast<uint8_t>(mikey::IdRole::kResponder)) {
+                                  *i = kms::UriIdr(mikey::IdRole::kResponder, "sip:eve@example.org");
+                                }
+                              }
+                            }),
+                    "zk answer: forked for another responder", unavailable, kAnyError, "not the responder");
+  PeerAnswerRefused(Changed(plain_resp.mikey,
+                            [](mikey::Message& m) {
+                              for (auto& x : m.payloads) {
+                                if (auto* k = std::get_if<mikey::KemacPayload>(&x)) k->encr_alg = 1;
+                              }
+                            }),
+                    "zk answer: KEMAC not encryption NULL", unavailable, kAnyError, "KEMAC is not");
+}
+
 void WebSeeds() {
   const std::vector<std::string> texts = {
       "requesttype=ticketrequest",
@@ -339,6 +589,7 @@ int main(int argc, char** argv) {
   g_out = argv[1];
   KmsSeeds();
   UeSeeds();
+  ZkSeeds();
   WebSeeds();
   std::printf("%d seeds\n", g_written);
   return 0;

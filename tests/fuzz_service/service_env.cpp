@@ -146,6 +146,17 @@ kms::KmsReply FreshKms::Handle(kms::RequestType type, ByteSpan mikey) {
   return kms_.Handle(context, mikey);
 }
 
+kms::KmsReply FreshKms::HandleZk(kms::ZkClientKind kind, std::string_view name, ByteSpan mikey) {
+  kms::RequestContext context;
+  context.type = kms::RequestType::kTicketResolve;
+  context.interface = kms::Interface::kZk;
+  context.zk_client = kind;
+  context.zk_client_name = std::string(name);
+  context.request_id = "fuzz";
+  context.peer = "127.0.0.1:1";
+  return kms_.Handle(context, mikey);
+}
+
 // ---- UE messages ------------------------------------------------------------------
 
 mc::CryptoProvider& UeProvider() {

@@ -46,6 +46,14 @@ inline constexpr std::string_view kAlice = "sip:alice@example.org";
 inline constexpr std::string_view kBob = "sip:bob@example.org";
 inline constexpr std::string_view kTeam = "sip:team@example.org";  // group {alice, bob}
 inline constexpr uint32_t kTicketKeyId = 1;
+// Zk clients (kms_zk_fuzz): a peer KMS (TS 33.328 B.2.2.3) and an authorised
+// network function (TR 33.828), as the Zk listener names them; the CSB ID and
+// PRF of the unprotected RESOLVE_INITs the seeds send, which the fixed
+// PeerQuery of kms_zk_fuzz mode 0 expects in a RESOLVE_RESP.
+inline constexpr std::string_view kPeerKms = "kms.b.example.org";
+inline constexpr std::string_view kNetworkFunction = "li-gw-1";
+inline constexpr uint32_t kZkCsbId = 0x2B2C2D2Eu;
+inline constexpr uint8_t kZkPrf = 0;  // MIKEY-1
 
 // The fixed time of the ManualClock and its NTP-UTC (64-bit) timestamp.
 kms::TimePoint Now();
@@ -110,6 +118,8 @@ class FreshKms {
  public:
   FreshKms();
   kms::KmsReply Handle(kms::RequestType type, ByteSpan mikey);
+  // A ticketresolve on Zk from the client the listener mapped to `kind` / `name`.
+  kms::KmsReply HandleZk(kms::ZkClientKind kind, std::string_view name, ByteSpan mikey);
 
  private:
   FakeKeys keys_;
