@@ -212,11 +212,13 @@ struct PeerQuery {
   uint8_t prf_func = 0;
   std::string issuer;     // IDRkms the answer must carry
   std::string responder;  // IDRr the answer may carry (forked)
+  bool forking = false;   // the ticket's I flag: the answer is forked (IDRr, RANDRkms) iff set
 };
 // Steps 10-11: the peer's answer (untrusted bytes) as the content of the
 // RESOLVE_RESP to the UE, or the rejection it means. Strict: an unprotected
 // RESOLVE_RESP (T, IDRkms, KEMAC with encryption NULL and MAC NULL, [IDRr,
-// RANDRkms], V with MAC NULL) or an Error; anything else is kUnavailable.
+// RANDRkms of at least 16 bytes, exactly when the ticket forks, with MPKr'
+// second], V with MAC NULL) or an Error; anything else is kUnavailable.
 StepResult<ResponseContent> ReadPeerAnswer(ByteSpan answer, const PeerQuery& query);
 
 // Step 8 (KMS_I) / TR 33.828 step 5: the checks of an unprotected

@@ -35,6 +35,9 @@ constexpr size_t kRandBytes = 16;
 // Most Key data sub-payloads accepted from a peer: MPKi, MPKr', and at most
 // 16 session keys per ticket (policy max_keys), with room to spare.
 constexpr size_t kMaxPeerKeys = 32;
+// RFC 6043 §12.1: RANDRkms is at least as long as the keys it forks; 16
+// bytes is the least this KMS sends and accepts.
+constexpr size_t kMinRandrKmsBytes = 16;
 
 Rejection PeerFailure(const std::string& issuer, const std::string& what) {
   Rejection r;
@@ -202,14 +205,24 @@ StepResult<ResponseContent> ReadPeerAnswer(ByteSpan answer, const PeerQuery& que
   if (keys->front().key_type != static_cast<uint8_t>(mikey::KeyType::kMpk)) {
     return PeerFailure(query.issuer, "the KEMAC does not start with MPKi");
   }
+  if (parts.idr_r != nullptr && !SameUserIdentity(IdText(parts.idr_r->data), query.responder)) {
+    return PeerFailure(query.issuer, "the RESOLVE_RESP's IDRr " + Quote(IdText(parts.idr_r->data)) +
+                                         " is not the responder asked for");
+  }
+  // A forking ticket's answer is forked for the responder asked for (§5.1.1),
+  // an unforked one is not: anything else is a confused or lying peer.
+  if (query.forking != (parts.idr_r != nullptr)) {
+    return PeerFailure(query.issuer, query.forking ? "the ticket forks but the RESOLVE_RESP is not forked"
+                                                   : "the RESOLVE_RESP is forked but the ticket does not fork");
+  }
+  if (query.forking && (keys->size() < 2 || (*keys)[1].key_type != static_cast<uint8_t>(mikey::KeyType::kMpk) ||
+                        parts.randr_kms->rand.size() < kMinRandrKmsBytes)) {
+    return PeerFailure(query.issuer, "the forked RESOLVE_RESP lacks MPKr' or a RANDRkms of at least 16 bytes");
+  }
   ResponseContent content;
   content.data_type = mikey::DataType::kResolveResp;
   content.kemac_keys = std::move(*keys);
   if (parts.idr_r != nullptr) {
-    if (!SameUserIdentity(IdText(parts.idr_r->data), query.responder)) {
-      return PeerFailure(query.issuer, "the RESOLVE_RESP's IDRr " + Quote(IdText(parts.idr_r->data)) +
-                                           " is not the responder asked for");
-    }
     content.after_kemac.emplace_back(*parts.idr_r);
     content.after_kemac.emplace_back(*parts.randr_kms);
   }
@@ -235,6 +248,7 @@ StepResult<ResponseContent> ForwardResolve(const ParsedRequest& request, const R
   query.prf_func = request.header().prf_func;
   query.issuer = relation->kms_uri;
   query.responder = ResponderToAskFor(request, requester);
+  query.forking = (request.payloads.ticket->policy.flags & mikey::kFlagI) != 0;
   auto init = BuildPeerResolveInit(request, query.responder, query.issuer, env);
   if (!init.ok()) return init.error();
   auto answer = env.peers->Resolve(relation->kms_uri, *init);

@@ -2,7 +2,8 @@
 // (docs/zk.md; TS 33.328 B.2.2.3, RFC 6043 §10, TR 33.828 step 5).
 //
 // Input: byte 0 selects the mode (taken modulo 3, so that no mutation of it
-// is wasted); the rest is a MIKEY message.
+// is wasted; in mode 0, bit 0 of byte0 / 3 is the query's `forking`: the
+// ticket forks, so the answer must be forked); the rest is a MIKEY message.
 //   0  kms::ReadPeerAnswer(bytes, query): KMS_R reading the issuing KMS's
 //      unprotected RESOLVE_RESP or Error, against the fixed PeerQuery
 //      {kZkCsbId, kZkPrf, issuer kms.example.org, responder sip:bob@example.org}
@@ -139,8 +140,9 @@ std::vector<const mikey::RandrPayload*> Randrs(const mikey::Message& m, mikey::R
 
 bool IsMpk(const mikey::KeyDataPayload& k) { return k.key_type == static_cast<uint8_t>(mikey::KeyType::kMpk); }
 
-kms::PeerQuery FixedQuery() {
+kms::PeerQuery FixedQuery(bool forking = false) {
   kms::PeerQuery q;
+  q.forking = forking;
   q.csb_id = fs::kZkCsbId;
   q.prf_func = fs::kZkPrf;
   q.issuer = std::string(fs::kKmsIdentity);
@@ -285,6 +287,7 @@ void CheckGrant(bool peer, ByteSpan request, const mikey::Message& answer, const
   query.prf_func = req->header.prf_func;
   query.issuer = std::string(fs::kKmsIdentity);
   query.responder = responder;
+  query.forking = forking && peer;  // a network function's answer is never forked
   auto read = CheckPeerAnswer(reply.mikey, query);
   if (!read.ok()) std::fprintf(stderr, "%s: ReadPeerAnswer: %s\n", kTarget, read.error().detail.c_str());
   Check(read.ok() && read->kemac_keys == *keys, "KMS_R's ReadPeerAnswer accepts KMS_I's RESOLVE_RESP");
@@ -351,7 +354,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ByteSpan message(data + 1, size - 1);
   switch (data[0] % 3) {
     case 0:
-      (void)CheckPeerAnswer(message, FixedQuery());
+      (void)CheckPeerAnswer(message, FixedQuery(((data[0] / 3) & 1) != 0));
       break;
     case 1:
       CheckHandle(true, message);

@@ -382,11 +382,17 @@ kms::PeerQuery ZkQuery() {
 // Writes a mode-0 seed after checking what ReadPeerAnswer makes of it: ok with
 // `after_kemac` payloads after the KEMAC, or the rejection's outcome / number
 // and a piece of its detail.
+// A forked answer is read with the query's `forking` set: the target's
+// selector 3 (mode 0, forking).
+constexpr uint8_t kZkPeerAnswerForking = 3;
+
 void PeerAnswerOk(const Bytes& answer, const char* what, size_t after_kemac) {
-  auto r = kms::ReadPeerAnswer(answer, ZkQuery());
+  kms::PeerQuery query = ZkQuery();
+  query.forking = after_kemac != 0;
+  auto r = kms::ReadPeerAnswer(answer, query);
   if (!r.ok()) Fail(std::string(what) + ": ReadPeerAnswer refused: " + r.error().detail);
   if (r->after_kemac.size() != after_kemac) Fail(std::string(what) + ": unexpected after_kemac");
-  Write("kms_zk_fuzz", With(kZkPeerAnswer, answer), what);
+  Write("kms_zk_fuzz", With(query.forking ? kZkPeerAnswerForking : kZkPeerAnswer, answer), what);
 }
 
 void PeerAnswerRefused(const Bytes& answer, const char* what, kms::Outcome outcome, int error_no,

@@ -336,7 +336,7 @@ TEST_F(KmsZkTest, NetworkFunctionGetsTheUnforkedKeysOfAnyTicketOfThisKms) {
 // per rule.
 class PeerAnswerTest : public ::testing::Test {
  protected:
-  static PeerQuery Query() { return PeerQuery{0x1234, 1, kIssuer, kBob}; }
+  static PeerQuery Query(bool forking = false) { return PeerQuery{0x1234, 1, kIssuer, kBob, forking}; }
 
   // An empty message with the header the query expects.
   static mikey::Message Answer(mikey::DataType type) {
@@ -355,6 +355,7 @@ class PeerAnswerTest : public ::testing::Test {
     m.payloads.emplace_back(UriIdr(mikey::IdRole::kKms, kIssuer));
     std::vector<mikey::KeyDataPayload> keys = {
         MpkKeyData(SecretBytes(16, 0x11), {1, 2, 3, 4}, kMpkiSpiSuffix),
+        MpkKeyData(SecretBytes(16, 0x12), {1, 2, 3, 4}, kMpkrSpiSuffix),
         mikey::KeyDataPayload{static_cast<uint8_t>(mikey::KeyType::kTgk), SecretBytes(16, 0x22), std::nullopt,
                               SpiWithSuffix({1, 2, 3, 4}, 0x10)}};
     auto chain = mikey::EncodeKeyDataChain(keys);
@@ -370,21 +371,32 @@ class PeerAnswerTest : public ::testing::Test {
     return m;
   }
 
-  static StepResult<ResponseContent> Read(const mikey::Message& m) {
+  static StepResult<ResponseContent> Read(const mikey::Message& m, bool forking = false) {
     auto bytes = mikey::Encode(m);
     EXPECT_TRUE(bytes.ok());
-    return ReadPeerAnswer(*bytes, Query());
+    return ReadPeerAnswer(*bytes, Query(forking));
   }
 };
 
 TEST_F(PeerAnswerTest, ValidAnswersGiveTheirKeys) {
   for (bool forked : {false, true}) {
-    auto content = Read(Valid(forked));
+    auto content = Read(Valid(forked), forked);
     ASSERT_TRUE(content.ok()) << content.error().detail;
-    ASSERT_EQ(content->kemac_keys.size(), 2u);
-    EXPECT_EQ(content->kemac_keys[1].key, SecretBytes(16, 0x22));
+    ASSERT_EQ(content->kemac_keys.size(), 3u);
+    EXPECT_EQ(content->kemac_keys[2].key, SecretBytes(16, 0x22));
     EXPECT_EQ(content->after_kemac.size(), forked ? 2u : 0u);
+    // The other way round: refused.
+    auto mismatch = Read(Valid(forked), !forked);
+    ASSERT_FALSE(mismatch.ok());
+    EXPECT_EQ(mismatch.error().refusal, Refusal::kPeerUnavailable);
+    EXPECT_NE(mismatch.error().detail.find("fork"), std::string::npos) << mismatch.error().detail;
   }
+  // A forked answer with a short RANDRkms.
+  mikey::Message short_rand = Valid(true);
+  std::get<mikey::RandrPayload>(short_rand.payloads[short_rand.payloads.size() - 2]).rand.resize(8);
+  auto refused = Read(short_rand, true);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().detail.find("RANDRkms"), std::string::npos) << refused.error().detail;
 }
 
 TEST_F(PeerAnswerTest, EveryDeviationIsRefused) {
