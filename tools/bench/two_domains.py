@@ -46,6 +46,8 @@ ZK_TIMEOUTS = {"connect_timeout_ms": 1000, "response_timeout_ms": 3000, "retry_a
 
 
 def programs_in(build):
+    """The programs of a build directory, as absolute paths (the domains run in their own directories)."""
+    build = os.path.abspath(build)
     return Programs(os.path.join(build, "firmware/tkmsd/tkmsd"), os.path.join(build, "tools/tkmsctl/tkmsctl"),
                     os.path.join(build, "tools/ue_cli/tkms-ue"), os.path.join(build, "tools/bench/tkms-bench"))
 
