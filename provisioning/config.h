@@ -136,7 +136,10 @@ struct TokenConfig {
 struct ZkConfig {
   unsigned connect_timeout_ms = 2000;      // TCP connect + TLS handshake (100..60000)
   unsigned response_timeout_ms = 5000;     // request written to response read (100..600000)
-  unsigned max_connections_per_peer = 8;   // pooled connections = requests in progress per peer (1..256)
+  // Pooled connections = requests in progress per peer (1..256); tkmsd uses
+  // at most half of http.worker_threads, so a silent peer cannot hold every
+  // Ua handler thread.
+  unsigned max_connections_per_peer = 4;
   unsigned retry_after_failure_ms = 1000;  // after a connect/handshake failure: fail at once this long (0..600000)
   bool operator==(const ZkConfig&) const = default;
 };

@@ -1,5 +1,6 @@
 #include "firmware/tkmsd/zk_node.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 #include <vector>
@@ -32,6 +33,10 @@ Result<std::shared_ptr<ZkNode::Built>> ZkNode::Build(const provisioning::KmsConf
   if (!trust.ok()) return trust.error();
   built->trust = std::move(*trust);
   built->settings = zk::ZkPeerSettings::From(config.zk);
+  // A Ua handler thread waits for the peer's answer: one silent peer may
+  // hold at most half of them, so local requests are still served.
+  const unsigned half_the_workers = std::max(1u, config.http.worker_threads / 2);
+  built->settings.max_connections_per_peer = std::min(built->settings.max_connections_per_peer, half_the_workers);
 
   auto chain = ZkCertificateChain(config);
   if (!chain.ok()) return chain.error();

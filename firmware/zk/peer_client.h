@@ -73,7 +73,7 @@ struct ZkPool;  // one relation's connections (peer_client.cpp)
 struct ZkPeerSettings {
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds response_timeout{5000};
-  unsigned max_connections_per_peer = 8;
+  unsigned max_connections_per_peer = 4;
   std::chrono::milliseconds retry_after_failure{1000};
   // Largest answer body accepted (base64 of a RESOLVE_RESP or Error).
   size_t max_response_bytes = 256 * 1024;

@@ -44,6 +44,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 CASE = sys.argv[1]
@@ -228,15 +229,29 @@ def case_peer_down(d, work):
     check(agreed(d.call(alice, bob)[1]), "a call A -> B (keep-alive Zk connection from B to A)")
     bound = (ZK_TIMEOUTS["connect_timeout_ms"] + ZK_TIMEOUTS["response_timeout_ms"]) / 1000.0 + 2.0
 
-    # A slow peer: A stopped, its sockets still there.
+    # A slow peer: A stopped, its sockets still there. More resolves wait for
+    # it than B's per-peer cap; meanwhile a call inside domain B is served
+    # (the waiting ones hold at most half of B's handler threads).
     sdp = offer(d, work, "slow", alice, bob)
+    waiting = [offer(d, work, "slow%d" % i, alice, bob) for i in range(6)]
+    results = {}
     d.a.proc.send_signal(signal.SIGSTOP)
     try:
+        threads = [threading.Thread(target=lambda i=i, s=w: results.__setitem__(i, answer(d, work, s, bob)))
+                   for i, w in enumerate(waiting)]
+        for t in threads:
+            t.start()
+        code, out, _ = d.call((d.b, "bert"), bob)
+        check(code == 0 and agreed(out), "while resolves wait for the stopped A, a call inside B is served", out)
         code, out, seconds = answer(d, work, sdp, bob)
+        for t in threads:
+            t.join()
     finally:
         d.a.proc.send_signal(signal.SIGCONT)
     check(code != 0 and re.search(r"\b503\b", out), "A stopped: bob's resolve at B answers 503", out)
     check(seconds < bound, "... within connect + response timeouts (%.1f s < %.1f s)" % (seconds, bound), out)
+    check(all(r[0] != 0 and re.search(r"\b503\b", r[1]) and r[2] < bound for r in results.values()),
+          "every waiting resolve got 503 within the bound", repr(results))
     check(d.b.alive(), "B still runs")
 
     # A gone: connection refused.

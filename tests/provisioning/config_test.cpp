@@ -644,7 +644,7 @@ TEST(ConfigTest, ZkSectionsParseAndRoundTrip) {
   auto minimal = ParseConfig(kMinimal);
   ASSERT_TRUE(minimal.ok());
   EXPECT_EQ(minimal->listen.zk, "");
-  EXPECT_EQ(minimal->zk, (ZkConfig{2000, 5000, 8, 1000}));
+  EXPECT_EQ(minimal->zk, (ZkConfig{2000, 5000, 4, 1000}));
   EXPECT_TRUE(minimal->network_functions.empty());
   EXPECT_TRUE(minimal->kms_certificate_chain.empty());
   // zk is local, the rest provisioned.
