@@ -113,6 +113,7 @@ void ZkNode::Apply(const std::shared_ptr<Built>& built) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     trust_ = built->trust;
+    authorized_.clear();  // decided under the old trust
     client_chain_ = built->chain;
     client_key_label_ = built->key_label;
     client_tls_ = built->client_tls;
@@ -152,11 +153,36 @@ std::shared_ptr<const zk::ZkTrust> ZkNode::trust() const {
   return trust_;
 }
 
+std::optional<zk::ZkClient> ZkNode::AuthorizeCached(const web::PeerIdentity& identity) {
+  const std::time_t now = std::time(nullptr);
+  std::shared_ptr<const zk::ZkTrust> trust;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto it = authorized_.find(identity.certificate_sha256);
+    if (it != authorized_.end() && it->second.trust == trust_ && now >= it->second.valid_from &&
+        now <= it->second.valid_until) {
+      return it->second.client;
+    }
+    trust = trust_;
+  }
+  // A miss: the whole rule (a CA signature check, ~ms), then remembered for
+  // this trust until the certificate's validity ends or kAuthorizationTtl.
+  auto client = trust->Authorize(identity.certificate_der, now);
+  pki::X509Chain parsed;
+  if (!parsed.AddDer(identity.certificate_der, "client certificate").ok()) return client;
+  CachedAuthorization entry{trust, client, parsed.front().not_before(),
+                            std::min<std::time_t>(parsed.front().not_after(), now + kAuthorizationTtlSeconds)};
+  std::lock_guard<std::mutex> lock(mu_);
+  if (trust != trust_) return client;  // a reload happened meanwhile: do not remember
+  if (authorized_.size() >= kMaxCachedAuthorizations) authorized_.clear();
+  authorized_[identity.certificate_sha256] = std::move(entry);
+  return client;
+}
+
 web::ZkAuthorizer ZkNode::authorizer() {
   return [this](const web::PeerIdentity& identity) {
     web::ZkAuthorization out;
-    const auto trust = this->trust();
-    const auto client = trust->Authorize(identity.certificate_der, std::time(nullptr));
+    const auto client = AuthorizeCached(identity);
     if (!client) {
       out.refusal = "the certificate belongs to no trust relation or network function";
       return out;

@@ -21,6 +21,8 @@
 
 #include <ctime>
 #include <functional>
+#include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -78,12 +80,26 @@ class ZkNode {
   void Apply(const std::shared_ptr<Built>& built);
   std::shared_ptr<const zk::ZkTrust> trust() const;
   std::shared_ptr<zk::ZkPeerClient> peers() const;
+  // ZkTrust::Authorize, remembered per certificate (SHA-256) for the trust
+  // in force: the CA signature check costs milliseconds, and a peer KMS sends
+  // many requests on one certificate. Forgotten on every Apply, when the
+  // certificate's validity ends, and after kAuthorizationTtlSeconds.
+  std::optional<zk::ZkClient> AuthorizeCached(const web::PeerIdentity& identity);
+  static constexpr std::time_t kAuthorizationTtlSeconds = 60;
+  static constexpr size_t kMaxCachedAuthorizations = 1024;
+  struct CachedAuthorization {
+    std::shared_ptr<const zk::ZkTrust> trust;
+    std::optional<zk::ZkClient> client;
+    std::time_t valid_from = 0;
+    std::time_t valid_until = 0;
+  };
 
   keystore::Keystore& keystore_;
   TokenFailureListener on_token_failure_;
   Client client_;
   mutable std::mutex mu_;
   std::shared_ptr<const zk::ZkTrust> trust_;  // guarded by mu_
+  std::map<web::CertificateFingerprint, CachedAuthorization> authorized_;  // guarded by mu_
   std::shared_ptr<zk::ZkPeerClient> peers_;   // guarded by mu_; nullptr without a TLS identity
   // The client TLS configuration in use and what it was made from: kept
   // across reloads that do not change the identity, so the pools survive.
