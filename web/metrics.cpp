@@ -277,11 +277,21 @@ void Metrics::SetTextSource(std::string name, std::function<std::string()> rende
   text_sources_.emplace_back(std::move(name), std::move(shared));
 }
 
+namespace {
+constexpr std::array<std::string_view, 3> kZkClientNames = {"peer_kms", "network_function", "unauthorised"};
+}  // namespace
+
+std::string_view Metrics::ZkClientName(ZkClient client) {
+  const auto c = static_cast<size_t>(client);
+  return c < kZkClientNames.size() ? kZkClientNames[c] : "unauthorised";
+}
+
 void Metrics::RenderZk(std::string& out) const {
   Header(out, "tkms_zk_requests_total", "counter",
          "Requests on the Zk listener, by client (peer KMS, network function, unauthorised certificate) and "
          "result.");
-  constexpr std::array<std::string_view, kZkClients> kClients = {"peer_kms", "network_function", "unauthorised"};
+  static_assert(kZkClientNames.size() == kZkClients);
+  const auto& kClients = kZkClientNames;
   constexpr std::array<std::string_view, kZkResults> kResults = {
       "ok", "mikey_error", "bad_request", "unavailable", "internal", "forbidden", "rejected"};
   for (size_t c = 0; c < kClients.size(); ++c) {

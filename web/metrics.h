@@ -69,6 +69,8 @@ class Metrics {
   enum class ZkClient : uint8_t { kPeerKms, kNetworkFunction, kUnauthorised };
   enum class ZkResult : uint8_t { kOk, kMikeyError, kBadRequest, kUnavailable, kInternal, kForbidden, kRejected };
   void RecordZkRequest(ZkClient client, ZkResult result);
+  // "peer_kms", "network_function", "unauthorised" (the client label).
+  static std::string_view ZkClientName(ZkClient client);
   uint64_t zk_requests(ZkClient client, ZkResult result) const;
 
   // Readers (tests, tkmsd).

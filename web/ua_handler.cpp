@@ -223,9 +223,7 @@ void LogZkAudit(const UaRecord& rec, int status, const std::string& mikey_error)
   line.Add("audit", "1")
       .Add("id", rec.id)
       .Add("peer", rec.peer)
-      .Add("client_kind", zk.kind == kms::ZkClientKind::kPeerKms           ? "peer_kms"
-                          : zk.kind == kms::ZkClientKind::kNetworkFunction ? "network_function"
-                                                                           : "unauthorised")
+      .Add("client_kind", Metrics::ZkClientName(ZkClientOf(rec)))
       .Add("client", zk.name.empty() ? std::string("-") : zk.name)
       .Add("certificate_subject", rec.certificate_subject.empty() ? std::string("-") : rec.certificate_subject)
       .Add("certificate_sha256", rec.certificate_sha256.empty() ? std::string("-") : rec.certificate_sha256)
