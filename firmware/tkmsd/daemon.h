@@ -44,6 +44,12 @@ struct DaemonOptions {
   // development token if it pins none yet (production tokens get theirs from
   // `tkmsctl token init --provisioning-anchor`).
   std::optional<std::string> provisioning_anchor;
+  // Least privilege (docs/tkmsd.md, "Privileges"): started as root, tkmsd
+  // drops to this user once its listeners are bound (--user, or the local
+  // configuration's "user"); as root without one it refuses to start unless
+  // allow_root (--allow-root) says so.
+  std::optional<std::string> user;  // --user NAME
+  bool allow_root = false;          // --allow-root
 };
 
 // Runs the daemon until SIGTERM/SIGINT; returns the process exit code.

@@ -35,6 +35,11 @@ int main(int argc, char** argv) {
   app.add_option("--provisioning-anchor", options.provisioning_anchor,
                  "--dev only: pin this certificate (PEM or DER) as the development token's provisioning anchor")
       ->needs(dev);
+  app.add_option("--user", options.user,
+                 "Started as root: run as this user once the listeners are bound (overrides the configuration's "
+                 "\"user\")");
+  app.add_flag("--allow-root", options.allow_root,
+               "Keep running as root when no --user is given (not for production)");
   config->excludes(dev);
   state->needs(dev);
   dev->needs(state);

@@ -172,7 +172,7 @@ def appliance(tmp, ks, key_uri, signer_pem, ca_pem):
     with open(log_path, "w") as log:
         env = dict(os.environ)
         env.pop("TKMS_PIN", None)
-        proc = subprocess.Popen([TKMSD, "--config", local, "--bundle", bundle1, "--listen", "127.0.0.1:0",
+        proc = subprocess.Popen([TKMSD, "--allow-root", "--config", local, "--bundle", bundle1, "--listen", "127.0.0.1:0",
                                  "--admin-listen", "127.0.0.1:0", "--ready-file", ready],
                                 stdout=log, stderr=subprocess.STDOUT, env=env)
     try:

@@ -77,7 +77,8 @@ Result<std::unique_ptr<TkmsdProcess>> TkmsdProcess::Start(const Options& options
   p->log_path_ = options.work_dir + "/tkmsd.log";
   const int log_fd = ::open(p->log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (log_fd < 0) return Internal("cannot open " + p->log_path_);
-  std::vector<std::string> argv{TkmsdPath()};
+  // The suite runs as root in CI; production drops privileges (--user).
+  std::vector<std::string> argv{TkmsdPath(), "--allow-root"};
   argv.insert(argv.end(), options.args.begin(), options.args.end());
   for (std::string a : {"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--ready-file"}) argv.push_back(a);
   argv.push_back(ready);

@@ -123,7 +123,7 @@ class Tkmsd:
         if os.path.exists(self.ready):
             os.unlink(self.ready)
         with open(self.log, "w") as log:
-            self.proc = subprocess.Popen([TKMSD, *args, "--ready-file", self.ready], stdout=log,
+            self.proc = subprocess.Popen([TKMSD, "--allow-root", *args, "--ready-file", self.ready], stdout=log,
                                          stderr=subprocess.STDOUT, env=clean_env(), cwd=work)
         ok = eventually(lambda: os.path.exists(self.ready) or self.proc.poll() is not None, 60)
         check(ok and os.path.exists(self.ready), "tkmsd %s is serving" % " ".join(args), self.logtext())
@@ -723,16 +723,16 @@ def case_refusals(work):
     for name, listen, tls, field in cases:
         cfg = config_file(work, state, name, listen, tls)
         ready = os.path.join(work, name + ".ready")
-        p = run([TKMSD, "--config", cfg, "--ready-file", ready], expect=None, timeout=60, cwd=work)
+        p = run([TKMSD, "--allow-root", "--config", cfg, "--ready-file", ready], expect=None, timeout=60, cwd=work)
         check(p.returncode != 0, "%s: tkmsd exits non-zero (%d)" % (name, p.returncode), p.stdout + p.stderr)
         check(field in p.stderr, "%s: the refusal names %s" % (name, field), p.stderr)
         check(not os.path.exists(ready), "%s: no ready file" % name)
     # The rules apply again after the command line's overrides.
     cfg = config_file(work, state, "override", {"ua": "127.0.0.1:0", "admin": "127.0.0.1:0"}, {})
-    p = run([TKMSD, "--config", cfg, "--admin-listen", "0.0.0.0:%d" % free], expect=None, timeout=60, cwd=work)
+    p = run([TKMSD, "--allow-root", "--config", cfg, "--admin-listen", "0.0.0.0:%d" % free], expect=None, timeout=60, cwd=work)
     check(p.returncode != 0 and "listen.admin" in p.stderr, "--admin-listen 0.0.0.0 without client certificates: "
           "refused naming listen.admin", p.stderr)
-    p = run([TKMSD, "--config", cfg, "--listen", "0.0.0.0:%d" % free], expect=None, timeout=60, cwd=work)
+    p = run([TKMSD, "--allow-root", "--config", cfg, "--listen", "0.0.0.0:%d" % free], expect=None, timeout=60, cwd=work)
     check(p.returncode != 0 and "listen.ua" in p.stderr, "--listen 0.0.0.0: refused naming listen.ua", p.stderr)
     # With consent, plain Ua on 0.0.0.0 starts (the control).
     cfg = config_file(work, state, "ua_any_consent", {"ua": "0.0.0.0:0", "admin": "127.0.0.1:0",

@@ -128,7 +128,7 @@ def start_dev(build, dev_dir, ready_file, log_path=None, host="127.0.0.1", extra
     Ua (--dev's development CA is then dev_ca(dev_dir), the server chain
     dev_chain(dev_dir)) and admin. --tls-listen is always given: --dev alone
     would bind 127.0.0.1:8443, which another run may hold."""
-    cmd = [tkmsd_path(build), "--dev", "--state-dir", dev_dir, "--listen", host + ":0",
+    cmd = [tkmsd_path(build), "--allow-root", "--dev", "--state-dir", dev_dir, "--listen", host + ":0",
            "--admin-listen", host + ":0", "--tls-listen", host + ":0",
            "--ready-file", ready_file] + list(extra_args)
     return _start(cmd, ready_file, log_path)
@@ -186,7 +186,7 @@ def start_config(build, config, config_file, ready_file, log_path=None, host="12
     host (the HTTPS Ua listener too, if the configuration has one)."""
     with open(config_file, "w") as f:
         json.dump(config, f, indent=2)
-    cmd = [tkmsd_path(build), "--config", config_file, "--listen", host + ":0",
+    cmd = [tkmsd_path(build), "--allow-root", "--config", config_file, "--listen", host + ":0",
            "--admin-listen", host + ":0", "--ready-file", ready_file]
     if config.get("listen", {}).get("ua_tls"):
         cmd += ["--tls-listen", host + ":0"]

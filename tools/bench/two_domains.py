@@ -234,7 +234,7 @@ class Domain:
         if os.path.exists(ready):
             os.unlink(ready)
         with open(self.log, "a") as log:
-            self.proc = subprocess.Popen([self.p.tkmsd, "--config", local, "--bundle", self.bundle_file,
+            self.proc = subprocess.Popen([self.p.tkmsd, "--allow-root", "--config", local, "--bundle", self.bundle_file,
                                           "--ready-file", ready], stdout=log, stderr=subprocess.STDOUT,
                                          env=clean_env(), cwd=self.dir)
         try:
