@@ -55,6 +55,7 @@ constexpr Section kSections[] = {
     {"token", true},
     {"mikey", true},
     {"zk", true},
+    {"user", true},
     {"policy_classes", false},
     {"default_policy_class", false},
     {"token_users", false},
@@ -120,6 +121,10 @@ Result<KmsConfig> ReadConfig(const Json& root, ConfigRole role) {
   if (role != ConfigRole::kBundle) TKMS_RETURN_IF_ERROR(ReadToken(Member(root, "token"), config.token));
   if (const Json* v = Member(root, "mikey"); v != nullptr) TKMS_RETURN_IF_ERROR(ReadMikey(*v, config.mikey));
   if (const Json* v = Member(root, "zk"); v != nullptr) TKMS_RETURN_IF_ERROR(ReadZk(*v, config.zk));
+  if (const Json* v = Member(root, "user"); v != nullptr) {
+    TKMS_RETURN_IF_ERROR(ParseString(*v, "user", config.user));
+    TKMS_RETURN_IF_ERROR(CheckUserName(config.user, "user"));
+  }
 
   const Json* classes = Member(root, "policy_classes");
   TKMS_RETURN_IF_ERROR(ReadPolicyClasses(classes, config.policy_classes));
@@ -282,6 +287,7 @@ KmsConfig CombineConfig(const KmsConfig& local, const KmsConfig& bundle) {
   combined.token = local.token;
   combined.mikey = local.mikey;
   combined.zk = local.zk;
+  combined.user = local.user;
   return combined;
 }
 

@@ -270,6 +270,9 @@ struct KmsConfig {
   TokenConfig token;
   MikeyConfig mikey;
   ZkConfig zk;
+  // Local: the account tkmsd runs as when started as root (it drops to it
+  // once its listeners are bound; --user overrides). Empty: none.
+  std::string user;
   std::map<std::string, PolicyClass> policy_classes;  // always has default_policy_class
   std::string default_policy_class = "default";
   // Also serve every "user:" PSK object on the token (tkmsctl user add) that

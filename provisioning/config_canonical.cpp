@@ -15,8 +15,9 @@ using Json = nlohmann::json;
 
 namespace {
 
-// The local sections: listen, http, tls, token, mikey, zk.
+// The local sections: listen, http, tls, token, mikey, zk, user.
 void PutLocalSections(const KmsConfig& config, Json& root) {
+  if (!config.user.empty()) root["user"] = config.user;
   Json& listen = root["listen"] = Json::object();
   listen["ua"] = config.listen.ua;
   listen["ua_tls"] = config.listen.ua_tls;

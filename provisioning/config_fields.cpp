@@ -123,6 +123,21 @@ Status CheckFileName(std::string_view text, const std::string& path, bool absolu
   return Status::Ok();
 }
 
+// Account names (the "user" tkmsd drops to): 1..32 bytes of the portable
+// set [a-z_][a-z0-9_-]* that Debian's adduser accepts for system users.
+Status CheckUserName(std::string_view text, const std::string& path) {
+  constexpr size_t kMaxUserNameBytes = 32;
+  if (text.empty() || text.size() > kMaxUserNameBytes) {
+    return Invalid(path, "a user name must have 1.." + std::to_string(kMaxUserNameBytes) + " bytes");
+  }
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const bool ok = (c >= 'a' && c <= 'z') || c == '_' || (i > 0 && ((c >= '0' && c <= '9') || c == '-'));
+    if (!ok) return Invalid(path, "user name " + Quote(text) + " is not of the form [a-z_][a-z0-9_-]*");
+  }
+  return Status::Ok();
+}
+
 Status CheckTokenSpec(std::string_view text, const std::string& path) {
   if (text.empty()) return Invalid(path, "must not be empty");
   if (text.size() > kMaxTokenSpecBytes) {

@@ -79,6 +79,7 @@ Status CheckIdentity(std::string_view text, const std::string& path);
 // File names: 1..4095 bytes without control characters; `absolute` wants a
 // leading '/'.
 Status CheckFileName(std::string_view text, const std::string& path, bool absolute);
+Status CheckUserName(std::string_view text, const std::string& path);
 Status CheckTokenSpec(std::string_view text, const std::string& path);
 Status CheckPolicyName(std::string_view name, const std::string& path);
 

@@ -232,29 +232,15 @@ class EventListener final : public HttpListener {
 
 Status EventListener::Start(const ListenAddress& address) {
   const std::string prefix = config_.name + " " + config_.listen + ": ";
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(address.port);
-  if (inet_pton(AF_INET, address.address.c_str(), &sa.sin_addr) != 1) {
-    return InvalidArgument(prefix + "not an IPv4 address");
+  std::shared_ptr<ListenSocket> socket = config_.socket;
+  if (!socket) {
+    auto bound = ListenSocket::Bind(config_.name, config_.listen, config_.reuse_port);
+    if (!bound.ok()) return bound.error();
+    socket = std::move(*bound);
   }
-  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) return FailedPrecondition(prefix + "socket: " + ErrnoText(errno));
-  const int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (config_.reuse_port && setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-    return FailedPrecondition(prefix + "SO_REUSEPORT: " + ErrnoText(errno));
-  }
-  if (bind(listen_fd_, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
-    return FailedPrecondition(prefix + "cannot bind to " + address.ToString() + ": " + ErrnoText(errno));
-  }
-  if (listen(listen_fd_, kListenBacklog) != 0) return FailedPrecondition(prefix + "listen: " + ErrnoText(errno));
-  sockaddr_in bound{};
-  socklen_t len = sizeof bound;
-  if (getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
-    return Internal(prefix + "getsockname: " + ErrnoText(errno));
-  }
-  port_ = ntohs(bound.sin_port);
+  listen_fd_ = socket->Take();
+  if (listen_fd_ < 0) return FailedPrecondition(prefix + "the socket was given to another listener");
+  port_ = socket->port();
   address_ = address.address;
 
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -949,6 +935,44 @@ void EventListener::Work() {
 }
 
 }  // namespace
+
+Result<std::shared_ptr<ListenSocket>> ListenSocket::Bind(const std::string& name, const std::string& listen,
+                                                         bool reuse_port) {
+  const std::string prefix = name + " " + listen + ": ";
+  auto address = ParseListenAddress(listen);
+  if (!address.ok()) return Status(address.error().code(), prefix + address.error().message());
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(address->port);
+  if (inet_pton(AF_INET, address->address.c_str(), &sa.sin_addr) != 1) {
+    return InvalidArgument(prefix + "not an IPv4 address");
+  }
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return FailedPrecondition(prefix + "socket: " + ErrnoText(errno));
+  std::shared_ptr<ListenSocket> made(new ListenSocket(fd, address->address, 0));
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    return FailedPrecondition(prefix + "SO_REUSEPORT: " + ErrnoText(errno));
+  }
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
+    return FailedPrecondition(prefix + "cannot bind to " + address->ToString() + ": " + ErrnoText(errno));
+  }
+  if (::listen(fd, kListenBacklog) != 0) return FailedPrecondition(prefix + "listen: " + ErrnoText(errno));
+  sockaddr_in bound{};
+  socklen_t len = sizeof bound;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
+    return Internal(prefix + "getsockname: " + ErrnoText(errno));
+  }
+  made->port_ = ntohs(bound.sin_port);
+  return made;
+}
+
+ListenSocket::~ListenSocket() {
+  if (fd_ >= 0) close(fd_);
+}
+
+int ListenSocket::Take() { return std::exchange(fd_, -1); }
 
 Result<std::unique_ptr<HttpListener>> StartListener(const ListenerConfig& config, HttpHandler& handler) {
   const std::string prefix = config.name + " " + config.listen + ": ";

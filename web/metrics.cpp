@@ -288,13 +288,16 @@ std::string_view Metrics::ZkClientName(ZkClient client) {
 
 void Metrics::RenderZk(std::string& out) const {
   Header(out, "tkms_zk_requests_total", "counter",
-         "Requests on the Zk listener, by client (peer KMS, network function, unauthorised certificate) and "
-         "result.");
+         "Requests on the Zk listener, by client (peer KMS, unauthorised certificate) and result.");
   static_assert(kZkClientNames.size() == kZkClients);
   const auto& kClients = kZkClientNames;
   constexpr std::array<std::string_view, kZkResults> kResults = {
       "ok", "mikey_error", "bad_request", "unavailable", "internal", "forbidden", "rejected"};
   for (size_t c = 0; c < kClients.size(); ++c) {
+    // A network function's resolves (lawful interception) are recorded in
+    // the audit log only: the admin plane may be read by anyone on the box,
+    // and interception must not be detectable from it (TS 33.126).
+    if (static_cast<ZkClient>(c) == ZkClient::kNetworkFunction) continue;
     for (size_t r = 0; r < kResults.size(); ++r) {
       Sample(out, "tkms_zk_requests_total",
              "client=\"" + std::string(kClients[c]) + "\",result=\"" + std::string(kResults[r]) + "\"",

@@ -75,14 +75,17 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(const WebServerOptions& opti
   std::unique_ptr<WebServer> server(new WebServer(options, service));
 
   if (!options.ua_listen.empty()) {
-    auto ua = StartListener(UaListenerConfig(options, "Ua listener", options.ua_listen, nullptr), server->ua_handler_);
+    ListenerConfig ua_config = UaListenerConfig(options, "Ua listener", options.ua_listen, nullptr);
+    ua_config.socket = options.sockets.ua;
+    auto ua = StartListener(ua_config, server->ua_handler_);
     if (!ua.ok()) return std::move(ua).error();
     server->ua_ = std::move(*ua);
     server->ua_port_ = server->ua_->port();
   }
   if (!options.ua_tls_listen.empty()) {
-    auto ua_tls = StartListener(UaListenerConfig(options, "Ua TLS listener", options.ua_tls_listen, options.ua_tls),
-                                server->ua_handler_);
+    ListenerConfig ua_tls_config = UaListenerConfig(options, "Ua TLS listener", options.ua_tls_listen, options.ua_tls);
+    ua_tls_config.socket = options.sockets.ua_tls;
+    auto ua_tls = StartListener(ua_tls_config, server->ua_handler_);
     if (!ua_tls.ok()) return std::move(ua_tls).error();  // ~WebServer stops the others
     server->ua_tls_ = std::move(*ua_tls);
     server->ua_tls_port_ = server->ua_tls_->port();
@@ -92,6 +95,7 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(const WebServerOptions& opti
     ListenerConfig zk_config = UaListenerConfig(options, "Zk listener", options.zk_listen, options.zk_tls);
     zk_config.log_name = std::string("zk");
     zk_config.threads = options.zk_threads;
+    zk_config.socket = options.sockets.zk;
     auto zk = StartListener(zk_config, *server->zk_handler_);
     if (!zk.ok()) return std::move(zk).error();
     server->zk_ = std::move(*zk);
@@ -112,6 +116,7 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(const WebServerOptions& opti
   admin_config.max_pending_requests = 64;
   admin_config.drain_timeout_ms = options.drain_timeout_ms;
   admin_config.tls = options.admin_tls;
+  admin_config.socket = options.sockets.admin;
   auto admin = StartListener(admin_config, server->admin_handler_);
   if (!admin.ok()) return std::move(admin).error();
   server->admin_ = std::move(*admin);

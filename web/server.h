@@ -92,6 +92,13 @@ struct WebServerOptions {
   std::shared_ptr<TlsServer> zk_tls;
   ZkAuthorizer zk_authorizer;
   unsigned zk_threads = 4;
+  // Sockets bound before the server starts (tkmsd binds its ports before it
+  // drops privileges): a listener with one uses it instead of binding its
+  // *_listen address.
+  struct BoundSockets {
+    std::shared_ptr<ListenSocket> ua, ua_tls, admin, zk;
+  };
+  BoundSockets sockets;
 };
 
 // The ListenerConfig of a Ua-style listener from `options` (threads,

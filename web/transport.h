@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "firmware/base/status.h"
 #include "web/http_handler.h"
@@ -38,6 +39,31 @@
 namespace tkms::web {
 
 class TlsServer;
+
+// A listening TCP socket made before its listener starts. tkmsd binds every
+// port while it may still be root and single-threaded, then drops its
+// privileges (firmware/tkmsd/privileges.h) and starts the listeners on
+// these sockets. Errors are StartListener's.
+class ListenSocket {
+ public:
+  // name and listen as in ListenerConfig; reuse_port sets SO_REUSEPORT.
+  static Result<std::shared_ptr<ListenSocket>> Bind(const std::string& name, const std::string& listen,
+                                                    bool reuse_port);
+  ~ListenSocket();  // closes the socket unless a listener took it
+  ListenSocket(const ListenSocket&) = delete;
+  ListenSocket& operator=(const ListenSocket&) = delete;
+
+  uint16_t port() const { return port_; }  // the real one when listen said port 0
+  const std::string& address() const { return address_; }
+  // The descriptor, now the caller's; -1 once taken.
+  int Take();
+
+ private:
+  ListenSocket(int fd, std::string address, uint16_t port) : fd_(fd), address_(std::move(address)), port_(port) {}
+  int fd_;
+  std::string address_;
+  uint16_t port_;
+};
 
 struct ListenerConfig {
   std::string name;      // "Ua listener": prefixes every Start error
@@ -56,6 +82,9 @@ struct ListenerConfig {
   bool reuse_port = false;                 // SO_REUSEPORT: several processes share the port
   // Set: HTTPS with these credentials (rotated through TlsServer::Replace).
   std::shared_ptr<TlsServer> tls;
+  // Set: listen on this socket (bound to `listen` earlier) instead of
+  // binding now; the listener takes it.
+  std::shared_ptr<ListenSocket> socket;
 };
 
 class HttpListener {

@@ -3,15 +3,21 @@
 //
 // Why: key bytes that must exist in host memory for the duration of one
 // request are wiped when released, including the old block whenever the
-// vector reallocates. explicit_bzero cannot be removed as a dead store.
+// vector reallocates. explicit_bzero cannot be removed as a dead store. The
+// blocks come from the locked, never-dumped secret region
+// (secret_memory.h).
 // Comparisons of secrets and MACs go through ConstantTimeEquals.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdint>
 #include <memory>
+#include <new>
 #include <span>
 #include <vector>
+
+#include "firmware/base/secret_memory.h"
 
 namespace tkms {
 
@@ -24,10 +30,13 @@ struct WipingAllocator {
   WipingAllocator() noexcept = default;
   template <typename U>
   WipingAllocator(const WipingAllocator<U>&) noexcept {}  // NOLINT: rebind
-  T* allocate(std::size_t n) { return std::allocator<T>().allocate(n); }
+  T* allocate(std::size_t n) {
+    if (n > SIZE_MAX / sizeof(T)) throw std::bad_array_new_length();
+    return static_cast<T*>(AllocateSecretMemory(n * sizeof(T)));
+  }
   void deallocate(T* p, std::size_t n) noexcept {
     SecureWipe(p, n * sizeof(T));
-    std::allocator<T>().deallocate(p, n);
+    FreeSecretMemory(p, n * sizeof(T));
   }
   template <typename U>
   bool operator==(const WipingAllocator<U>&) const noexcept { return true; }

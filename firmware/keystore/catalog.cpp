@@ -349,13 +349,14 @@ Status Catalog::CheckUnused(const std::string& label, const Bytes& id) const {
   return Status::Ok();
 }
 
-Result<uint32_t> Catalog::CurrentTicketKeyId() const {
+Result<uint32_t> Catalog::CurrentTicketKeyId(std::optional<KeyType> type) const {
   std::optional<uint32_t> current;
   for (auto it = entries_.lower_bound(Identity{CKO_SECRET_KEY, std::string(kTicketKeyLabelPrefix), {}});
        it != entries_.end() && it->first.cls == CKO_SECRET_KEY &&
        it->first.label.compare(0, kTicketKeyLabelPrefix.size(), kTicketKeyLabelPrefix) == 0;
        ++it) {
     const std::optional<uint32_t>& n = it->second->info.ticket_key_id;
+    if (type.has_value() && it->second->info.type != *type) continue;
     if (n.has_value() && (!current.has_value() || *n > *current)) current = n;
   }
   if (!current.has_value()) return NotFound("there is no ticket key (see RotateTicketKey)");

@@ -77,8 +77,9 @@ class Catalog {
   std::shared_ptr<KeyEntry> Find(const Identity& identity) const;
   // kFailedPrecondition if a key has this label, or this non-empty id.
   Status CheckUnused(const std::string& label, const Bytes& id) const;
-  // The highest ticket key id; kNotFound if there is none.
-  Result<uint32_t> CurrentTicketKeyId() const;
+  // The highest ticket key id (of that type, if given); kNotFound if there
+  // is none.
+  Result<uint32_t> CurrentTicketKeyId(std::optional<KeyType> type = std::nullopt) const;
 
  private:
   struct Copy {

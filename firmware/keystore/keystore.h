@@ -204,6 +204,10 @@ class Keystore final {
   Result<KeyInfo> RotateTicketKey(KeyType type);
   // The highest ticket key id; kNotFound if there is none.
   Result<uint32_t> CurrentTicketKeyId();
+  // The highest id of a ticket key that can seal tickets: tickets are
+  // protected with keys derived by HMAC-SHA-256 from it (kms/base_ticket),
+  // so an aes-256 ticket key is skipped. kNotFound if there is none.
+  Result<uint32_t> CurrentSealingTicketKeyId();
 
   // --- using keys (keystore.cpp, token_crypto.cpp) ---
   // A SecretKey for provider() naming the secret key `selector` selects.

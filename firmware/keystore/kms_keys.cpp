@@ -20,7 +20,10 @@ Result<mikey::crypto::SecretKeyPtr> KeystoreKeys::UserPsk(ByteSpan psk_id) {
   return keystore_.FindSecretKey(KeySelector::Id(Bytes(psk_id.begin(), psk_id.end())));
 }
 
-Result<uint32_t> KeystoreKeys::CurrentTicketKeyId() { return keystore_.CurrentTicketKeyId(); }
+// Sealing needs an HMAC key: a newer aes-256 ticket key never becomes the
+// one tickets are sealed with (PrepareSnapshot refuses the reload that
+// brings it, tkmsd/reload.cpp).
+Result<uint32_t> KeystoreKeys::CurrentTicketKeyId() { return keystore_.CurrentSealingTicketKeyId(); }
 
 Result<mikey::crypto::SecretKeyPtr> KeystoreKeys::TicketKey(uint32_t key_id) {
   return keystore_.FindTicketKey(key_id);

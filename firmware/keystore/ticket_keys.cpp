@@ -16,6 +16,18 @@ Result<uint32_t> Keystore::CurrentTicketKeyId() {
   });
 }
 
+Result<uint32_t> Keystore::CurrentSealingTicketKeyId() {
+  return Guarded("Keystore::CurrentSealingTicketKeyId", [&]() -> Result<uint32_t> {
+    auto lock = ReadLock();
+    TKMS_RETURN_IF_ERROR(module_->CheckProcess());
+    auto id = catalog_->CurrentTicketKeyId(KeyType::kHmacSha256);
+    if (!id.ok() && id.error().code() == StatusCode::kNotFound) {
+      return NotFound("there is no hmac-sha256 ticket key (tkmsctl key rotate --type hmac-sha256)");
+    }
+    return id;
+  });
+}
+
 Result<KeyInfo> Keystore::RotateTicketKey(KeyType type) {
   return Guarded("Keystore::RotateTicketKey", [&]() -> Result<KeyInfo> {
     auto lock = WriteLock();

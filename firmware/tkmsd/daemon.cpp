@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -13,11 +15,13 @@
 
 #include "firmware/base/encoding.h"
 #include "firmware/base/log.h"
+#include "firmware/base/secret_memory.h"
 #include "firmware/keystore/keystore.h"
 #include "firmware/keystore/kms_keys.h"
 #include "firmware/keystore/provisioning_store.h"
 #include "firmware/kms/kms.h"
 #include "firmware/tkmsd/listener_tls.h"
+#include "firmware/tkmsd/privileges.h"
 #include "firmware/tkmsd/reload.h"
 #include "firmware/tkmsd/setup.h"
 #include "firmware/tkmsd/token_monitor.h"
@@ -35,6 +39,7 @@ Status WriteReadyFile(const std::string& path, const web::WebServer& server) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return Internal("creating " + tmp + ": " + std::strerror(errno) + " (as uid " + std::to_string(::geteuid()) + ")");
     out << nlohmann::json{{"ua_port", server.ua_port()},
                           {"ua_tls_port", server.ua_tls_port()},
                           {"admin_port", server.admin_port()},
@@ -159,6 +164,7 @@ class Daemon {
   void Serve(const sigset_t& signals);
 
  private:
+  Status BindSockets();     // every listening socket, before privileges are dropped
   Status LoadBundleMode();  // the signed bundle decides the snapshot
   Status LoadPlainMode();   // --dev or --config decide it
   Status StartService();    // KMS, token monitor, web server, metrics
@@ -178,6 +184,7 @@ class Daemon {
   std::unique_ptr<TokenMonitor> monitor_;
   ListenerTls tls_;
   std::unique_ptr<ZkNode> zk_;
+  web::WebServerOptions::BoundSockets sockets_;
   std::unique_ptr<web::WebServer> server_;
 };
 
@@ -188,7 +195,9 @@ Daemon::~Daemon() {
 }
 
 Status Daemon::Start() {
-  auto setup = o_.dev ? PrepareDev(o_) : PrepareConfig(o_);
+  // What may need root comes first: the configuration, the PIN file, the
+  // --dev state directory and the listening sockets (privileges.h).
+  auto setup = o_.dev ? LoadDevStep(o_) : LoadConfigStep(o_);
   if (!setup.ok()) return setup.error();
   setup_ = std::move(*setup);
   auto& config = setup_.config;
@@ -197,10 +206,20 @@ Status Daemon::Start() {
   if (o_.admin_listen) config.listen.admin = *o_.admin_listen;
   if (o_.tls_listen) config.listen.ua_tls = *o_.tls_listen;
   if (o_.zk_listen) config.listen.zk = *o_.zk_listen;
-  if (o_.dev) {
-    if (!o_.tls_listen) config.listen.ua_tls = "127.0.0.1:8443";
-    TKMS_RETURN_IF_ERROR(PrepareDevTls(*setup_.keystore, *o_.state_dir, config));
+  if (o_.dev && !o_.tls_listen) config.listen.ua_tls = "127.0.0.1:8443";
+  auto run_as = ResolveRunAs(o_.user ? *o_.user : config.user, o_.allow_root || o_.dev);
+  if (!run_as.ok()) return run_as.error();
+  if (o_.dev && *run_as) TKMS_RETURN_IF_ERROR(GiveDirectoryTo(*o_.state_dir, **run_as, /*recursive=*/true));
+  TKMS_RETURN_IF_ERROR(BindSockets());
+  TKMS_RETURN_IF_ERROR(DropPrivileges(*run_as));
+  if (::geteuid() == 0) {
+    LogLine(LogLevel::kWarn, "running_as_root")
+        .Add("reason", o_.dev ? "--dev" : "--allow-root")
+        .Add("hint", "give --user NAME (docs/tkmsd.md, \"Privileges and memory\")");
   }
+
+  TKMS_RETURN_IF_ERROR(o_.dev ? OpenDevToken(o_, setup_) : OpenToken(setup_));
+  if (o_.dev) TKMS_RETURN_IF_ERROR(PrepareDevTls(*setup_.keystore, *o_.state_dir, config));
   // Again after the command line's overrides (--dev allows plaintext Ua anywhere).
   TKMS_RETURN_IF_ERROR(provisioning::CheckListenSecurity(config, /*allow_plaintext_ua=*/o_.dev));
   TKMS_RETURN_IF_ERROR(o_.bundle_file ? LoadBundleMode() : LoadPlainMode());
@@ -208,6 +227,28 @@ Status Daemon::Start() {
   TKMS_RETURN_IF_ERROR(StartService());
   LogStarted(users);
   if (o_.ready_file) TKMS_RETURN_IF_ERROR(WriteReadyFile(*o_.ready_file, *server_));
+  return Status::Ok();
+}
+
+// Every configured listener's socket, while tkmsd may still be root (ports
+// below 1024) and has one thread.
+Status Daemon::BindSockets() {
+  const provisioning::ListenConfig& listen = setup_.config.listen;
+  const bool reuse_port = setup_.config.http.reuse_port;
+  struct Want {
+    const std::string& address;
+    const char* name;
+    std::shared_ptr<web::ListenSocket>& socket;
+  };
+  for (const Want& want : {Want{listen.ua, "Ua listener", sockets_.ua},
+                           Want{listen.ua_tls, "Ua TLS listener", sockets_.ua_tls},
+                           Want{listen.zk, "Zk listener", sockets_.zk},
+                           Want{listen.admin, "admin listener", sockets_.admin}}) {
+    if (want.address.empty()) continue;
+    auto bound = web::ListenSocket::Bind(want.name, want.address, reuse_port && &want.socket != &sockets_.admin);
+    if (!bound.ok()) return bound.error();
+    want.socket = std::move(*bound);
+  }
   return Status::Ok();
 }
 
@@ -317,6 +358,7 @@ Status Daemon::StartService() {
   web_options.zk_listen = config.listen.zk;
   web_options.zk_tls = zk_->listener_tls();
   web_options.zk_authorizer = zk_->authorizer();
+  web_options.sockets = sockets_;
   AddBundleRoute(web_options);
   auto server = web::WebServer::Start(web_options, kms);
   if (!server.ok()) return server.error();
@@ -351,6 +393,14 @@ void Daemon::AddGauges() {
                          [&kms] { return static_cast<double>(kms.replay_cache_size()); });
   (void)metrics.SetGauge("tkms_users", "Users the KMS serves",
                          [&kms] { return static_cast<double>(kms.snapshot()->users->size()); });
+  (void)metrics.SetGauge("tkms_secret_memory_locked",
+                         "1 if the region holding transient keys and the PIN is locked in RAM (mlock)",
+                         [] { return GetSecretMemoryStats().locked ? 1.0 : 0.0; });
+  (void)metrics.SetGauge("tkms_secret_memory_in_use_bytes", "Bytes of the secret region in use",
+                         [] { return static_cast<double>(GetSecretMemoryStats().in_use_bytes); });
+  (void)metrics.SetCounter("tkms_secret_memory_fallbacks_total",
+                           "Secret buffers served from the ordinary heap (region full or buffer too large)",
+                           [] { return static_cast<double>(GetSecretMemoryStats().fallback_allocations); });
   const ZkNode* zk = zk_.get();
   metrics.SetTextSource("zk_peers", [zk] { return zk->MetricsText(); });
   if (!applier_) return;
@@ -398,6 +448,12 @@ void Daemon::LogStarted(size_t users) const {
       .Add("token", setup_.keystore->token().label)
       .Add("users", static_cast<uint64_t>(users))
       .Add("ticket_key", ticket_key.ok() ? std::to_string(*ticket_key) : std::string("none"));
+  const SecretMemoryStats secret = GetSecretMemoryStats();
+  LogLine(secret.locked ? LogLevel::kInfo : LogLevel::kWarn, "privileges")
+      .Add("process", DescribePrivileges())
+      .Add("secret_memory_bytes", static_cast<uint64_t>(secret.region_bytes))
+      .Add("secret_memory_locked", secret.locked)
+      .Add("secret_memory_dontdump", secret.dontdump);
 }
 
 void Daemon::Serve(const sigset_t& signals) {
@@ -424,6 +480,11 @@ void Daemon::Serve(const sigset_t& signals) {
 
 int RunDaemon(const DaemonOptions& o) {
   SetLogLevel(ParseLevel(o.log_level));
+  // Before any secret is read (privileges.h).
+  if (Status s = ForbidCoreDumps(); !s.ok()) {
+    LogLine(LogLevel::kError, "start_failed").Add("error", s.message());
+    return 1;
+  }
   // Signals are taken synchronously by the main thread (sigwait); every
   // thread started from here on inherits the blocked mask.
   sigset_t signals;

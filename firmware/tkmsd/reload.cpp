@@ -58,6 +58,18 @@ Result<std::shared_ptr<const kms::KmsSnapshot>> PrepareSnapshot(const provisioni
       return FailedPrecondition("the token has no ticket key any more (" + key.error().message() + ")");
     }
   }
+  // The newest ticket key must be able to seal tickets (an hmac-sha256 key);
+  // otherwise tickets stay sealed with the newest one that can.
+  if (auto newest = keystore.CurrentTicketKeyId(); newest.ok()) {
+    auto sealing = keystore.CurrentSealingTicketKeyId();
+    if (!sealing.ok() || *sealing != *newest) {
+      return FailedPrecondition(
+          "ticket key " + std::to_string(*newest) + " is not an hmac-sha256 key and cannot seal tickets (" +
+          (sealing.ok() ? "ticket key " + std::to_string(*sealing) + " keeps sealing them"
+                        : std::string("no ticket key can")) +
+          "); rotate again with: tkmsctl key rotate --type hmac-sha256, then destroy key " + std::to_string(*newest));
+    }
+  }
   auto snap = BuildSnapshot(config, keystore);
   if (!snap.ok()) return snap.error();
   const auto missing = running != nullptr ? UnservedUsers(config, *(*snap)->users) : std::vector<std::string>{};

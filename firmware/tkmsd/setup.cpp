@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "firmware/base/log.h"
@@ -103,18 +104,41 @@ Status AddDemoUsers(keystore::Keystore& keystore, const std::string& ue_dir) {
   return Status::Ok();
 }
 
-// --dev: a SoftHSM2 token in DIR, a ticket key, demo users alice and bob.
+// TKMS_PIN has been read: its bytes are wiped where the environment keeps
+// them and the variable removed, so the PIN is not kept in the process's
+// memory beyond the keystore's locked copy.
+void ScrubPinFromEnvironment() {
+  if (char* value = std::getenv(kPinEnv); value != nullptr) {
+    SecureWipe(value, std::strlen(value));
+    ::unsetenv(kPinEnv);
+  }
+}
+
 }  // namespace
 
-Result<Setup> PrepareDev(const DaemonOptions& o) {
+Result<Setup> LoadDevStep(const DaemonOptions& o) {
   const std::string dir = *o.state_dir;
   TKMS_RETURN_IF_ERROR(pkcs11::CreateSoftHsmStateDir(dir));
+  Setup setup;
+  setup.config.kms_identity = kDevKmsIdentity;
+  setup.config.token.module_path = ModuleFromEnvironment();
+  setup.config.token.token = kDevTokenLabel;
+  setup.config.token.pin_file = dir + "/token.pin";
+  setup.config.token.softhsm2_conf = pkcs11::SoftHsmConfPath(dir);
+  setup.config.policy_classes[setup.config.default_policy_class] = provisioning::PolicyClass{};
+  setup.config.token_users = true;
+  return setup;
+}
+
+// --dev: a SoftHSM2 token in DIR, a ticket key, demo users alice and bob.
+Status OpenDevToken(const DaemonOptions& o, Setup& setup) {
+  const std::string dir = *o.state_dir;
   TKMS_RETURN_IF_ERROR(pkcs11::UseSoftHsmStateDir(dir, /*must_exist=*/true));
-  const std::string module_path = ModuleFromEnvironment();
+  const std::string& module_path = setup.config.token.module_path;
   auto module = pkcs11::Module::Load(module_path);
   if (!module.ok()) return Fail("PKCS#11 module " + module_path, module.error());
 
-  const std::string pin_file = dir + "/token.pin";
+  const std::string pin_file = setup.config.token.pin_file;
   SecretBytes pin;
   if (!std::filesystem::exists(pin_file)) {
     auto so = pkcs11::GeneratePin();
@@ -136,50 +160,48 @@ Result<Setup> PrepareDev(const DaemonOptions& o) {
   }
   keystore::KeystoreOptions ks;
   ks.token = kDevTokenLabel;
-  ks.pin = pin;
+  ks.pin = std::move(pin);
   auto keystore = keystore::Keystore::Open(*module, ks);
   if (!keystore.ok()) return Fail("opening the development token", keystore.error());
   TKMS_RETURN_IF_ERROR(EnsureTicketKey(**keystore, /*create=*/true));
   if (o.provisioning_anchor) TKMS_RETURN_IF_ERROR(PinDevAnchor(**keystore, *o.provisioning_anchor));
-
   TKMS_RETURN_IF_ERROR(AddDemoUsers(**keystore, dir + "/ue"));
-
-  Setup setup;
-  setup.config.kms_identity = kDevKmsIdentity;
-  setup.config.token.module_path = module_path;
-  setup.config.token.token = kDevTokenLabel;
-  setup.config.token.pin_file = pin_file;
-  setup.config.token.softhsm2_conf = pkcs11::SoftHsmConfPath(dir);
-  setup.config.policy_classes[setup.config.default_policy_class] = provisioning::PolicyClass{};
-  setup.config.token_users = true;
   setup.keystore = std::move(*keystore);
-  return setup;
+  return Status::Ok();
 }
 
 // --config FILE.
-Result<Setup> PrepareConfig(const DaemonOptions& o) {
+Result<Setup> LoadConfigStep(const DaemonOptions& o) {
   auto config = provisioning::LoadConfigFile(
       *o.config_file, o.bundle_file ? provisioning::ConfigRole::kLocal : provisioning::ConfigRole::kComplete);
   if (!config.ok()) return config.error();
-  if (config->token.softhsm2_conf) {
-    if (::setenv("SOFTHSM2_CONF", config->token.softhsm2_conf->c_str(), 1) != 0) {
+  auto pin = ReadPin(config->token.pin_file, kPinEnv, "PIN");
+  ScrubPinFromEnvironment();
+  if (!pin.ok()) return pin.error();
+  Setup setup;
+  setup.config = std::move(*config);
+  setup.pin = std::move(*pin);
+  return setup;
+}
+
+Status OpenToken(Setup& setup) {
+  const provisioning::KmsConfig& config = setup.config;
+  if (config.token.softhsm2_conf) {
+    if (::setenv("SOFTHSM2_CONF", config.token.softhsm2_conf->c_str(), 1) != 0) {
       return Internal("setenv SOFTHSM2_CONF failed");
     }
   }
-  auto pin = ReadPin(config->token.pin_file, kPinEnv, "PIN");
-  if (!pin.ok()) return pin.error();
   keystore::KeystoreOptions ks;
-  ks.module_path = config->token.module_path;
-  ks.token = config->token.token;
-  ks.pin = std::move(*pin);
-  ks.sessions = config->token.sessions;
+  ks.module_path = config.token.module_path;
+  ks.token = config.token.token;
+  ks.pin = std::move(setup.pin);
+  ks.sessions = config.token.sessions;
+  setup.pin = SecretBytes();
   auto keystore = keystore::Keystore::Open(ks);
-  if (!keystore.ok()) return Fail("opening token '" + config->token.token + "'", keystore.error());
+  if (!keystore.ok()) return Fail("opening token '" + config.token.token + "'", keystore.error());
   TKMS_RETURN_IF_ERROR(EnsureTicketKey(**keystore, /*create=*/false));
-  Setup setup;
-  setup.config = std::move(*config);
   setup.keystore = std::move(*keystore);
-  return setup;
+  return Status::Ok();
 }
 
 }  // namespace tkms::tkmsd

@@ -437,6 +437,33 @@ TEST_F(TkmsdTest, ConfigModeWithGroupAndRotation) {
   ASSERT_TRUE(client.ResolveTicket(Resolve(fresh->ticket, bob_psk_)).ok());
 }
 
+// A ticket key that cannot seal tickets (aes256: the protection keys are
+// derived with HMAC-SHA-256) is refused at reload, and tickets stay sealed
+// with the newest key that can (found by the PKCS#11 soak: it used to make
+// every ticket request a 500).
+TEST_F(TkmsdTest, Aes256TicketKeyIsRefusedAtReloadAndSealingGoesOn) {
+  const std::vector<std::pair<std::string, std::string>> env = {{"TKMS_PKCS11_MODULE", FaultModulePath()},
+                                                                {"TKMS_FAULT_TRIGGER", FaultFile()}};
+  auto [rc, out] = RunCommand({TkmsctlPath(), "key", "rotate", "--type", "aes256", "--state-dir", state_,
+                               "--pin-file", state_ + "/token.pin"},
+                              env);
+  ASSERT_EQ(rc, 0) << out;
+  kms_->Signal(SIGHUP);
+  for (int i = 0; i < 1000 && kms_->Log().find("event=reload_refused") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_NE(kms_->Log().find("ticket key 2 is not an hmac-sha256 key and cannot seal tickets (ticket key 1 keeps "
+                             "sealing them)"),
+            std::string::npos)
+      << kms_->Log();
+  auto client = Client();
+  auto grant = client.RequestTicket(AliceRequest());
+  ASSERT_TRUE(grant.ok()) << grant.error().ToString() << kms_->Log();
+  auto data = mikey::DecodeBaseTicketData(grant->ticket.ticket_data);
+  ASSERT_TRUE(data.ok());
+  EXPECT_EQ(data->idr_psk->data, (Bytes{0, 0, 0, 1}));
+}
+
 TEST_F(TkmsdTest, KemacIvTimestampFollowsTheConfiguration) {
   // mikey.kemac_iv_timestamp = request: the KEMAC IV of REQUEST_RESP and
   // RESOLVE_RESP uses the request's T (RFC 3830 §4.2.3 read literally).

@@ -282,7 +282,23 @@ TEST(ConfigTest, RoundTripOfEveryFieldChanged) {
                                     "a.b-c_D9"});
   config.users.push_back(UserConfig{{"u2"}, std::nullopt, ""});
   config.groups.push_back(GroupConfig{"g1", {"u2", "sip:\"quoted\"\\back@example.org"}});
+  config.user = "tkms";
   ExpectRoundTrip(config);
+}
+
+TEST(ConfigRoleTest, UserIsLocalAndAPortableAccountName) {
+  auto local = ParseConfig(R"({"token": {"pin_file": "p"}, "user": "_tkms-1"})", ConfigRole::kLocal);
+  ASSERT_TRUE(local.ok()) << local.error().ToString();
+  EXPECT_EQ(local->user, "_tkms-1");
+  EXPECT_EQ(CombineConfig(*local, KmsConfig{}).user, "_tkms-1");
+  EXPECT_EQ(Refusal(R"({"version": 1, "kms_identity": "k", "user": "tkms"})", ConfigRole::kBundle),
+            "user: an appliance-local setting; it belongs in the local configuration (--config), not in a bundle");
+  for (const char* bad : {R"("")", R"("Root")", R"("1tkms")", R"("tk ms")", R"("tkms:x")",
+                          R"("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")"}) {
+    EXPECT_THAT(Refusal(std::string(R"({"token": {"pin_file": "p"}, "user": )") + bad + "}", ConfigRole::kLocal),
+                StartsWith("user: ")) << bad;
+  }
+  EXPECT_THAT(Refusal(R"({"token": {"pin_file": "p"}, "user": 0})", ConfigRole::kLocal), StartsWith("user: "));
 }
 
 TEST(ConfigTest, KemacIvTimestampChoice) {
@@ -1052,7 +1068,7 @@ TEST(ConfigRoleTest, LocalNeedsThePinFileButNoKmsIdentity) {
   EXPECT_EQ(local->token.pin_file, "p");
   EXPECT_EQ(Refusal("{}", ConfigRole::kLocal), "token.pin_file: required field is missing");
   EXPECT_EQ(Refusal(R"({"token": {"pin_file": "p"}, "bundle": "b.json"})", ConfigRole::kLocal),
-            "bundle: unknown key (expected one of: listen, http, tls, token, mikey, zk)");
+            "bundle: unknown key (expected one of: listen, http, tls, token, mikey, zk, user)");
   // Local sections are validated as usual.
   EXPECT_EQ(Refusal(R"({"token": {"pin_file": "p"}, "http": {"worker_threads": 0}})", ConfigRole::kLocal),
             "http.worker_threads: 0 is out of range 1..256");

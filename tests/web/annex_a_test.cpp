@@ -280,6 +280,16 @@ TEST(Metrics, CountersAndLabels) {
   EXPECT_TRUE(HasLine(text, "tkms_http_protocol_errors_total{status=\"505\"} 1"));
 }
 
+TEST(Metrics, NetworkFunctionRequestsAreNotExported) {
+  Metrics m;
+  m.RecordZkRequest(Metrics::ZkClient::kNetworkFunction, Metrics::ZkResult::kOk);
+  m.RecordZkRequest(Metrics::ZkClient::kPeerKms, Metrics::ZkResult::kOk);
+  EXPECT_EQ(m.zk_requests(Metrics::ZkClient::kNetworkFunction, Metrics::ZkResult::kOk), 1u);
+  const std::string text = m.RenderPrometheus();
+  EXPECT_NE(text.find("tkms_zk_requests_total{client=\"peer_kms\",result=\"ok\"} 1"), std::string::npos) << text;
+  EXPECT_EQ(text.find("network_function"), std::string::npos) << text;
+}
+
 TEST(Metrics, Gauges) {
   Metrics m;
   EXPECT_TRUE(m.SetGauge("tkms_replay_cache_entries", "Entries in the replay cache.", [] {

@@ -48,7 +48,7 @@ struct KeystoreCli {
   TokenInitOptions init;
   KeyGenerateOptions gen;
   std::string destroy_key;
-  std::string rotate_type = "aes256";
+  std::string rotate_type = "hmac-sha256";
   std::string export_key, export_wrapping, export_out;
   KeyImportWrappedOptions imp;
   WrappingKeyImportOptions wk;
@@ -131,7 +131,7 @@ void AddKeystoreCommands(CLI::App& app, KeystoreCli& c) {
   AddKeystoreOptions(key_import, ks);
   key_import->add_option("--in", imp.in_file, "File written by export-wrapped")->required();
   key_import->add_option("--wrapping-key", imp.wrapping_key, "The unwrapping key (same bytes as the exporter's)")->required();
-  key_import->add_option("--type", imp.type, "aes256 | hmac-sha256 (default aes256)");
+  key_import->add_option("--type", imp.type, "aes256 | hmac-sha256 (default hmac-sha256; tkmsd seals tickets only with hmac-sha256 keys)");
   key_import->add_option("--usage", imp.usage, "ticket (default) | generic");
   key_import->add_option("--label", imp.label, "CKA_LABEL (ticket keys: derived from --id)");
   key_import->add_option("--id", imp.id_hex, "CKA_ID in hex (ticket keys: the 4-byte key id)");

@@ -410,7 +410,7 @@ CommandOutput RunKeyExportWrapped(const KeystoreCommandOptions& ks, const std::s
 }
 
 CommandOutput RunKeyImportWrapped(const KeystoreCommandOptions& ks, const KeyImportWrappedOptions& in) {
-  auto type = ParseKeyType(in.type.empty() ? "aes256" : in.type);
+  auto type = ParseKeyType(in.type.empty() ? "hmac-sha256" : in.type);
   if (!type.ok() || *type == KeyType::kEcP256) return Fail("wrapped keys are aes256 or hmac-sha256", kExitUsage);
   const KeyUsage usage = in.usage == "generic" ? KeyUsage::kGeneric : KeyUsage::kTicket;
   if (!in.usage.empty() && in.usage != "generic" && in.usage != "ticket") {
