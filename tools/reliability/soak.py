@@ -351,6 +351,11 @@ class Soak:
                         "min": min((r for _, r, _ in steady), default=None),
                         "max": max((r for _, r, _ in steady), default=None)},
             "rss_slope_kib_per_min": round(rss_slope, 1),
+            # The last sample of each minute (all samples, warm-up included).
+            "rss_kib_by_minute": [r for i, (t, r, _) in enumerate(self.samples)
+                                  if i + 1 == len(self.samples) or int(self.samples[i + 1][0] // 60) != int(t // 60)],
+            "fds_by_minute": [d for i, (t, _, d) in enumerate(self.samples)
+                              if i + 1 == len(self.samples) or int(self.samples[i + 1][0] // 60) != int(t // 60)],
             "fds": {"min": min((d for _, _, d in steady), default=None),
                     "max": max((d for _, _, d in steady), default=None)},
             "fd_slope_per_min": round(fd_slope, 3),
