@@ -38,7 +38,7 @@
 //   once        the same as nth=1;
 //   record      fail nothing: append one line "C_X@OBJ+0xOFF tid=N" per
 //               wrapped call to TRIGGER.sites (discovery of the call sites a
-//               workload reaches).
+//               workload reaches; the other words are then ignored).
 // A "version" of the file is its (device, inode, size, mtime): write a new
 // trigger with rename() to restart the nth/once count. When an nth/once
 // fault fires, one line "C_X@OBJ+0xOFF tid=N CODE" is appended to
@@ -61,8 +61,8 @@
 //
 // Thread-safety: the shim's configuration is written once under
 // std::call_once and only read afterwards; the nth/once counter and the
-// .sites/.fired appends are under one mutex; the real module's locking covers
-// the rest. No exception leaves a C entry point (CKR_GENERAL_ERROR instead).
+// .fired append are under one mutex; each .sites line is one O_APPEND
+// write(2); the real module's locking covers the rest. No exception leaves a C entry point (CKR_GENERAL_ERROR instead).
 // The real module stays loaded for the life of the process (never
 // dlclose()d).
 #include <dlfcn.h>
