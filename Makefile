@@ -9,7 +9,7 @@ PACKAGES := build-essential cmake pkg-config g++ clang-14 libclang-rt-14-dev \
   libcli11-dev python3 openssl tshark softhsm2 opensc p11-kit libp11-kit-dev \
   curl libsrtp2-dev gdb
 
-.PHONY: all deps build release release-check test test-debug test-asan fuzz fuzz-run bench bench-hostile run clean
+.PHONY: all deps build release release-check test test-debug test-asan fuzz fuzz-run bench bench-hostile fault-campaign soak run clean
 
 all: build
 
@@ -97,6 +97,30 @@ bench: release
 HOSTILE_ARGS ?= --request-timeout-ms 10000 --keep-alive-timeout-ms 10000
 bench-hostile: release
 	python3 tools/bench/hostile_bench.py --build build/release $(HOSTILE_ARGS)
+
+# PKCS#11 fault campaign (docs/reliability.md, "PKCS#11 faults"): every
+# PKCS#11 call site tkmsd reaches on its request, resolve, HTTPS and reload
+# paths is failed once through the test-only fault module, with each of 5
+# error classes; prints the table of sites x classes and fails on any 500,
+# crash, hang, half-written token or secret in the log. About 1.5 minutes.
+# FAULT_ARGS='--occurrences all' fails every call, not only each site's first
+# and last of a workload (about 10 minutes).
+FAULT_ARGS ?=
+fault-campaign: deps
+	cmake --preset debug
+	cmake --build --preset debug -j $(JOBS) --target tkmsd tkms-bench tkms_fault_pkcs11
+	python3 tools/reliability/pkcs11_faults.py --build build/debug $(FAULT_ARGS)
+
+# Soak (docs/reliability.md, "Soak"): half the saturating rate of a request +
+# resolve mix for SOAK_SECONDS with reloads, ticket-key rotations and a token
+# fault in the middle; fails on any unexplained error or an RSS / fd slope
+# above its bound. Not in CI (ctest runs a 30-second variant).
+SOAK_SECONDS ?= 600
+SOAK_ARGS ?=
+soak: deps
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS) --target tkmsd tkmsctl tkms-bench tkms_fault_pkcs11
+	python3 tools/reliability/soak.py --build build/release --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
 
 # `make run`: a development KMS on 127.0.0.1:8080 (Ua, plain HTTP), :8443 (Ua,
 # HTTPS with a development CA whose certificate is $(RUN_DIR)/dev-ca.pem; the

@@ -141,6 +141,14 @@ Status FromCkRv(CK_RV rv, std::string_view call) {
   return Status(CkrStatusCode(rv), std::move(message));
 }
 
+Status FromCkRvOperation(CK_RV rv, std::string_view call) {
+  Status status = FromCkRv(rv, call);
+  if (rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED) {
+    return Status(StatusCode::kUnavailable, std::string(status.message()));
+  }
+  return status;
+}
+
 bool IsRetryable(const Status& status) { return status.code() == StatusCode::kUnavailable; }
 
 }  // namespace tkms::pkcs11

@@ -41,6 +41,15 @@ StatusCode CkrStatusCode(CK_RV rv);
 // "<call> failed: <CkrName> (0x<hex rv>)").
 Status FromCkRv(CK_RV rv, std::string_view call);
 
+// FromCkRv for a cryptographic operation on an open session of a key the
+// KMS holds (C_SignInit/C_Sign, C_EncryptInit/C_Encrypt, C_GenerateRandom)
+// and for C_OpenSession on an initialised module:
+// there, CKR_GENERAL_ERROR and CKR_FUNCTION_FAILED can only be the token's own
+// trouble, so they are kUnavailable (retry later: the request gets 503, the
+// session is discarded, the token monitor probes) rather than kInternal (a
+// bug: 500). Module loading and key management keep FromCkRv's mapping.
+Status FromCkRvOperation(CK_RV rv, std::string_view call);
+
 // True for failures worth retrying later (kUnavailable).
 bool IsRetryable(const Status& status);
 

@@ -11,9 +11,11 @@ namespace tkms::pkcs11 {
 Result<Session> Session::Open(std::shared_ptr<Module> module, CK_SLOT_ID slot) {
   TKMS_RETURN_IF_ERROR(module->CheckProcess());
   CK_SESSION_HANDLE handle = kInvalidHandle;
-  TKMS_RETURN_IF_ERROR(FromCkRv(module->fns().C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
-                                                            nullptr, nullptr, &handle),
-                                "C_OpenSession"));
+  // On an initialised module, a session that cannot be opened is the
+  // token's trouble (also for CKR_GENERAL_ERROR): retry later.
+  TKMS_RETURN_IF_ERROR(FromCkRvOperation(module->fns().C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                                                                     nullptr, nullptr, &handle),
+                                         "C_OpenSession"));
   return Session(std::move(module), slot, handle);
 }
 

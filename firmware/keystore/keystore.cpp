@@ -157,7 +157,7 @@ Status Keystore::GenerateRandom(std::span<uint8_t> out) {
     Result<SessionPool::Lease> lease = pool_->Acquire();
     if (!lease.ok()) return lease.error();
     Session& session = **lease;
-    Status status = pkcs11::FromCkRv(
+    Status status = pkcs11::FromCkRvOperation(
         session.fns().C_GenerateRandom(session.handle(), out.data(), static_cast<CK_ULONG>(out.size())),
         "C_GenerateRandom");
     if (pkcs11::IsRetryable(status)) lease->Discard();

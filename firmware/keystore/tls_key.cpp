@@ -18,7 +18,7 @@
 
 namespace tkms::keystore {
 
-using pkcs11::FromCkRv;
+using pkcs11::FromCkRvOperation;
 using pkcs11::Session;
 using pkcs11::SessionPool;
 
@@ -166,11 +166,11 @@ Result<Bytes> Keystore::TokenRsaSign(const KeyEntry& e, ByteSpan digest_info, si
   if (!lease.ok()) return lease.error();
   Session& session = **lease;
   CK_MECHANISM mechanism{CKM_RSA_PKCS, nullptr, 0};
-  Status status = FromCkRv(session.fns().C_SignInit(session.handle(), &mechanism, e.op_handle), "C_SignInit");
+  Status status = FromCkRvOperation(session.fns().C_SignInit(session.handle(), &mechanism, e.op_handle), "C_SignInit");
   Bytes signature(modulus_bytes);
   CK_ULONG len = static_cast<CK_ULONG>(signature.size());
   if (status.ok()) {
-    status = FromCkRv(session.fns().C_Sign(session.handle(), const_cast<CK_BYTE*>(digest_info.data()),
+    status = FromCkRvOperation(session.fns().C_Sign(session.handle(), const_cast<CK_BYTE*>(digest_info.data()),
                                            static_cast<CK_ULONG>(digest_info.size()), signature.data(), &len),
                       "C_Sign");
   }

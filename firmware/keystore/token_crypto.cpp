@@ -16,7 +16,7 @@
 namespace tkms::keystore {
 
 using mikey::crypto::HashAlg;
-using pkcs11::FromCkRv;
+using pkcs11::FromCkRvOperation;
 using pkcs11::Session;
 using pkcs11::SessionPool;
 
@@ -43,9 +43,10 @@ Status EncryptCtr(Session& session, CK_OBJECT_HANDLE key, std::span<const uint8_
   params.ulCounterBits = 128;
   std::memcpy(params.cb, counter.data(), 16);
   CK_MECHANISM mechanism{CKM_AES_CTR, &params, sizeof(params)};
-  TKMS_RETURN_IF_ERROR(FromCkRv(session.fns().C_EncryptInit(session.handle(), &mechanism, key), "C_EncryptInit"));
+  TKMS_RETURN_IF_ERROR(
+      FromCkRvOperation(session.fns().C_EncryptInit(session.handle(), &mechanism, key), "C_EncryptInit"));
   CK_ULONG len = static_cast<CK_ULONG>(out.size());
-  TKMS_RETURN_IF_ERROR(FromCkRv(session.fns().C_Encrypt(session.handle(), const_cast<CK_BYTE*>(in.data()),
+  TKMS_RETURN_IF_ERROR(FromCkRvOperation(session.fns().C_Encrypt(session.handle(), const_cast<CK_BYTE*>(in.data()),
                                                         static_cast<CK_ULONG>(in.size()), out.data(), &len),
                                 "C_Encrypt"));
   if (len != out.size()) return Internal("C_Encrypt returned the wrong length");
@@ -90,10 +91,10 @@ Status Keystore::TokenHmac(const TokenSecretKey& key, HashAlg alg, std::span<con
   if (!lease.ok()) return lease.error();
   Session& session = **lease;
   CK_MECHANISM mechanism{alg == HashAlg::kSha1 ? CKM_SHA_1_HMAC : CKM_SHA256_HMAC, nullptr, 0};
-  Status status = FromCkRv(session.fns().C_SignInit(session.handle(), &mechanism, e.op_handle), "C_SignInit");
+  Status status = FromCkRvOperation(session.fns().C_SignInit(session.handle(), &mechanism, e.op_handle), "C_SignInit");
   CK_ULONG len = static_cast<CK_ULONG>(out.size());
   if (status.ok()) {
-    status = FromCkRv(
+    status = FromCkRvOperation(
         session.fns().C_Sign(session.handle(), data_ptr, static_cast<CK_ULONG>(data.size()), out.data(), &len),
         "C_Sign");
   }
@@ -159,11 +160,12 @@ Result<Bytes> Keystore::SignEcdsaP256(const KeySelector& key, ByteSpan sha256_di
     if (!lease.ok()) return lease.error();
     Session& session = **lease;
     CK_MECHANISM mechanism{CKM_ECDSA, nullptr, 0};
-    Status status = FromCkRv(session.fns().C_SignInit(session.handle(), &mechanism, e.op_handle), "C_SignInit");
+    Status status =
+        FromCkRvOperation(session.fns().C_SignInit(session.handle(), &mechanism, e.op_handle), "C_SignInit");
     Bytes signature(64);
     CK_ULONG len = static_cast<CK_ULONG>(signature.size());
     if (status.ok()) {
-      status = FromCkRv(session.fns().C_Sign(session.handle(), const_cast<CK_BYTE*>(sha256_digest.data()),
+      status = FromCkRvOperation(session.fns().C_Sign(session.handle(), const_cast<CK_BYTE*>(sha256_digest.data()),
                                              static_cast<CK_ULONG>(sha256_digest.size()), signature.data(), &len),
                         "C_Sign");
     }

@@ -13,7 +13,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -127,6 +129,27 @@ class fault_pkcs11_Shim : public ::testing::Test {
     std::error_code ec;
     std::filesystem::remove(Trigger(), ec);
     ASSERT_FALSE(ec) << ec.message();
+    std::filesystem::remove(Trigger() + ".sites", ec);
+    std::filesystem::remove(Trigger() + ".fired", ec);
+  }
+  // A new version of the trigger (a new file renamed over it): restarts the
+  // nth/once count, as a campaign does.
+  static void ArmFault(const std::string& content) {
+    const std::string tmp = Trigger() + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << content;
+      ASSERT_TRUE(out.good()) << "cannot write " << tmp;
+    }
+    ASSERT_EQ(std::rename(tmp.c_str(), Trigger().c_str()), 0);
+  }
+  static std::vector<std::string> Lines(const std::string& path) {
+    std::vector<std::string> lines;
+    std::ifstream in(path);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) lines.push_back(line);
+    }
+    return lines;
   }
 
   SecretKeyPtr NewKey(KeyType type, const std::string& label, uint8_t id) {
@@ -223,8 +246,12 @@ TEST_F(fault_pkcs11_Shim, TheTriggerFileNamesTheCode) {
       {"CKR_DEVICE_REMOVED\n", "CKR_DEVICE_REMOVED", StatusCode::kUnavailable},
       {"  CKR_TOKEN_NOT_PRESENT \n", "CKR_TOKEN_NOT_PRESENT", StatusCode::kUnavailable},
       {"CKR_SESSION_HANDLE_INVALID", "CKR_SESSION_HANDLE_INVALID", StatusCode::kUnavailable},
-      // Not "retry later": the KMS answers 500, not 503.
-      {"CKR_GENERAL_ERROR", "CKR_GENERAL_ERROR", StatusCode::kInternal},
+      // An operation's CKR_GENERAL_ERROR is the token's trouble too: 503, not
+      // 500 (pkcs11::FromCkRvOperation; docs/reliability.md).
+      {"CKR_GENERAL_ERROR", "CKR_GENERAL_ERROR", StatusCode::kUnavailable},
+      {"CKR_HOST_MEMORY", "CKR_HOST_MEMORY", StatusCode::kResourceExhausted},
+      {"CKR_DEVICE_MEMORY", "CKR_DEVICE_MEMORY", StatusCode::kUnavailable},
+      {"CKR_DEVICE_ERROR once", "CKR_DEVICE_ERROR", StatusCode::kUnavailable},
       {"no such code", "CKR_DEVICE_ERROR", StatusCode::kUnavailable},
   };
   std::array<uint8_t, 8> random{};
@@ -235,6 +262,81 @@ TEST_F(fault_pkcs11_Shim, TheTriggerFileNamesTheCode) {
   }
   ClearFault();
   EXPECT_TRUE(ks().GenerateRandom(random).ok());
+}
+
+TEST_F(fault_pkcs11_Shim, OnceFailsOnlyTheFirstMatchingCallOfThisTriggerVersion) {
+  std::array<uint8_t, 8> random{};
+  ArmFault("CKR_DEVICE_ERROR fn=C_GenerateRandom once");
+  EXPECT_THAT(ks().GenerateRandom(random), FailsWith(StatusCode::kUnavailable, "CKR_DEVICE_ERROR"));
+  // Then a pass-through while the file stays (a new session is opened: not
+  // C_GenerateRandom, so not failed either).
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(ks().GenerateRandom(random).ok()) << i;
+  const auto fired = Lines(Trigger() + ".fired");
+  ASSERT_EQ(fired.size(), 1u);
+  EXPECT_THAT(fired[0], ::testing::MatchesRegex("C_GenerateRandom@.+\\+0x[0-9a-f]+ tid=[0-9]+ CKR_DEVICE_ERROR"));
+  // A new version of the file arms it again.
+  ArmFault("CKR_GENERAL_ERROR fn=C_GenerateRandom once");
+  EXPECT_THAT(ks().GenerateRandom(random), FailsWith(StatusCode::kUnavailable, "CKR_GENERAL_ERROR"));
+  EXPECT_TRUE(ks().GenerateRandom(random).ok());
+}
+
+TEST_F(fault_pkcs11_Shim, NthFailsTheNthMatchingCall) {
+  std::array<uint8_t, 8> random{};
+  ArmFault("CKR_DEVICE_REMOVED fn=C_GenerateRandom nth=3");
+  EXPECT_TRUE(ks().GenerateRandom(random).ok());
+  EXPECT_TRUE(ks().GenerateRandom(random).ok());
+  EXPECT_THAT(ks().GenerateRandom(random), FailsWith(StatusCode::kUnavailable, "CKR_DEVICE_REMOVED"));
+  EXPECT_TRUE(ks().GenerateRandom(random).ok());
+  EXPECT_EQ(Lines(Trigger() + ".fired").size(), 1u);
+}
+
+TEST_F(fault_pkcs11_Shim, RecordNamesTheSitesAndSiteSelectsOne) {
+  SecretKeyPtr key = NewKey(KeyType::kHmacSha256, "hmac", 0x04);
+  ASSERT_NE(key, nullptr);
+  std::array<uint8_t, 8> random{};
+  std::array<uint8_t, 32> mac{};
+  ArmFault("record");
+  ASSERT_TRUE(ks().GenerateRandom(random).ok());  // record never fails
+  ASSERT_TRUE(Hmac(key, mac).ok());
+  const auto sites = Lines(Trigger() + ".sites");
+  std::string random_site;
+  for (const std::string& line : sites) {
+    EXPECT_THAT(line, ::testing::MatchesRegex("C_[A-Za-z]+@.+\\+0x[0-9a-f]+ tid=[0-9]+")) << line;
+    if (line.starts_with("C_GenerateRandom@")) random_site = line.substr(0, line.find(' '));
+  }
+  ASSERT_FALSE(random_site.empty()) << ::testing::PrintToString(sites);
+  EXPECT_TRUE(std::any_of(sites.begin(), sites.end(), [](const std::string& l) { return l.starts_with("C_Sign@"); }));
+
+  // That exact site fails; other functions and other return addresses do not.
+  ArmFault("CKR_SESSION_HANDLE_INVALID site=" + random_site);
+  EXPECT_THAT(ks().GenerateRandom(random), FailsWith(StatusCode::kUnavailable, "CKR_SESSION_HANDLE_INVALID"));
+  EXPECT_TRUE(Hmac(key, mac).ok());
+  ArmFault("CKR_SESSION_HANDLE_INVALID site=C_GenerateRandom@elsewhere+0x1");
+  EXPECT_TRUE(ks().GenerateRandom(random).ok());
+}
+
+TEST_F(fault_pkcs11_Shim, ThreadFilters) {
+  std::array<uint8_t, 8> random{};
+  const std::string me = std::to_string(static_cast<long>(::gettid()));
+  ArmFault("CKR_DEVICE_ERROR skip-tid=" + me);
+  EXPECT_TRUE(ks().GenerateRandom(random).ok());
+  Status other;
+  std::thread([&] { other = ks().GenerateRandom(random); }).join();
+  EXPECT_THAT(other, FailsWith(StatusCode::kUnavailable, "CKR_DEVICE_ERROR"));
+  ArmFault("CKR_DEVICE_ERROR tid=" + me);
+  std::thread([&] { other = ks().GenerateRandom(random); }).join();
+  EXPECT_TRUE(other.ok()) << other.ToString();
+  EXPECT_THAT(ks().GenerateRandom(random), FailsWith(StatusCode::kUnavailable, "CKR_DEVICE_ERROR"));
+}
+
+TEST_F(fault_pkcs11_Shim, KeyManagementFailsOnlyWhenNamed) {
+  ASSERT_NE(NewKey(KeyType::kAes256, "aes", 0x05), nullptr);
+  SetFault("CKR_DEVICE_ERROR fn=C_FindObjects");
+  auto listed = ks().ListKeys();
+  ASSERT_FALSE(listed.ok());
+  EXPECT_THAT(listed.error(), FailsWith(StatusCode::kUnavailable, "CKR_DEVICE_ERROR"));
+  ClearFault();
+  EXPECT_TRUE(ks().ListKeys().ok());
 }
 
 TEST_F(fault_pkcs11_Shim, ModuleQueriesPassThroughWhileTriggered) {

@@ -65,6 +65,23 @@ TEST(pkcs11_CkStatus, UnknownAndVendorCodes) {
   EXPECT_EQ(status.message(), "C_Sign failed: CKR_UNKNOWN (0x7777)");
 }
 
+// A cryptographic operation's CKR_GENERAL_ERROR / CKR_FUNCTION_FAILED is the
+// token's trouble: retry later (503), not a bug (500). Found by the PKCS#11
+// fault campaign (tools/reliability/pkcs11_faults.py, docs/reliability.md).
+TEST(pkcs11_CkStatus, OperationFailuresOfTheTokenAreRetryable) {
+  for (CK_RV rv : {CKR_GENERAL_ERROR, CKR_FUNCTION_FAILED, CKR_DEVICE_ERROR, CKR_SESSION_HANDLE_INVALID}) {
+    const Status status = FromCkRvOperation(rv, "C_Sign");
+    EXPECT_EQ(status.code(), StatusCode::kUnavailable) << CkrName(rv);
+    EXPECT_TRUE(IsRetryable(status)) << CkrName(rv);
+    EXPECT_EQ(status.message(), FromCkRv(rv, "C_Sign").message());
+  }
+  EXPECT_TRUE(FromCkRvOperation(CKR_OK, "C_Sign").ok());
+  EXPECT_EQ(FromCkRvOperation(CKR_KEY_HANDLE_INVALID, "C_Sign").code(), StatusCode::kNotFound);
+  EXPECT_EQ(FromCkRvOperation(CKR_HOST_MEMORY, "C_Sign").code(), StatusCode::kResourceExhausted);
+  // Elsewhere (module loading, key management) the mapping is unchanged.
+  EXPECT_EQ(FromCkRv(CKR_GENERAL_ERROR, "C_Initialize").code(), StatusCode::kInternal);
+}
+
 TEST(pkcs11_CkStatus, OnlyUnavailableIsRetryable) {
   EXPECT_TRUE(IsRetryable(FromCkRv(CKR_DEVICE_ERROR, "C_Sign")));
   EXPECT_TRUE(IsRetryable(FromCkRv(CKR_SESSION_HANDLE_INVALID, "C_Sign")));
