@@ -139,7 +139,14 @@ class BundleApplier {
   // The counter's value, or the version this process runs if the counter
   // cannot be read: what a refusal reports as previous_version.
   uint64_t VersionInForce();
+  // Writes the audit record and reports the decision (metrics, log line).
   void Audit(const BundleOutcome& outcome, BundleSource source, const PostedBy* posted_by = nullptr);
+  // Appends and fsyncs one record; a failed (or partial) record is cut off
+  // again and counted (tkms_audit_write_failures_total{record="bundle"}).
+  Status WriteAudit(const BundleOutcome& outcome, BundleSource source, const PostedBy* posted_by);
+  // The metrics and the log line of a decision whose record was written (or not).
+  void Report(const BundleOutcome& outcome, BundleSource source, const PostedBy* posted_by,
+              const Status& audit_written);
 
   Options options_;
   hal::MonotonicCounter& counter_;
