@@ -217,8 +217,12 @@ BundleOutcome BundleApplier::Decide(std::string_view text, BundleSource source, 
       // Put the previous file back, so that a restart does not apply what
       // was just refused. The refusal's record follows the "accepted" one
       // just written and supersedes it (docs/bundles.md).
+      // The token could not store the new version (for SoftHSM2: its object
+      // files could not be written, CKR_GENERAL_ERROR): unavailable, not a
+      // verdict on the bundle, so 503 and the same bundle may come again.
       restore_file();
-      return finish(Status(st.code(), "bundle counter: " + st.message()));
+      const StatusCode code = st.code() == StatusCode::kFailedPrecondition ? st.code() : StatusCode::kUnavailable;
+      return finish(Status(code, "bundle counter: " + st.message()));
     }
   }
   // At start the bundle in force (same_as_counter) is accepted again: the
