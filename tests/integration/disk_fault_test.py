@@ -26,7 +26,9 @@ CASE:
   zk_audit       A's stderr (the log, where Zk audit lines go) failing with
                  ENOSPC: a network function's resolve on Zk is 503 without
                  keys, tkms_audit_write_failures_total{record="zk_request"}
-                 and tkms_zk_requests_total{result="unavailable"} grow; with
+                 and tkms_zk_requests_total{result="unavailable"} grow; a
+                 call from alice (A) to bob (B) fails: B's resolve over Zk
+                 at A is refused the same way; with
                  B's stderr failing, a call within B (ticket request and
                  resolve on Ua: ordinary request lines) still succeeds and
                  tkms_log_write_failures_total grows; log back: the function
@@ -194,6 +196,13 @@ def case_zk_audit(d, faults, work):
           "tkms_zk_requests_total{client=\"network_function\",result=\"unavailable\"} counts it", a.metrics())
     check(not re.search(r"event=zk_request audit=1 .*client=li-probe .*status=200", a.logtext()),
           "no audit line claims a 200", a.logtext()[-2000:])
+    # A peer KMS's resolve is the same record: bob resolving at B, which asks
+    # A over Zk, gets no keys while A cannot write the line.
+    peer_failures = a.metric("tkms_zk_requests_total", client="peer_kms", result="unavailable")
+    code, out, _ = d.call((a, "alice"), (b, "bob"))
+    check(code != 0, "A's log failing: alice -> bob fails (B's resolve over Zk at A is refused)", out)
+    check(a.metric("tkms_zk_requests_total", client="peer_kms", result="unavailable") >= peer_failures + 1,
+          "tkms_zk_requests_total{client=\"peer_kms\",result=\"unavailable\"} at A counts it", a.metrics())
 
     # Ordinary request lines are not audit records: B serves with its log failing.
     lost = b.metric("tkms_log_write_failures_total")
