@@ -15,7 +15,9 @@ CASE:
                  the version, the bundle file and the audit log unchanged,
                  tkms_audit_write_failures_total{record="bundle"} grows; the
                  whole state directory read-only (EROFS): 503 the same way;
-                 disk back: the same bundle file is accepted (200, version 2).
+                 disk back: the same bundle file is accepted (200, version 2);
+                 a restart with the audit log full or read-only does not
+                 start (event=start_failed says why), disk back: it does.
   bundle_counter A's token directory (SoftHSM2's object files, where the
                  bundle version counter lives) full, then read-only: the
                  bundle is refused with 503 ("bundle counter: ..."), the
@@ -145,6 +147,24 @@ def case_bundle_audit(d, faults, work):
     last = audit_lines(a)[-1]
     check(last["verdict"] == "accepted" and last["version"] == 2 and last["digest"] == digest(v2),
           "the audit log's last record is version 2 accepted", json.dumps(last))
+
+    # A restart that cannot record the bundle it would run does not start.
+    check(a.stop(), "A stops on SIGTERM")
+    audit = os.path.join(a.dir, "bundle-audit.log")
+    for error, reason in (("ENOSPC", "audit log: writing the bundle audit log: No space left on device"),
+                          ("EROFS", "opening the bundle audit log .*Read-only file system")):
+        faults["a"].set(error, paths=[audit])
+        try:
+            a.start(timeout=30)
+            started = True
+        except RuntimeError:
+            started = False
+        check(not started, "%s on the audit log: tkmsd does not start" % error, a.logtext()[-2000:])
+        check(re.search(r"event=start_failed .*" + reason, a.logtext()) is not None,
+              "... and says why (%s)" % reason, a.logtext()[-2000:])
+    faults["a"].clear()
+    a.start()
+    check(a.metric("tkms_bundle_version") == 2, "disk back: A starts with version 2", a.metrics())
 
 
 def case_bundle_counter(d, faults, work):
