@@ -155,6 +155,9 @@ bool FdFails(int fd) {
   return true;
 }
 
+// Paths the shim can judge: absolute, or relative to the working directory.
+bool Resolvable(int dirfd, const char* path) { return dirfd == AT_FDCWD || (path != nullptr && path[0] == '/'); }
+
 bool WritesOrCreates(int flags) { return (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)) != 0; }
 
 
@@ -208,7 +211,7 @@ int openat(int dirfd, const char* path, int flags, ...) {
     mode = static_cast<mode_t>(va_arg(ap, int));
     va_end(ap);
   }
-  if (WritesOrCreates(flags) && (dirfd == AT_FDCWD || (path != nullptr && path[0] == '/'))) {
+  if (WritesOrCreates(flags) && Resolvable(dirfd, path)) {
     struct stat st;
     const int saved = errno;
     const bool exists = syscall(SYS_newfstatat, AT_FDCWD, path, &st, 0) == 0;
@@ -262,20 +265,19 @@ int unlink(const char* path) {
 }
 
 int unlinkat(int dirfd, const char* path, int flags) {
-  if ((dirfd == AT_FDCWD || (path != nullptr && path[0] == '/')) && PathFails(path, /*read_only_only=*/true)) return -1;
+  if (Resolvable(dirfd, path) && PathFails(path, /*read_only_only=*/true)) return -1;
   return static_cast<int>(syscall(SYS_unlinkat, dirfd, path, flags));
 }
 
 int renameat(int from_dir, const char* from, int to_dir, const char* to) {
-  if (((from_dir == AT_FDCWD || from[0] == '/') && PathFails(from)) ||
-      ((to_dir == AT_FDCWD || to[0] == '/') && PathFails(to))) {
+  if ((Resolvable(from_dir, from) && PathFails(from)) || (Resolvable(to_dir, to) && PathFails(to))) {
     return -1;
   }
   return static_cast<int>(syscall(SYS_renameat, from_dir, from, to_dir, to));
 }
 
 int mkdirat(int dirfd, const char* path, mode_t mode) {
-  if ((dirfd == AT_FDCWD || (path != nullptr && path[0] == '/')) && PathFails(path)) return -1;
+  if (Resolvable(dirfd, path) && PathFails(path)) return -1;
   return static_cast<int>(syscall(SYS_mkdirat, dirfd, path, mode));
 }
 
@@ -304,7 +306,7 @@ FILE* fopen(const char* path, const char* mode) {
 FILE* fopen64(const char* path, const char* mode) { return fopen(path, mode); }
 
 size_t fwrite(const void* buf, size_t size, size_t count, FILE* stream) {
-  if (stream != nullptr && FdFails(fileno(stream))) return 0;
+  if (FdFails(fileno(stream))) return 0;
   static auto real = Next<size_t (*)(const void*, size_t, size_t, FILE*)>("fwrite");
   return real(buf, size, count, stream);
 }
