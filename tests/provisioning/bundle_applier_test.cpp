@@ -3,6 +3,8 @@
 #include "provisioning/bundle_applier.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -322,6 +324,40 @@ TEST_F(BundleApplierTest, UnwritableAuditLogRefusesAndChangesNothing) {
   EXPECT_EQ(counter_.Read()->value, 2u);
   EXPECT_EQ(live_.policy_classes["default"].max_responders, 4u);
   auto audit = AuditLines(audit_path_);
+  ASSERT_EQ(audit.size(), 2u);
+  EXPECT_EQ(audit[1]["verdict"], "accepted");
+  EXPECT_EQ(audit[1]["version"], 2);
+}
+
+// A short write (the disk fills in the middle of the record): RLIMIT_FSIZE
+// lets the first bytes through and refuses the rest (EFBIG). The bundle is
+// refused, the partial record is cut off again, and the next record starts
+// on a line of its own.
+TEST_F(BundleApplierTest, AShortAuditWriteIsCutOffAndRefused) {
+  WriteBundleFile(pki_.SignedBundle(Payload(1)));
+  Make();
+  ASSERT_TRUE(applier_->ApplyFile(BundleSource::kStartup).accepted());
+  const KmsConfig before = live_;
+  const auto size_before = std::filesystem::file_size(audit_path_);
+  WriteBundleFile(pki_.SignedBundle(Payload(2, 4)));  // a SIGHUP'd file: nothing to save first
+
+  ::signal(SIGXFSZ, SIG_IGN);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit small = saved;
+  small.rlim_cur = static_cast<rlim_t>(size_before + 10);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  BundleOutcome out = applier_->ApplyFile(BundleSource::kSighup);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
+
+  ExpectRefusedUnchanged(out, StatusCode::kUnavailable, "audit log: writing the bundle audit log: File too large");
+  EXPECT_EQ(live_, before);
+  EXPECT_EQ(counter_.Read()->value, 1u);
+  EXPECT_EQ(std::filesystem::file_size(audit_path_), size_before);  // the 10 bytes were cut off
+
+  out = applier_->ApplyFile(BundleSource::kSighup);
+  ASSERT_TRUE(out.accepted()) << out.status.ToString();
+  auto audit = AuditLines(audit_path_);  // every line parses: nothing glued
   ASSERT_EQ(audit.size(), 2u);
   EXPECT_EQ(audit[1]["verdict"], "accepted");
   EXPECT_EQ(audit[1]["version"], 2);
