@@ -31,6 +31,7 @@ Status WriteAllFd(int fd, std::string_view bytes, const std::string& what) {
     ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (w < 0 && errno == EINTR) continue;
     if (w < 0) return Unavailable(Errno("writing " + what));
+    if (w == 0) return Unavailable("writing " + what + ": " + std::strerror(EIO));
     done += static_cast<size_t>(w);
   }
   return Status::Ok();
@@ -198,27 +199,41 @@ BundleOutcome BundleApplier::Decide(std::string_view text, BundleSource source, 
       return finish(Status(st.code(), "saving the bundle: " + st.message()));
     }
   }
+  // The record comes before anything that cannot be undone (issue 14,
+  // fail closed): a bundle whose audit record cannot be written is refused
+  // and the saved file is put back.
+  const auto restore_file = [&] {
+    if (previous_file) (void)ReplaceFileAtomically(options_.bundle_path, *previous_file);
+    if (source == BundleSource::kAdmin && !previous_file) ::unlink(options_.bundle_path.c_str());
+  };
+  out.verdict = BundleVerdict::kAccepted;
+  out.status = Status::Ok();
+  if (Status st = WriteAudit(out, source, posted_by); !st.ok()) {
+    restore_file();
+    return finish(Status(StatusCode::kUnavailable, "audit log: " + st.message()));
+  }
   if (!same_as_counter) {
     if (Status st = counter_.Advance(verified->version, verified->file_digest); !st.ok()) {
       // Put the previous file back, so that a restart does not apply what
-      // was just refused.
-      if (previous_file) (void)ReplaceFileAtomically(options_.bundle_path, *previous_file);
-      if (source == BundleSource::kAdmin && !previous_file) ::unlink(options_.bundle_path.c_str());
-      return finish(Status(st.code(), "bundle counter: " + st.message()));
+      // was just refused. The refusal's record follows the "accepted" one
+      // just written and supersedes it (docs/bundles.md).
+      // The token could not store the new version (for SoftHSM2: its object
+      // files could not be written, CKR_GENERAL_ERROR): unavailable, not a
+      // verdict on the bundle, so 503 and the same bundle may come again.
+      restore_file();
+      const StatusCode code = st.code() == StatusCode::kFailedPrecondition ? st.code() : StatusCode::kUnavailable;
+      return finish(Status(code, "bundle counter: " + st.message()));
     }
   }
   // At start the bundle in force (same_as_counter) is accepted again: the
   // counter stays, the configuration becomes the running one.
-  out.verdict = BundleVerdict::kAccepted;
   (*commit)();
   current_version_.store(verified->version);
-  return finish(Status::Ok());
+  Report(out, source, posted_by, Status::Ok());
+  return out;
 }
 
-void BundleApplier::Audit(const BundleOutcome& out, BundleSource source, const PostedBy* posted_by) {
-  // "unchanged" (a SIGHUP re-reading the bundle in force) counts as neither.
-  if (out.verdict == BundleVerdict::kAccepted) accepted_.fetch_add(1, std::memory_order_relaxed);
-  if (out.verdict == BundleVerdict::kRefused) refused_.fetch_add(1, std::memory_order_relaxed);
+Status BundleApplier::WriteAudit(const BundleOutcome& out, BundleSource source, const PostedBy* posted_by) {
   nlohmann::json record = OutcomeFields(out);
   record["time"] = UtcText(clock_.Now());
   record["source"] = BundleSourceName(source);
@@ -231,8 +246,28 @@ void BundleApplier::Audit(const BundleOutcome& out, BundleSource source, const P
   }
   // Texts from a refused bundle may be anything: never let them break the line.
   const std::string line = record.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace) + "\n";
+  struct stat before {};
+  const bool sized = ::fstat(audit_fd_, &before) == 0;
   Status st = WriteAllFd(audit_fd_, line, "the bundle audit log");
   if (st.ok() && ::fsync(audit_fd_) != 0) st = Unavailable(Errno("fsync of the bundle audit log"));
+  if (!st.ok()) {
+    // A partial record must not glue itself to the next one: cut it off
+    // (best effort; on a read-only file system this fails as well).
+    if (sized) (void)::ftruncate(audit_fd_, before.st_size);
+    CountAuditWriteFailure(AuditRecord::kBundle);
+  }
+  return st;
+}
+
+void BundleApplier::Audit(const BundleOutcome& out, BundleSource source, const PostedBy* posted_by) {
+  Report(out, source, posted_by, WriteAudit(out, source, posted_by));
+}
+
+void BundleApplier::Report(const BundleOutcome& out, BundleSource source, const PostedBy* posted_by,
+                           const Status& audit_written) {
+  // "unchanged" (a SIGHUP re-reading the bundle in force) counts as neither.
+  if (out.verdict == BundleVerdict::kAccepted) accepted_.fetch_add(1, std::memory_order_relaxed);
+  if (out.verdict == BundleVerdict::kRefused) refused_.fetch_add(1, std::memory_order_relaxed);
   LogLine(out.accepted() ? LogLevel::kInfo : LogLevel::kWarn, out.accepted() ? "bundle_accepted" : "bundle_refused")
       .Add("source", BundleSourceName(source))
       .Add("verdict", BundleVerdictName(out.verdict))
@@ -245,7 +280,7 @@ void BundleApplier::Audit(const BundleOutcome& out, BundleSource source, const P
                            ? posted_by->certificate_subject
                            : std::string("-"))
       .Add("reason", out.status.ok() ? std::string("-") : out.status.message());
-  if (!st.ok()) LogLine(LogLevel::kError, "bundle_audit_failed").Add("error", st.message());
+  if (!audit_written.ok()) LogLine(LogLevel::kError, "bundle_audit_failed").Add("error", audit_written.message());
 }
 
 }  // namespace tkms::provisioning

@@ -22,8 +22,15 @@
 //      making it visible. A failure refuses the bundle.
 //   4. For a posted bundle: the bundle file is replaced atomically (temporary
 //      file, fsync, rename, fsync of the directory), so a restart finds it.
-//   5. The counter advances to the new version (tag = file digest).
-//   6. The audit record is written, then commit() swaps the prepared state in.
+//   5. The audit record ("accepted") is written and fsync'd; if it cannot be
+//      (full disk, read-only file system, I/O error, short write), the
+//      bundle is refused (kUnavailable) and the saved file is put back:
+//      nothing is done that the log does not record (issue 14, fail closed).
+//   6. The counter advances to the new version (tag = file digest); if it
+//      cannot, the file is put back and the refusal's record follows the
+//      "accepted" one for the same digest (the last record for a digest is
+//      the verdict).
+//   7. commit() swaps the prepared state in.
 // Requests in flight keep the snapshot they started with (the caller's swap
 // is atomic). Applies are serialised by one mutex.
 //
@@ -67,7 +74,9 @@ struct BundleOutcome {
   // Why it was refused: kPermissionDenied (signature, certificates),
   // kInvalidArgument (envelope, schema), kFailedPrecondition (version not
   // newer), kNotFound (no bundle file), kUnavailable / kInternal (token,
-  // file system). Ok when accepted or unchanged.
+  // file system; kUnavailable whenever the audit record could not be
+  // written or the counter could not be advanced, docs/reliability.md
+  // "Disk faults"). Ok when accepted or unchanged.
   Status status;
   // The bundle's own version: known once the bundle verified (read from a
   // payload its authority signed), absent when it was refused before that
@@ -139,7 +148,14 @@ class BundleApplier {
   // The counter's value, or the version this process runs if the counter
   // cannot be read: what a refusal reports as previous_version.
   uint64_t VersionInForce();
+  // Writes the audit record and reports the decision (metrics, log line).
   void Audit(const BundleOutcome& outcome, BundleSource source, const PostedBy* posted_by = nullptr);
+  // Appends and fsyncs one record; a failed (or partial) record is cut off
+  // again and counted (tkms_audit_write_failures_total{record="bundle"}).
+  Status WriteAudit(const BundleOutcome& outcome, BundleSource source, const PostedBy* posted_by);
+  // The metrics and the log line of a decision whose record was written (or not).
+  void Report(const BundleOutcome& outcome, BundleSource source, const PostedBy* posted_by,
+              const Status& audit_written);
 
   Options options_;
   hal::MonotonicCounter& counter_;

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <utility>
 
+#include "firmware/base/log.h"
+
 namespace tkms::web {
 namespace {
 
@@ -24,7 +26,9 @@ static_assert(static_cast<size_t>(kms::Outcome::kInternal) == 4,
 
 // Gauge names may not start with these (that also covers the histogram's
 // _bucket / _sum / _count series).
-constexpr std::array<std::string_view, 11> kBuiltinNames = {"tkms_requests_total",
+constexpr std::array<std::string_view, 13> kBuiltinNames = {"tkms_requests_total",
+                                                           "tkms_audit_write_failures_total",
+                                                           "tkms_log_write_failures_total",
                                                            "tkms_zk_requests_total",
                                                            "tkms_zk_peer_",
                                                            "tkms_connection_events_total",
@@ -249,8 +253,27 @@ std::string Metrics::RenderPrometheus() const {
   RenderRefusals(out);
   RenderConnectionEvents(out);
   RenderZk(out);
+  RenderLogFailures(out);
   RenderGauges(out);
   return out;
+}
+
+// Process-wide (firmware/base/log.h): the log and the audit records are the
+// process's, not one listener's.
+void Metrics::RenderLogFailures(std::string& out) const {
+  out += "# HELP tkms_audit_write_failures_total Audit records that could not be written (the action was refused)\n";
+  out += "# TYPE tkms_audit_write_failures_total counter\n";
+  for (size_t r = 0; r < kAuditRecordKinds; ++r) {
+    const auto record = static_cast<AuditRecord>(r);
+    out += "tkms_audit_write_failures_total{record=\"";
+    out += AuditRecordName(record);
+    out += "\"} ";
+    out += std::to_string(AuditWriteFailures(record));
+    out += '\n';
+  }
+  out += "# HELP tkms_log_write_failures_total Ordinary log lines that could not be written (service went on)\n";
+  out += "# TYPE tkms_log_write_failures_total counter\n";
+  out += "tkms_log_write_failures_total " + std::to_string(LogWriteFailures()) + "\n";
 }
 
 void Metrics::RecordZkRequest(ZkClient client, ZkResult result) {

@@ -111,6 +111,7 @@ class Metrics {
   void RenderConnectionEvents(std::string& out) const;
   void RenderGauges(std::string& out) const;
   void RenderZk(std::string& out) const;
+  void RenderLogFailures(std::string& out) const;
   static constexpr size_t kZkClients = 3;
   static constexpr size_t kZkResults = 7;
   static constexpr size_t kTypes = 2;

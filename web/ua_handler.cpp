@@ -8,6 +8,7 @@
 
 #include "firmware/base/encoding.h"
 #include "firmware/base/log.h"
+#include "firmware/base/secret_bytes.h"
 #include "web/annex_a.h"
 #include "web/http_framing.h"
 
@@ -31,6 +32,8 @@ struct UaRecord {
   std::optional<ZkAuthorization> zk;
   std::string certificate_sha256;
   std::string certificate_subject;
+  // Zk only: the audit line could not be written, the answer was withheld.
+  bool audit_failed = false;
 };
 
 HttpResponse Refuse(UaRecord& rec, const Rejection& rejection) {
@@ -201,6 +204,7 @@ Metrics::ZkClient ZkClientOf(const UaRecord& rec) {
 
 Metrics::ZkResult ZkResultOf(const UaRecord& rec, int status) {
   if (status == 403) return Metrics::ZkResult::kForbidden;
+  if (rec.audit_failed && status == 503) return Metrics::ZkResult::kUnavailable;
   if (!rec.reply.has_value()) return Metrics::ZkResult::kRejected;
   switch (rec.reply->outcome) {
     case kms::Outcome::kOk: return Metrics::ZkResult::kOk;
@@ -216,12 +220,13 @@ Metrics::ZkResult ZkResultOf(const UaRecord& rec, int status) {
 // and its certificate), whose ticket (initiator, responders), when (the log
 // line's time), and what happened. Network functions' resolves are the
 // lawful-interception accesses an operator must be able to account for.
-void LogZkAudit(const UaRecord& rec, int status, const std::string& mikey_error) {
+// Written before the response leaves (issue 14): the caller withholds the
+// response if the line could not be written.
+Status LogZkAudit(const UaRecord& rec, int status, const std::string& mikey_error) {
   const ZkAuthorization& zk = *rec.zk;
   const bool refused = status == 403;
-  LogLine line(refused || status >= 500 ? LogLevel::kWarn : LogLevel::kInfo, "zk_request");
-  line.Add("audit", "1")
-      .Add("id", rec.id)
+  LogLine line(refused || status >= 500 ? LogLevel::kWarn : LogLevel::kInfo, "zk_request", AuditRecord::kZkRequest);
+  line.Add("id", rec.id)
       .Add("peer", rec.peer)
       .Add("client_kind", Metrics::ZkClientName(ZkClientOf(rec)))
       .Add("client", zk.name.empty() ? std::string("-") : zk.name)
@@ -239,6 +244,7 @@ void LogZkAudit(const UaRecord& rec, int status, const std::string& mikey_error)
   }
   if (!zk.refusal.empty()) line.Add("why", zk.refusal);
   if (!rec.detail.empty()) line.Add("detail", rec.detail);
+  return line.Emit();
 }
 
 }  // namespace
@@ -274,7 +280,6 @@ HttpResponse UaHandler::Handle(const HttpRequest& request) {
   const auto latency = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::steady_clock::now() - request.received);
   if (rec.rejection_status.has_value()) metrics_.RecordRejection(*rec.rejection_status);
-  if (zk()) metrics_.RecordZkRequest(ZkClientOf(rec), ZkResultOf(rec, response.status));
   std::string mikey_error = "-";
   std::string user = "-";
   if (rec.reply.has_value()) {
@@ -288,17 +293,42 @@ HttpResponse UaHandler::Handle(const HttpRequest& request) {
     if (!reply.user.empty()) user = reply.user;
     if (rec.detail.empty()) rec.detail = reply.detail;
   }
+  if (zk()) {
+    if (!rec.zk.has_value()) rec.zk = ZkAuthorization{};  // refused before the client was looked at
+    // The audit line is the record of who got which keys: it is written
+    // before the answer leaves, and an answer whose record could not be
+    // written is withheld (fail closed, docs/zk.md "Audit").
+    Status audited = Status::Ok();
+    try {
+      audited = LogZkAudit(rec, response.status, mikey_error);
+    } catch (const std::exception& e) {
+      audited = Internal(std::string("audit line: ") + e.what());
+    }
+    if (!audited.ok()) {
+      rec.audit_failed = true;
+      if (response.status == 200) {
+        SecureWipe(response.body.data(), response.body.size());
+        const bool keep_alive = response.keep_alive;
+        response = TextResponse(503, "KMS cannot write its audit record");
+        response.extra_headers.emplace_back("Retry-After", "1");
+        response.keep_alive = keep_alive;
+      }
+      // Most likely lost too (counted in tkms_log_write_failures_total).
+      LogLine(LogLevel::kError, "zk_audit_failed")
+          .Add("id", rec.id)
+          .Add("status", response.status)
+          .Add("error", audited.message());
+    }
+    metrics_.RecordZkRequest(ZkClientOf(rec), ZkResultOf(rec, response.status));
+    if (stopping_.load()) response.keep_alive = false;
+    return response;
+  }
   if (stopping_.load()) response.keep_alive = false;
 
-  if (zk() && !rec.zk.has_value()) rec.zk = ZkAuthorization{};  // refused before the client was looked at
   response.on_written = [rec = std::move(rec), mikey_error, user, latency,
                          status = response.status,
                          bytes_out = response.body.size()](bool written) {
     try {
-      if (rec.zk.has_value()) {
-        LogZkAudit(rec, status, mikey_error);
-        return;
-      }
       LogLine line(status >= 500 ? LogLevel::kWarn : LogLevel::kInfo, "request");
       line.Add("id", rec.id)
           .Add("peer", rec.peer)

@@ -1,8 +1,12 @@
 #include "firmware/base/log.h"
 
+#include <poll.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -12,6 +16,8 @@ namespace {
 
 std::atomic<LogLevel> g_level{LogLevel::kInfo};
 std::atomic<int> g_fd{2};
+std::atomic<uint64_t> g_log_failures{0};
+std::array<std::atomic<uint64_t>, kAuditRecordKinds> g_audit_failures{};
 
 std::string_view LevelName(LogLevel level) {
   switch (level) {
@@ -38,6 +44,44 @@ std::string Timestamp() {
 }
 
 }  // namespace
+
+std::string_view AuditRecordName(AuditRecord record) {
+  switch (record) {
+    case AuditRecord::kZkRequest: return "zk_request";
+    case AuditRecord::kBundle: return "bundle";
+  }
+  return "unknown";
+}
+
+uint64_t LogWriteFailures() { return g_log_failures.load(std::memory_order_relaxed); }
+uint64_t AuditWriteFailures(AuditRecord record) {
+  return g_audit_failures[static_cast<size_t>(record)].load(std::memory_order_relaxed);
+}
+void CountAuditWriteFailure(AuditRecord record) {
+  g_audit_failures[static_cast<size_t>(record)].fetch_add(1, std::memory_order_relaxed);
+}
+
+Status WriteFully(int fd, std::string_view bytes) {
+  const char* p = bytes.data();
+  size_t left = bytes.size();
+  int waits = 0;
+  while (left > 0) {
+    const ssize_t n = ::write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && waits < 10) {
+      // A non-blocking descriptor (a full journald stream): wait a little.
+      pollfd pfd{fd, POLLOUT, 0};
+      (void)::poll(&pfd, 1, 100);
+      ++waits;
+      continue;
+    }
+    if (n < 0) return Unavailable(std::string("writing the log: ") + std::strerror(errno));
+    if (n == 0) return Unavailable(std::string("writing the log: ") + std::strerror(EIO));
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
 
 void SetLogLevel(LogLevel level) { g_level.store(level); }
 LogLevel GetLogLevel() { return g_level.load(); }
@@ -87,18 +131,37 @@ LogLine::LogLine(LogLevel level, std::string_view event) : enabled_(level >= g_l
   line_ += LogValue(event);
 }
 
+LogLine::LogLine(LogLevel level, std::string_view event, AuditRecord record) : enabled_(true), audit_(record) {
+  line_.clear();
+  line_ += "ts=";
+  line_ += Timestamp();
+  line_ += " level=";
+  line_ += LevelName(level);
+  line_ += " event=";
+  line_ += LogValue(event);
+  line_ += " audit=1";
+}
+
 LogLine::~LogLine() {
-  if (!enabled_) return;
+  // Nowhere to report a logging failure but the counter Emit() bumps.
+  if (!emitted_) (void)Emit();
+}
+
+Status LogLine::Emit() {
+  if (emitted_) return result_;
+  emitted_ = true;
+  if (!enabled_) return result_;
   line_ += '\n';
-  const int fd = g_fd.load();
-  const char* p = line_.data();
-  size_t left = line_.size();
-  while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
-    if (n <= 0) return;  // nowhere to report a logging failure
-    p += n;
-    left -= static_cast<size_t>(n);
+  result_ = WriteFully(g_fd.load(), line_);
+  line_.pop_back();
+  if (!result_.ok()) {
+    if (audit_) {
+      CountAuditWriteFailure(*audit_);
+    } else {
+      g_log_failures.fetch_add(1, std::memory_order_relaxed);
+    }
   }
+  return result_;
 }
 
 LogLine& LogLine::Add(std::string_view key, std::string_view value) {

@@ -3,6 +3,8 @@
 #include "provisioning/bundle_applier.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "firmware/base/encoding.h"
+#include "firmware/base/log.h"
 #include "provisioning/bundle.h"
 #include "tests/provisioning/test_pki.h"
 #include "tests/support/hal_fakes.h"
@@ -264,6 +267,143 @@ TEST_F(BundleApplierTest, MissingFileAndBadOptions) {
   o.audit_log_path = audit_path_;
   o.anchor_der.clear();
   EXPECT_EQ(BundleApplier::Create(o, counter_, clock_, {}).error().code(), StatusCode::kInvalidArgument);
+}
+
+// ---- disk faults: a bundle whose audit record cannot be written is refused ----
+// (issue 14, docs/reliability.md "Disk faults"). /dev/full stands for the
+// full disk: every write fails with ENOSPC.
+
+TEST_F(BundleApplierTest, UnwritableAuditLogRefusesAndChangesNothing) {
+  const std::string v1 = pki_.SignedBundle(Payload(1));
+  WriteBundleFile(v1);
+  Make();
+  ASSERT_TRUE(applier_->ApplyFile(BundleSource::kStartup).accepted());
+  const KmsConfig before = live_;
+  const uint64_t failures_before = AuditWriteFailures(AuditRecord::kBundle);
+
+  BundleApplier::Options o;
+  o.bundle_path = bundle_path_;
+  o.audit_log_path = "/dev/full";
+  o.anchor_der = pki_.root.der;
+  int prepared = 0;
+  auto full = BundleApplier::Create(o, counter_, clock_, [&](const KmsConfig& c) -> Result<BundleApplier::Commit> {
+    ++prepared;
+    KmsConfig copy = c;
+    return BundleApplier::Commit([this, copy] { live_ = copy; });
+  });
+  ASSERT_TRUE(full.ok()) << full.error().ToString();
+  const std::string v2 = pki_.SignedBundle(Payload(2, 4));
+  BundleOutcome out = (*full)->ApplyPosted(v2);
+  ExpectRefusedUnchanged(out, StatusCode::kUnavailable, "audit log: writing the bundle audit log: No space left on device");
+  EXPECT_EQ(prepared, 1);
+  EXPECT_EQ(out.version, 2u);
+  EXPECT_EQ(out.version_in_force(), 1u);
+  EXPECT_EQ(live_, before);                   // not swapped in
+  EXPECT_EQ(counter_.Read()->value, 1u);      // not advanced
+  EXPECT_EQ(ReadFile(bundle_path_), v1);      // the saved file was put back
+  EXPECT_EQ((*full)->current_version(), 0u);  // that applier never applied anything
+  EXPECT_EQ((*full)->refused_count(), 1u);
+  EXPECT_EQ((*full)->accepted_count(), 0u);
+  // The accepted record and the refusal's record both failed.
+  EXPECT_EQ(AuditWriteFailures(AuditRecord::kBundle), failures_before + 2);
+  const std::string answer = BundleAnswerJson(out);
+  EXPECT_NE(answer.find("\"verdict\":\"refused\""), std::string::npos) << answer;
+  EXPECT_NE(answer.find("No space left on device"), std::string::npos) << answer;
+
+  // The start file, re-read (SIGHUP) with a new version: refused the same way.
+  WriteBundleFile(v2);
+  out = (*full)->ApplyFile(BundleSource::kSighup);
+  ExpectRefusedUnchanged(out, StatusCode::kUnavailable, "audit log");
+  EXPECT_EQ(counter_.Read()->value, 1u);
+  EXPECT_EQ(live_, before);
+  WriteBundleFile(v1);
+
+  // Disk back (the writable log): the same bundle is accepted.
+  out = applier_->ApplyPosted(v2);
+  ASSERT_TRUE(out.accepted()) << out.status.ToString();
+  EXPECT_EQ(counter_.Read()->value, 2u);
+  EXPECT_EQ(live_.policy_classes["default"].max_responders, 4u);
+  auto audit = AuditLines(audit_path_);
+  ASSERT_EQ(audit.size(), 2u);
+  EXPECT_EQ(audit[1]["verdict"], "accepted");
+  EXPECT_EQ(audit[1]["version"], 2);
+}
+
+// A short write (the disk fills in the middle of the record): RLIMIT_FSIZE
+// lets the first bytes through and refuses the rest (EFBIG). The bundle is
+// refused, the partial record is cut off again, and the next record starts
+// on a line of its own.
+TEST_F(BundleApplierTest, AShortAuditWriteIsCutOffAndRefused) {
+  WriteBundleFile(pki_.SignedBundle(Payload(1)));
+  Make();
+  ASSERT_TRUE(applier_->ApplyFile(BundleSource::kStartup).accepted());
+  const KmsConfig before = live_;
+  const auto size_before = std::filesystem::file_size(audit_path_);
+  WriteBundleFile(pki_.SignedBundle(Payload(2, 4)));  // a SIGHUP'd file: nothing to save first
+
+  ::signal(SIGXFSZ, SIG_IGN);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit small = saved;
+  small.rlim_cur = static_cast<rlim_t>(size_before + 10);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  BundleOutcome out = applier_->ApplyFile(BundleSource::kSighup);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
+
+  ExpectRefusedUnchanged(out, StatusCode::kUnavailable, "audit log: writing the bundle audit log: File too large");
+  EXPECT_EQ(live_, before);
+  EXPECT_EQ(counter_.Read()->value, 1u);
+  EXPECT_EQ(std::filesystem::file_size(audit_path_), size_before);  // the 10 bytes were cut off
+
+  out = applier_->ApplyFile(BundleSource::kSighup);
+  ASSERT_TRUE(out.accepted()) << out.status.ToString();
+  auto audit = AuditLines(audit_path_);  // every line parses: nothing glued
+  ASSERT_EQ(audit.size(), 2u);
+  EXPECT_EQ(audit[1]["verdict"], "accepted");
+  EXPECT_EQ(audit[1]["version"], 2);
+}
+
+TEST_F(BundleApplierTest, StartWithAnUnwritableAuditLogRefusesTheBundle) {
+  WriteBundleFile(pki_.SignedBundle(Payload(3)));
+  BundleApplier::Options o;
+  o.bundle_path = bundle_path_;
+  o.audit_log_path = "/dev/full";
+  o.anchor_der = pki_.root.der;
+  auto full = BundleApplier::Create(o, counter_, clock_, [this](const KmsConfig& c) -> Result<BundleApplier::Commit> {
+    KmsConfig copy = c;
+    return BundleApplier::Commit([this, copy] { live_ = copy; });
+  });
+  ASSERT_TRUE(full.ok());
+  BundleOutcome out = (*full)->ApplyFile(BundleSource::kStartup);
+  ExpectRefusedUnchanged(out, StatusCode::kUnavailable, "audit log");
+  EXPECT_EQ(counter_.Read()->value, 0u);
+  EXPECT_EQ(live_.version, 0u);
+}
+
+TEST_F(BundleApplierTest, CounterThatCannotAdvanceRefusesAndTheRefusalSupersedes) {
+  const std::string v1 = pki_.SignedBundle(Payload(1));
+  WriteBundleFile(v1);
+  Make();
+  ASSERT_TRUE(applier_->ApplyFile(BundleSource::kStartup).accepted());
+  const KmsConfig before = live_;
+  counter_.fail_advance = true;
+  const std::string v2 = pki_.SignedBundle(Payload(2, 4));
+  BundleOutcome out = applier_->ApplyPosted(v2);
+  ExpectRefusedUnchanged(out, StatusCode::kUnavailable, "bundle counter: token unreachable");
+  EXPECT_EQ(live_, before);
+  EXPECT_EQ(ReadFile(bundle_path_), v1);
+  EXPECT_EQ(applier_->current_version(), 1u);
+  // The record written before the counter moved, then the refusal that
+  // supersedes it (same digest): the last record for a digest is the verdict.
+  auto audit = AuditLines(audit_path_);
+  ASSERT_EQ(audit.size(), 3u);
+  EXPECT_EQ(audit[1]["verdict"], "accepted");
+  EXPECT_EQ(audit[2]["verdict"], "refused");
+  EXPECT_EQ(audit[2]["digest"], audit[1]["digest"]);
+  EXPECT_EQ(audit[2]["version_in_force"], 1);
+  counter_.fail_advance = false;
+  ASSERT_TRUE(applier_->ApplyPosted(v2).accepted());
+  EXPECT_EQ(counter_.Read()->value, 2u);
 }
 
 // ---- every refusal names the version in force ---------------------------------------

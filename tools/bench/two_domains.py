@@ -137,6 +137,7 @@ class Domain:
         self.zk_port = free_port()
         self.proc = None
         self.ports = {}
+        self.extra_env = {}  # added to tkmsd's environment (e.g. LD_PRELOAD of a test shim)
         self.version = 0
         self.relations, self.functions = [], []
         self.policy_classes = {"default": {}}  # the bundle's policy_classes
@@ -236,7 +237,7 @@ class Domain:
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen([self.p.tkmsd, "--allow-root", "--config", local, "--bundle", self.bundle_file,
                                           "--ready-file", ready], stdout=log, stderr=subprocess.STDOUT,
-                                         env=clean_env(), cwd=self.dir)
+                                         env=dict(clean_env(), **self.extra_env), cwd=self.dir)
         try:
             self.ports = wait_ready(ready, self.proc, timeout)
         except RuntimeError as e:
@@ -298,8 +299,10 @@ class TwoDomains:
     """Domains a and b (alice at a, bob at b), each with a trust relation to
     the other, started; other_ca for a domain outside. Stops everything on exit."""
 
-    def __init__(self, programs, work, zk=True):
+    def __init__(self, programs, work, zk=True, extra_env=None):
+        """extra_env(domain name) -> dict: added to that tkmsd's environment."""
         self.p, self.work, self.zk = programs, work, zk
+        self.extra_env = extra_env or (lambda name: {})
         self.ca = Ca(work, "demo-ca", "tkms demo Zk CA")
         self.other_ca = Ca(work, "other-ca", "some other organisation's CA")
         self.cacerts = os.path.join(work, "cas.pem")  # both CAs: what a UE trusts for --cacert
@@ -318,6 +321,7 @@ class TwoDomains:
 
     def add_domain(self, name, users, ca=None, start=True):
         d = Domain(self.p, self.work, name, ca or self.ca, users, self.zk)
+        d.extra_env = dict(self.extra_env(name))
         self.domains.append(d)
         return d.start() if start else d
 
