@@ -28,9 +28,11 @@ target tkms_package_files built). Steps, each timed:
      openssl and tkmsctl, as in docs/bundles.md), then tkmsd with the unit's
      own ExecStart as tkms (setpriv, no new privileges, no groups, umask
      0077) on free loopback ports, /readyz, a tkms-ue call between the two
-     bundle users, SIGHUP (the unit's ExecReload), SIGTERM; then prerm
-     remove, postrm remove and postrm purge, after which /var/lib/tkms (the
-     token) and the tkms user are still there.
+     bundle users, SIGHUP (the unit's ExecReload), SIGTERM; then, with a
+     stand-in systemd (/run/systemd/system on a tmpfs, logging systemctl and
+     deb-systemd-invoke), install starts the unit, upgrade restarts it and
+     remove stops it; after postrm purge /var/lib/tkms (the token) and the
+     tkms user are still there.
 Afterwards the host has no tkms user and no /var/lib/tkms that it did not
 have before. Exits 1 on the first failed check.
 """
@@ -249,9 +251,29 @@ def inner(work, root, ctl):
     ceremony(work, root)
     run_tkmsd(work, root)
 
-    # Removal and purge keep the token.
-    for script, args in (("prerm", ["remove"]), ("postrm", ["remove"]), ("postrm", ["purge"])):
-        sh([os.path.join(ctl, script)] + args, env=dict(env, DPKG_MAINTSCRIPT_NAME=script))
+    # With systemd running (a tmpfs /run with /run/systemd/system, logging
+    # stand-ins for systemctl and deb-systemd-invoke): install starts the
+    # unit, upgrade restarts it (prerm upgrade leaves it running), remove
+    # stops it; then removal and purge, which keep the token.
+    sh(["mount", "-t", "tmpfs", "tmpfs", "/run"])
+    os.makedirs("/run/systemd/system")
+    stubs = os.path.join(work, "stubs")
+    os.makedirs(stubs)
+    calls = os.path.join(work, "systemd-calls")
+    for tool in ("systemctl", "deb-systemd-invoke"):
+        with open(os.path.join(stubs, tool), "w") as f:
+            f.write('#!/bin/sh\necho "%s $*" >> %s\n' % (tool, calls))
+        os.chmod(os.path.join(stubs, tool), 0o755)
+    env_sd = dict(env, PATH=stubs + ":" + env["PATH"])
+    sequence = (("postinst", ["configure", ""]), ("prerm", ["upgrade", "0.1.0-1"]),
+                ("postinst", ["configure", "0.1.0-1"]), ("prerm", ["remove"]), ("postrm", ["remove"]),
+                ("postrm", ["purge"]))
+    for script, args in sequence:
+        sh([os.path.join(ctl, script)] + args, env=dict(env_sd, DPKG_MAINTSCRIPT_NAME=script))
+    invoked = [line for line in open(calls).read().splitlines() if line.startswith("deb-systemd-invoke")]
+    check(invoked == ["deb-systemd-invoke start tkmsd.service", "deb-systemd-invoke restart tkmsd.service",
+                      "deb-systemd-invoke stop tkmsd.service"],
+          "install starts, upgrade restarts, remove stops the unit", open(calls).read())
     check(os.path.isdir("/var/lib/tkms/token/tokens") and os.path.isfile("/var/lib/tkms/bundle.json"),
           "postrm purge keeps /var/lib/tkms (token and bundle)")
     check(passwd_entry("tkms") == entry, "postrm purge keeps the tkms user")
