@@ -32,7 +32,17 @@ target tkms_package_files built). Steps, each timed:
      stand-in systemd (/run/systemd/system on a tmpfs, logging systemctl and
      deb-systemd-invoke), install starts the unit, upgrade restarts it and
      remove stops it; after postrm purge /var/lib/tkms (the token) and the
-     tkms user are still there.
+     tkms user are still there;
+  6. the packaged unit itself under a real systemd: `systemd --system` as
+     PID 1 of a new pid+mount namespace with the state of step 5, a unit
+     directory holding only tkmsd.service (and empty stand-ins for the
+     targets it is ordered after) and a drop-in that changes only the
+     binary's path, the ports, a ready file and the log file (no journald);
+     tkmsd must run as tkms with no capabilities, no_new_privs and a seccomp
+     filter, / read-only and /var/lib/tkms writable, serve a tkms-ue call,
+     reload on `systemctl reload` and stop with status 0 on `systemctl
+     stop`. Where systemd cannot run as PID 1 of a namespace at all, this
+     step says NOT RUN.
 Afterwards the host has no tkms user and no /var/lib/tkms that it did not
 have before. Exits 1 on the first failed check.
 """
@@ -397,11 +407,146 @@ def run_tkmsd(work, root):
           log_text())
 
 
+# ---- the unit under a real systemd -------------------------------------------
+
+SYSTEMD_DROPIN = """[Service]
+# packaging.deb: the extracted binary (bind-mounted on /usr/local/bin), free
+# ports, a ready file, and the log in the state directory (no journald).
+ExecStart=
+ExecStart=/usr/local/bin/tkmsd --config /etc/tkms/local.json --bundle /var/lib/tkms/bundle.json --audit-log /var/lib/tkms/bundle-audit.log --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --ready-file /var/lib/tkms/ready.json
+StandardOutput=append:/var/lib/tkms/tkmsd-systemd.log
+StandardError=append:/var/lib/tkms/tkmsd-systemd.log
+"""
+
+
+def systemd_pid1(work, root):
+    """PID 1 of a new pid namespace (unshare -p -f -m): the state of the
+    first namespace (/etc copy with the tkms user, /var/lib copy with the
+    token and the bundle) bind-mounted again, a unit directory holding only
+    the packaged tkmsd.service and empty stand-ins for the targets it is
+    ordered after, the drop-in above; then exec systemd --system with
+    tkmsd.service as its only job. Nothing else starts."""
+    sh(["mount", "--make-rprivate", "/"])
+    units, sysconf = os.path.join(work, "units-min"), os.path.join(work, "systemd-etc")
+    os.makedirs(units)
+    os.makedirs(os.path.join(sysconf, "tkmsd.service.d"))
+    shutil.copy2(os.path.join(root, UNIT), os.path.join(units, "tkmsd.service"))
+    for target in ("sysinit.target", "basic.target", "network.target", "multi-user.target", "shutdown.target",
+                   "default.target"):
+        with open(os.path.join(units, target), "w") as f:
+            f.write("[Unit]\nDescription=%s (packaging.deb stand-in)\n" % target)
+    with open(os.path.join(sysconf, "tkmsd.service.d", "packaging-deb.conf"), "w") as f:
+        f.write(SYSTEMD_DROPIN)
+    bind(os.path.join(work, "etc"), "/etc")
+    bind(sysconf, "/etc/systemd/system")
+    bind(os.path.join(work, "varlib"), "/var/lib")
+    bind(units, "/lib/systemd/system")
+    bind(os.path.join(root, "usr/bin"), "/usr/local/bin")
+    sys.stdout.flush()
+    os.execv("/lib/systemd/systemd", ["/lib/systemd/systemd", "--system", "--unit=tkmsd.service",
+                                      "--log-target=console", "--show-status=no"])
+
+
+def host_pid(name, ns_pid, marker):
+    """The host pid of the process `name` whose pid in its namespace is ns_pid."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = open("/proc/%s/status" % entry).read()
+            cmdline = open("/proc/%s/cmdline" % entry).read()
+        except OSError:
+            continue
+        nspid = re.search(r"^NSpid:\s+(.*)$", status, re.M)
+        if (re.search(r"^Name:\s+%s$" % re.escape(name), status, re.M) and nspid and marker in cmdline
+                and nspid.group(1).split()[-1] == str(ns_pid)):
+            return int(entry)
+    return None
+
+
+def under_systemd(work, root):
+    step("the unit under systemd as PID 1 of a private pid+mount namespace")
+    varlib_tkms = os.path.join(work, "varlib", "tkms")
+    ready = os.path.join(varlib_tkms, "ready.json")
+    log_path = os.path.join(varlib_tkms, "tkmsd-systemd.log")
+    for path in (ready, log_path):
+        if os.path.exists(path):
+            os.unlink(path)
+    out_path = os.path.join(work, "systemd.out")
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount", "--propagation", "private", "--mount-proc",
+                                 sys.executable, os.path.abspath(__file__), "--systemd", work, root],
+                                stdout=out, stderr=subprocess.STDOUT, env=ENV)
+    manager = None
+    text = lambda path: open(path).read() if os.path.exists(path) else ""  # noqa: E731
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and proc.poll() is None and not os.path.exists(ready):
+            manager = manager or host_pid("systemd", 1, "--unit=tkmsd.service")
+            time.sleep(0.05)
+        manager = manager or host_pid("systemd", 1, "--unit=tkmsd.service")
+        if proc.poll() is not None and manager is None:
+            print("  NOT RUN: systemd does not run as PID 1 of a pid namespace here:\n" + text(out_path))
+            return False
+        check(os.path.exists(ready), "tkmsd.service comes up under systemd", text(out_path) + text(log_path))
+        r = wait_ready(ready, proc)
+
+        def systemctl(*args):
+            return sh(["nsenter", "-t", str(manager), "-m", "-p", "systemctl", "--no-pager"] + list(args), ok=False)
+
+        pid = host_pid("tkmsd", r["pid"], "/var/lib/tkms/ready.json")
+        check(pid is not None, "tkmsd's process is found")
+        status = open("/proc/%d/status" % pid).read()
+        tkms = re.search(r"^tkms:x:(\d+):", open(os.path.join(work, "etc", "passwd")).read(), re.M)
+        for field, want in (("Uid", r"%s\s+%s\s+%s\s+%s" % ((tkms.group(1),) * 4)), ("CapEff", "0+"),
+                            ("CapBnd", "0+"), ("CapAmb", "0+"), ("NoNewPrivs", "1"), ("Seccomp", "2")):
+            check(re.search(r"^%s:\s+%s$" % (field, want), status, re.M) is not None,
+                  "under systemd tkmsd has %s %s" % (field, want), status)
+        mounts = dict((f.split()[4], f.split()[5]) for f in open("/proc/%d/mountinfo" % pid).read().splitlines())
+        check(mounts.get("/", "").startswith("ro,") and mounts.get("/var/lib/tkms", "").startswith("rw,")
+              and "/tmp" in mounts, "ProtectSystem=strict: / read-only, /var/lib/tkms writable, a private /tmp",
+              json.dumps(mounts, indent=1))
+        admin = "http://127.0.0.1:%d" % r["admin_port"]
+        check(urllib.request.urlopen(admin + "/readyz", timeout=10).status == 200, "/readyz answers 200 under systemd")
+        ue = sh([os.path.join(root, "usr/bin/tkms-ue"), "call", "--kms", "http://127.0.0.1:%d" % r["ua_port"],
+                 "--initiator", "sip:carol@example.org", "--initiator-psk", os.path.join(varlib_tkms, "ue/carol.psk"),
+                 "--responder", "sip:dave@example.org", "--responder-psk", os.path.join(varlib_tkms, "ue/dave.psk")],
+                ok=False)
+        check(ue.returncode == 0 and "call: keys agree and SRTP media flowed both ways" in ue.stdout + ue.stderr,
+              "a tkms-ue call through the sandboxed service", ue.stdout + ue.stderr + text(log_path))
+        reload = systemctl("reload", "tkmsd.service")
+        check(reload.returncode == 0, "systemctl reload tkmsd", reload.stdout + reload.stderr)
+        deadline = time.time() + 20
+        while "event=reloaded" not in text(log_path) and time.time() < deadline:
+            time.sleep(0.05)
+        check("event=reloaded" in text(log_path), "systemctl reload (SIGHUP) reloads", text(log_path))
+        stop_ = systemctl("stop", "tkmsd.service")
+        show = systemctl("show", "tkmsd.service", "-p", "ActiveState", "-p", "ExecMainStatus", "-p", "NRestarts").stdout
+        check(stop_.returncode == 0 and "ActiveState=inactive" in show and "ExecMainStatus=0" in show
+              and "NRestarts=0" in show and "event=stopped" in text(log_path),
+              "systemctl stop: tkmsd drains and exits 0, never restarted", show + text(log_path))
+        print("  under systemd: uid tkms, no capabilities, no_new_privs, seccomp filter, / read-only: served a call")
+        return True
+    finally:
+        if manager is not None:
+            try:
+                os.kill(manager, signal.SIGKILL)  # PID 1 of the namespace: everything in it goes
+            except ProcessLookupError:
+                pass
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 # ---- main ------------------------------------------------------------------------
 
 def main():
     if len(sys.argv) == 5 and sys.argv[1] == "--inner":
         return inner(*sys.argv[2:5])
+    if len(sys.argv) == 4 and sys.argv[1] == "--systemd":
+        return systemd_pid1(*sys.argv[2:4])
     source_dir, binary_dir = (os.path.abspath(a) for a in sys.argv[1:3])
     for tool in ("cpack", "lintian", "systemd-analyze", "dpkg-deb", "unshare", "setpriv", "runuser", "openssl"):
         check(shutil.which(tool, path=ENV["PATH"]) is not None, "%s is installed (make deps)" % tool)
@@ -421,6 +566,7 @@ def main():
         r = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, os.path.abspath(__file__),
                             "--inner", work, root, ctl], env=ENV)
         check(r.returncode == 0, "the namespace part passes")
+        under_systemd(work, root)
     check((passwd_entry("tkms") != "") == host_had_user and os.path.exists("/var/lib/tkms") == host_had_state,
           "the host's users and /var/lib are unchanged")
     step("done: %d checks passed" % checks.count)
