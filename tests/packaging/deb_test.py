@@ -121,12 +121,13 @@ def check_contents(debs):
             check("test" not in os.path.basename(f) and "fault" not in f and not f.endswith(".so"),
                   "%s ships nothing from tests/ (found %s)" % (pkg, f))
         control = sh(["dpkg-deb", "-f", deb]).stdout
-        if pkg != "tkms-ue" or "Depends" in control:
-            check(re.search(r"^Depends: .*libc6", control, re.M) is not None,
-                  "%s depends on the shared libraries it uses (dpkg-shlibdeps)" % pkg, control)
+        check(re.search(r"^Depends: .*libc6 .*libstdc\+\+6", control, re.M) is not None,
+              "%s depends on the shared libraries it uses (dpkg-shlibdeps)" % pkg, control)
     control = sh(["dpkg-deb", "-f", debs["tkmsd"]]).stdout
     check(re.search(r"^Depends: .*\badduser\b", control, re.M) is not None, "tkmsd depends on adduser", control)
     check(re.search(r"^Depends: .*libmbedtls", control, re.M) is not None, "tkmsd depends on libmbedtls", control)
+    control = sh(["dpkg-deb", "-f", debs["tkms-ue"]]).stdout
+    check(re.search(r"^Depends: .*libsrtp2", control, re.M) is not None, "tkms-ue depends on libsrtp2", control)
 
 
 def run_lintian(debs):
