@@ -448,19 +448,18 @@ def systemd_pid1(work, root):
                                       "--log-target=console", "--show-status=no"])
 
 
-def host_pid(name, ns_pid, marker):
-    """The host pid of the process `name` whose pid in its namespace is ns_pid."""
+def host_child(parent, name):
+    """The host pid of the process `name` whose parent is `parent` (so a
+    second run of this test on the same machine is never mistaken for ours)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             status = open("/proc/%s/status" % entry).read()
-            cmdline = open("/proc/%s/cmdline" % entry).read()
         except OSError:
             continue
-        nspid = re.search(r"^NSpid:\s+(.*)$", status, re.M)
-        if (re.search(r"^Name:\s+%s$" % re.escape(name), status, re.M) and nspid and marker in cmdline
-                and nspid.group(1).split()[-1] == str(ns_pid)):
+        if (re.search(r"^Name:\s+%s$" % re.escape(name), status, re.M)
+                and re.search(r"^PPid:\s+%d$" % parent, status, re.M)):
             return int(entry)
     return None
 
@@ -483,9 +482,9 @@ def under_systemd(work, root):
     try:
         deadline = time.time() + 60
         while time.time() < deadline and proc.poll() is None and not os.path.exists(ready):
-            manager = manager or host_pid("systemd", 1, "--unit=tkmsd.service")
+            manager = manager or host_child(proc.pid, "systemd")
             time.sleep(0.05)
-        manager = manager or host_pid("systemd", 1, "--unit=tkmsd.service")
+        manager = manager or host_child(proc.pid, "systemd")
         if proc.poll() is not None and manager is None:
             print("  NOT RUN: systemd does not run as PID 1 of a pid namespace here:\n" + text(out_path))
             return False
@@ -495,7 +494,7 @@ def under_systemd(work, root):
         def systemctl(*args):
             return sh(["nsenter", "-t", str(manager), "-m", "-p", "systemctl", "--no-pager"] + list(args), ok=False)
 
-        pid = host_pid("tkmsd", r["pid"], "/var/lib/tkms/ready.json")
+        pid = host_child(manager, "tkmsd")
         check(pid is not None, "tkmsd's process is found")
         status = open("/proc/%d/status" % pid).read()
         tkms = re.search(r"^tkms:x:(\d+):", open(os.path.join(work, "etc", "passwd")).read(), re.M)
