@@ -41,8 +41,11 @@ target tkms_package_files built). Steps, each timed:
      tkmsd must run as tkms with no capabilities, no_new_privs and a seccomp
      filter, / read-only and /var/lib/tkms writable, serve a tkms-ue call,
      reload on `systemctl reload` and stop with status 0 on `systemctl
-     stop`. Where systemd cannot run as PID 1 of a namespace at all, this
-     step says NOT RUN.
+     stop`. The namespaces are also cgroup (rooted at a per-run sub-cgroup
+     of this process's own, removed afterwards), UTS and IPC ones; systemd
+     gets a /sys/fs/cgroup tmpfs of its own and a read-only /proc/sys, so
+     nothing it does as PID 1 reaches the machine. Where systemd cannot run
+     as PID 1 of a namespace at all, this step says NOT RUN.
 Afterwards the host has no tkms user and no /var/lib/tkms that it did not
 have before. Exits 1 on the first failed check.
 """
@@ -443,6 +446,14 @@ def systemd_pid1(work, root):
     bind(os.path.join(work, "varlib"), "/var/lib")
     bind(units, "/lib/systemd/system")
     bind(os.path.join(root, "usr/bin"), "/usr/local/bin")
+    # What systemd as PID 1 would otherwise change for the whole machine:
+    # /sys/fs/cgroup gets a tmpfs of its own (systemd remounts it read-only,
+    # which on a shared superblock would reach the host), and /proc/sys is
+    # read-only (no fs.file-max or other sysctl bump). Its cgroups are in
+    # the per-run cgroup namespace under_systemd made.
+    sh(["mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/sys/fs/cgroup"])
+    sh(["mount", "--bind", "/proc/sys", "/proc/sys"])
+    sh(["mount", "-o", "remount,bind,ro", "/proc/sys"])
     sys.stdout.flush()
     os.execv("/lib/systemd/systemd", ["/lib/systemd/systemd", "--system", "--unit=tkmsd.service",
                                       "--log-target=console", "--show-status=no"])
@@ -464,6 +475,58 @@ def host_child(parent, name):
     return None
 
 
+def make_cgroups(tag):
+    """A sub-cgroup `tag` of this process's own cgroup in every cgroup
+    hierarchy mounted under /sys/fs/cgroup: the root of the cgroup namespace
+    systemd runs in, so everything it creates is below it and removed by
+    remove_cgroups."""
+    own = {}
+    for line in open("/proc/self/cgroup").read().splitlines():
+        _, controllers, path = line.split(":", 2)
+        own[controllers] = path
+    created = []
+    for line in open("/proc/self/mountinfo").read().splitlines():
+        left, right = line.split(" - ", 1)
+        mountpoint = left.split()[4]
+        fstype, _, options = right.split()[:3]
+        if fstype not in ("cgroup", "cgroup2") or not mountpoint.startswith("/sys/fs/cgroup/"):
+            continue
+        if fstype == "cgroup2":
+            key = ""
+        else:
+            names = [o for o in options.split(",") if o not in ("rw", "ro") and "=" not in o or o.startswith("name=")]
+            key = next((k for k in own if k and sorted(k.split(",")) == sorted(names)), None)
+        if key is None or key not in own:
+            continue
+        path = os.path.join(mountpoint + own[key].rstrip("/"), tag)
+        os.mkdir(path)
+        created.append(path)
+        if os.path.exists(os.path.join(path, "cpuset.cpus")):
+            for f in ("cpuset.cpus", "cpuset.mems"):
+                value = open(os.path.join(os.path.dirname(path), f)).read()
+                with open(os.path.join(path, f), "w") as out:
+                    out.write(value)
+    return created
+
+
+def remove_cgroups(created):
+    """Removes the sub-cgroups of make_cgroups and whatever was made below
+    them, children first, once their processes are gone."""
+    for top in created:
+        for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+            deadline = time.time() + 10
+            while True:
+                try:
+                    os.rmdir(dirpath)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(0.05)
+
+
 def under_systemd(work, root):
     step("the unit under systemd as PID 1 of a private pid+mount namespace")
     varlib_tkms = os.path.join(work, "varlib", "tkms")
@@ -473,10 +536,18 @@ def under_systemd(work, root):
         if os.path.exists(path):
             os.unlink(path)
     out_path = os.path.join(work, "systemd.out")
+    cgroups = make_cgroups("tkms-deb-test-%d" % os.getpid())
+
+    def enter_cgroups():
+        for path in cgroups:
+            with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+
     with open(out_path, "w") as out:
-        proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount", "--propagation", "private", "--mount-proc",
-                                 sys.executable, os.path.abspath(__file__), "--systemd", work, root],
-                                stdout=out, stderr=subprocess.STDOUT, env=ENV)
+        proc = subprocess.Popen(["unshare", "--cgroup", "--uts", "--ipc", "--pid", "--fork", "--mount", "--propagation",
+                                 "private", "--mount-proc", sys.executable, os.path.abspath(__file__), "--systemd", work,
+                                 root],
+                                stdout=out, stderr=subprocess.STDOUT, env=ENV, preexec_fn=enter_cgroups)
     manager = None
     text = lambda path: open(path).read() if os.path.exists(path) else ""  # noqa: E731
     try:
@@ -538,6 +609,7 @@ def under_systemd(work, root):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        remove_cgroups(cgroups)
 
 
 # ---- main ------------------------------------------------------------------------
