@@ -620,7 +620,8 @@ def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--systemd":
         return systemd_pid1(*sys.argv[2:4])
     source_dir, binary_dir = (os.path.abspath(a) for a in sys.argv[1:3])
-    for tool in ("cpack", "lintian", "systemd-analyze", "dpkg-deb", "unshare", "setpriv", "runuser", "openssl"):
+    for tool in ("cpack", "lintian", "systemd-analyze", "dpkg-deb", "unshare", "nsenter", "setpriv", "runuser", "openssl",
+                 "readelf"):
         check(shutil.which(tool, path=ENV["PATH"]) is not None, "%s is installed (make deps)" % tool)
     host_had_user = passwd_entry("tkms") != ""
     host_had_state = os.path.exists("/var/lib/tkms")
