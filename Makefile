@@ -7,9 +7,16 @@ JOBS ?= $(shell nproc)
 PACKAGES := build-essential cmake pkg-config g++ clang-14 libclang-rt-14-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libmbedtls-dev nlohmann-json3-dev \
   libcli11-dev python3 openssl tshark softhsm2 opensc p11-kit libp11-kit-dev \
+<<<<<<< HEAD
   curl libsrtp2-dev gdb
 
 .PHONY: all deps build release release-check test test-debug test-asan fuzz fuzz-run bench bench-hostile fault-campaign soak run clean
+=======
+  curl libsrtp2-dev \
+  dpkg-dev file lintian systemd man-db adduser
+
+.PHONY: all deps build release release-check test test-debug test-asan fuzz fuzz-run bench bench-hostile run deb clean
+>>>>>>> pkg
 
 all: build
 
@@ -146,6 +153,21 @@ run: build
 	@echo "       --responder sip:bob@example.org --responder-psk $(RUN_DIR)/ue/bob.psk --duration 2"
 	@echo "     SOFTHSM2_CONF=$(RUN_DIR)/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --list-objects --login   # PIN: $(RUN_DIR)/token.pin"
 	$(TKMSD) --dev --state-dir $(RUN_DIR)
+
+# `make deb`: the Debian 12 packages of the appliance (CPack, packaging/):
+# tkmsd (daemon, sandboxed systemd unit, /etc/tkms/local.json, the tkms user),
+# tkmsctl, tkms-ue and tkms-tools (tkms-bench, tkms-echo), built from the
+# release preset into build/deb/. Install: apt install ./build/deb/*.deb
+# (docs/operations.md). The test packaging.deb checks them (lintian,
+# systemd-analyze, maintainer scripts, tkmsd started from the installed files).
+DEB_PROGRAMS := tkmsd tkmsctl tkms-ue tkms-bench tkms-echo tkms_package_files
+deb: deps
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS) --target $(DEB_PROGRAMS)
+	rm -rf build/deb
+	cd build/release && cpack -G DEB -B ../deb
+	rm -rf build/deb/_CPack_Packages
+	@ls -1 build/deb/*.deb
 
 clean:
 	rm -rf build
