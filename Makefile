@@ -7,16 +7,10 @@ JOBS ?= $(shell nproc)
 PACKAGES := build-essential cmake pkg-config g++ clang-14 libclang-rt-14-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libmbedtls-dev nlohmann-json3-dev \
   libcli11-dev python3 openssl tshark softhsm2 opensc p11-kit libp11-kit-dev \
-<<<<<<< HEAD
-  curl libsrtp2-dev gdb
-
-.PHONY: all deps build release release-check test test-debug test-asan fuzz fuzz-run bench bench-hostile fault-campaign soak run clean
-=======
-  curl libsrtp2-dev \
+  curl libsrtp2-dev gdb \
   dpkg-dev file lintian systemd man-db adduser
 
-.PHONY: all deps build release release-check test test-debug test-asan fuzz fuzz-run bench bench-hostile run deb clean
->>>>>>> pkg
+.PHONY: all deps build release release-check test test-debug test-asan fuzz fuzz-run bench bench-hostile fault-campaign soak run deb clean
 
 all: build
 
