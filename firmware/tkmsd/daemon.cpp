@@ -47,7 +47,8 @@ Status WriteReadyFile(const std::string& path, const web::WebServer& server) {
                           {"pid", ::getpid()}}
                .dump()
         << "\n";
-    if (!out) return Internal("writing " + tmp);
+    out.close();  // the bytes reach the file here (a full disk fails here, not before)
+    if (out.fail()) return Internal("writing " + tmp);
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
