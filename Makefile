@@ -54,32 +54,41 @@ release-check: deps
 	cmake --preset release
 	cmake --build --preset release -j $(JOBS)
 
-# libFuzzer binaries (clang-14). `make fuzz-run` fuzzes every target in turn
-# for FUZZ_SECONDS each, starting from the committed corpus; new inputs go to
-# build/fuzz/corpus/<target>/, crashes to build/fuzz/artifacts/ (docs/fuzzing.md).
-FUZZERS := mikey_codec_fuzz mikey_keydata_fuzz mikey_base_ticket_fuzz base64_fuzz \
-  tkmsctl_input_fuzz tkmsctl_json_fuzz pkcs11_uri_fuzz provisioning_config_fuzz \
-  kms_handle_fuzz web_annex_a_fuzz ue_response_fuzz rtp_parse_fuzz ue_sdp_fuzz \
-  provisioning_bundle_fuzz web_http_framing_fuzz web_http1_head_fuzz web_chunked_fuzz \
-  ue_http_response_fuzz ue_state_fuzz ue_transfer_fuzz \
-  bounded_json_fuzz zk_identity_fuzz kms_zk_fuzz
-FUZZ_SECONDS ?= 60
+# libFuzzer binaries (clang-14). FUZZERS is every tkms_fuzz() target, ordered
+# by exposure: network-facing parsers first, then configuration, then the
+# client-side and tool parsers (docs/fuzzing.md).
+FUZZERS := web_http1_head_fuzz web_http_framing_fuzz web_chunked_fuzz web_annex_a_fuzz \
+  mikey_codec_fuzz kms_handle_fuzz kms_zk_fuzz zk_identity_fuzz provisioning_bundle_fuzz \
+  mikey_keydata_fuzz mikey_base_ticket_fuzz base64_fuzz bounded_json_fuzz \
+  provisioning_config_fuzz pkcs11_uri_fuzz \
+  ue_http_response_fuzz ue_response_fuzz ue_transfer_fuzz ue_sdp_fuzz rtp_parse_fuzz \
+  ue_state_fuzz tkmsctl_input_fuzz tkmsctl_json_fuzz
 
 fuzz: deps
 	cmake --preset fuzz
 	cmake --build --preset fuzz -j $(JOBS)
 
-# Each target's binary is found under build/fuzz/tests, its committed corpus
-# under tests/**/corpus/<target>.
+# The fuzzing campaign (docs/fuzzing.md, "Campaign"), measured in CPU time:
+# tools/fuzz/run_campaign.py runs each target in-process under nice until it
+# has used FUZZ_CPU_SECONDS of CPU (user + system of the fuzzer, not wall
+# time), FUZZ_JOBS targets at a time, starting from the committed corpus
+# (tests/**/corpus/<target>) and resuming from build/fuzz/corpus/<target>.
+# The CPU used is kept in build/fuzz/campaign.json: running the same command
+# again continues the targets that have not reached the budget. Per target it
+# reports CPU seconds, executions, cov/ft, corpus files and findings
+# (crash/leak/timeout/oom, saved as build/fuzz/artifacts/<target>-<kind>-*) in
+# build/fuzz/campaign.json and build/fuzz/campaign.md. Ctrl-C stops cleanly and
+# keeps what was measured. FUZZ_ARGS passes more options, e.g.
+# FUZZ_ARGS='--stop-at 01:30' (UTC) or FUZZ_ARGS=--fresh (start from zero).
+# FUZZ_TARGETS runs a subset: make fuzz-run FUZZ_TARGETS=base64_fuzz.
+FUZZ_CPU_SECONDS ?= 600
+FUZZ_JOBS ?= 1
+FUZZ_NICE ?= 19
+FUZZ_TARGETS ?= $(FUZZERS)
+FUZZ_ARGS ?=
 fuzz-run: fuzz
-	@set -e; mkdir -p build/fuzz/artifacts; for f in $(FUZZERS); do \
-	  bin=$$(find build/fuzz/tests -type f -executable -name $$f | head -n 1); \
-	  seeds=$$(find tests -type d -path "*/corpus/$$f" | head -n 1); \
-	  if [ -z "$$bin" ] || [ -z "$$seeds" ]; then echo "== $$f: not built or no corpus"; exit 1; fi; \
-	  mkdir -p build/fuzz/corpus/$$f; echo "== $$f ($(FUZZ_SECONDS) s)"; \
-	  $$bin -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
-	    -artifact_prefix=build/fuzz/artifacts/$$f- build/fuzz/corpus/$$f $$seeds; \
-	done
+	python3 tools/fuzz/run_campaign.py --build build/fuzz --cpu-seconds $(FUZZ_CPU_SECONDS) \
+	  --jobs $(FUZZ_JOBS) --nice $(FUZZ_NICE) $(FUZZ_ARGS) $(FUZZ_TARGETS)
 
 # Codec micro-benchmark, then tkmsd over HTTP and HTTPS against its ceilings
 # (raw PKCS#11 operation mix; HTTP and TLS echo) measured in the same run, and
