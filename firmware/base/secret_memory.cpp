@@ -50,9 +50,9 @@ class SecretRegion {
     base_ = static_cast<uint8_t*>(p);
     stats_.region_bytes = kSecretMemoryBytes;
     stats_.dontdump = ::madvise(base_, kSecretMemoryBytes, MADV_DONTDUMP) == 0;
-#ifdef MADV_WIPEONFORK
-    (void)::madvise(base_, kSecretMemoryBytes, MADV_WIPEONFORK);
-#endif
+    // Not MADV_WIPEONFORK: a program that forks workers (tkms-ue call runs
+    // each responder in a child) needs its keys in the child; tkmsd never
+    // forks.
     stats_.locked = ::mlock(base_, kSecretMemoryBytes) == 0;
     TKMS_POISON(base_, kSecretMemoryBytes);
   }

@@ -4,8 +4,7 @@
 // Why: a key that exists in host memory for one request must not reach swap
 // or a memory dump. Besides wiping on release (secret_bytes.h), the bytes
 // come from one region that is mlock()ed (never swapped) and marked
-// MADV_DONTDUMP (left out of core files and of gdb's gcore) and
-// MADV_WIPEONFORK (a child never inherits them). tkmsd also makes the whole
+// MADV_DONTDUMP (left out of core files and of gdb's gcore). tkmsd also makes the whole
 // process non-dumpable (firmware/tkmsd/privileges.h); this is the second
 // wall, for a dump taken anyway (a root gcore, a kernel crash dump).
 //

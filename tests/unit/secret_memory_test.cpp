@@ -4,6 +4,10 @@
 #include "firmware/base/secret_memory.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include <cstdint>
 #include <fstream>
@@ -54,6 +58,17 @@ TEST(SecretMemory, SecretBytesLiveInTheLockedUndumpedRegion) {
   EXPECT_TRUE(HasFlag(flags, "dd")) << flags;  // MADV_DONTDUMP
   // mlock() may be refused by RLIMIT_MEMLOCK; the kernel and the stats agree.
   EXPECT_EQ(HasFlag(flags, "lo"), stats.locked) << flags;
+}
+
+// tkms-ue call fork()s its responders, which use keys made before the fork.
+TEST(SecretMemory, AForkedChildKeepsItsSecrets) {
+  SecretBytes psk(32, 0x5a);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) _exit(std::all_of(psk.begin(), psk.end(), [](uint8_t v) { return v == 0x5a; }) ? 0 : 1);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 TEST(SecretMemory, OrdinaryVectorsAreNotInTheRegion) {
