@@ -48,9 +48,28 @@ void EmptyBoundingSet() {
   }
 }
 
+// True iff the permitted, effective, inheritable and ambient sets of this
+// thread are empty (as /proc/self/status reports them).
+bool HoldsNoCapabilities() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  int seen = 0;
+  while (std::getline(in, line)) {
+    for (const char* key : {"CapInh:", "CapPrm:", "CapEff:", "CapAmb:"}) {
+      if (line.rfind(key, 0) != 0) continue;
+      ++seen;
+      if (line.find_first_not_of("0 \t", std::strlen(key)) != std::string::npos) return false;
+    }
+  }
+  return seen == 4;
+}
+
 // Clears the permitted, effective and inheritable sets of this thread (the
-// only one) and the ambient set.
+// only one) and the ambient set. Nothing to clear (a service started
+// unprivileged, where systemd's SystemCallFilter=~@privileged forbids
+// capset): nothing is called.
 Status ClearCapabilities() {
+  if (HoldsNoCapabilities()) return Status::Ok();
   (void)::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   __user_cap_header_struct header{};
   header.version = _LINUX_CAPABILITY_VERSION_3;
@@ -65,7 +84,14 @@ Status ClearCapabilities() {
 Status ForbidCoreDumps() {
   if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return Internal("prctl(PR_SET_DUMPABLE, 0): " + ErrnoText(errno));
   const rlimit none{0, 0};
-  if (::setrlimit(RLIMIT_CORE, &none) != 0) return Internal("setrlimit(RLIMIT_CORE, 0): " + ErrnoText(errno));
+  if (::setrlimit(RLIMIT_CORE, &none) != 0) {
+    const int e = errno;
+    // A system call filter may forbid setrlimit; a limit of 0 already
+    // (systemd's LimitCORE=0) is what was wanted.
+    rlimit now{};
+    if (::getrlimit(RLIMIT_CORE, &now) == 0 && now.rlim_cur == 0 && now.rlim_max == 0) return Status::Ok();
+    return Internal("setrlimit(RLIMIT_CORE, 0): " + ErrnoText(e));
+  }
   return Status::Ok();
 }
 
